@@ -1,0 +1,432 @@
+"""Data discovery: an image folder, a text folder, a CSV/Parquet manifest or a DataFrame -> a samples table.
+
+The samples table has one row per usable sample with the columns
+``sample_id, path, text, label, content_hash``. Files that cannot be used are not errors: they are
+returned in ``Dataset.skipped`` with a reason, so one bad file never stops an audit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from .errors import DataError
+from .progress import QUIET, Reporter
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+TEXT_EXTENSIONS = frozenset({".txt"})
+MANIFEST_EXTENSIONS = frozenset({".csv", ".parquet", ".pq"})
+
+Modality = Literal["image", "text"]
+SAMPLE_COLUMNS = ["sample_id", "path", "text", "label", "content_hash"]
+PATH_COLUMN_CANDIDATES = ("path", "file", "filepath", "file_path", "image", "image_path", "filename")
+TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document")
+LABEL_COLUMN_CANDIDATES = ("label", "given_label", "class", "target", "y")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+    stage: str = "discover"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "stage": self.stage}
+
+
+@dataclass
+class Dataset:
+    samples: pd.DataFrame
+    classes: list[str]
+    class_names: dict[str, str]
+    modality: Modality
+    root: Path | None
+    kind: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+    ignored_files: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.samples["label"].tolist()
+
+    def label_indices(self) -> list[int]:
+        index = {name: i for i, name in enumerate(self.classes)}
+        return [index[label] for label in self.samples["label"]]
+
+    def prompt_names(self) -> list[str]:
+        return [self.class_names.get(c, c) for c in self.classes]
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def hash_text(text: str) -> str:
+    return hash_bytes(text.encode("utf-8"))
+
+
+def hash_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_text_file(path: Path) -> str:
+    """Read a UTF-8 text sample (a BOM is dropped). Raises ValueError naming the file otherwise."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte {exc.start}): re-save {path.name} as UTF-8, e.g. `iconv -t UTF-8`"
+        ) from None
+
+
+def humanize_class_name(key: str) -> str:
+    return key.replace("_", " ").replace("-", " ").strip() or key
+
+
+def load_class_file(path: Path) -> tuple[list[str], dict[str, str]]:
+    """Read class order and prompt names: lines of ``key,name``, ``key<TAB>name`` or just ``name``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--classes file not found: {path}")
+    keys: list[str] = []
+    names: dict[str, str] = {}
+    for line_no, raw in enumerate(read_text_file(path).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        for separator in ("\t", ","):
+            if separator in line:
+                key, name = (part.strip() for part in line.split(separator, 1))
+                break
+        else:
+            key, name = line, line
+        if not key:
+            raise DataError(f"{path}:{line_no}: empty class key")
+        if key in names:
+            raise DataError(f"{path}:{line_no}: class {key!r} is listed twice")
+        keys.append(key)
+        names[key] = name or key
+    if not keys:
+        raise DataError(f"--classes file {path} lists no classes")
+    return keys, names
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("_removed")
+
+
+def _walk_class_folder(folder: Path) -> list[Path]:
+    """Every non-hidden file below ``folder``, sorted; symlinked folders are not followed (no loops)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if not _is_hidden(f))
+    return found
+
+
+def discover_folder(
+    root: Path,
+    modality: Modality | None = None,
+    reporter: Reporter = QUIET,
+) -> tuple[pd.DataFrame, Modality, list[SkippedFile], int]:
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
+    if not class_dirs:
+        raise DataError(
+            f"{root} has no class sub-folders. Expected ROOT/<class>/<file> (one folder per class), "
+            "or pass a CSV/Parquet manifest."
+        )
+    files_by_class = {d.name: _walk_class_folder(d) for d in class_dirs}
+    if modality is None:
+        n_images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for fs in files_by_class.values() for p in fs)
+        n_texts = sum(p.suffix.lower() in TEXT_EXTENSIONS for fs in files_by_class.values() for p in fs)
+        if n_images == 0 and n_texts == 0:
+            raise DataError(
+                f"{root} has class folders but no image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or .txt files in them."
+            )
+        modality = "image" if n_images >= n_texts else "text"
+    extensions = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
+
+    rows: list[dict[str, object]] = []
+    skipped: list[SkippedFile] = []
+    ignored = 0
+    total = sum(len(fs) for fs in files_by_class.values())
+    with reporter.task("Discovering files", total=total) as task:
+        for label, files in files_by_class.items():
+            for file in files:
+                task.advance()
+                if file.suffix.lower() not in extensions:
+                    ignored += 1
+                    continue
+                rel = file.relative_to(root).as_posix()
+                try:
+                    if file.is_symlink() and not file.exists():
+                        raise OSError("broken symbolic link")
+                    if modality == "text":
+                        text = read_text_file(file)
+                        rows.append(
+                            {
+                                "sample_id": rel,
+                                "path": str(file),
+                                "text": text,
+                                "label": label,
+                                "content_hash": hash_text(text),
+                            }
+                        )
+                    else:
+                        rows.append(
+                            {
+                                "sample_id": rel,
+                                "path": str(file),
+                                "text": None,
+                                "label": label,
+                                "content_hash": hash_file(file),
+                            }
+                        )
+                except (OSError, ValueError) as exc:
+                    skipped.append(SkippedFile(rel, _reason(exc)))
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS), modality, skipped, ignored
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _pick_column(
+    frame: pd.DataFrame, given: str | None, candidates: tuple[str, ...], what: str, required: bool
+) -> str | None:
+    if given is not None:
+        if given not in frame.columns:
+            raise DataError(
+                f"manifest has no {what} column {given!r}; its columns are: {', '.join(map(str, frame.columns))}"
+            )
+        return given
+    lowered = {str(c).lower(): c for c in frame.columns}
+    for candidate in candidates:
+        if candidate in lowered:
+            return lowered[candidate]
+    if required:
+        raise DataError(
+            f"manifest has no {what} column (looked for {', '.join(candidates)}); name it with "
+            f"--{what}-col. Its columns are: {', '.join(map(str, frame.columns))}"
+        )
+    return None
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_parquet(path)
+    except UnicodeDecodeError:
+        raise DataError(f"manifest {path} is not UTF-8: re-save it as UTF-8") from None
+    except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
+        raise DataError(f"cannot read manifest {path}: {exc}") from None
+
+
+def discover_table(
+    frame: pd.DataFrame,
+    base_dir: Path | None,
+    label_col: str | None = None,
+    path_col: str | None = None,
+    text_col: str | None = None,
+    id_col: str | None = None,
+    modality: Modality | None = None,
+    allow_outside_root: bool = False,
+    reporter: Reporter = QUIET,
+) -> tuple[pd.DataFrame, Modality, list[SkippedFile]]:
+    label_col = _pick_column(frame, label_col, LABEL_COLUMN_CANDIDATES, "label", required=True)
+    if modality != "image":
+        text_col = _pick_column(frame, text_col, TEXT_COLUMN_CANDIDATES, "text", required=False)
+    if modality != "text" or text_col is None:
+        path_col = _pick_column(frame, path_col, PATH_COLUMN_CANDIDATES, "path", required=text_col is None)
+    if modality is None:
+        modality = "text" if text_col is not None and path_col is None else "image"
+    if modality == "text" and text_col is None and path_col is not None:
+        text_col = None  # text samples read from files named in the path column
+    if id_col is not None and id_col not in frame.columns:
+        raise DataError(f"manifest has no id column {id_col!r}")
+    if id_col is not None:
+        ids = frame[id_col].astype(str)
+        duplicated = ids[ids.duplicated()].unique().tolist()
+        if duplicated:
+            raise DataError(f"manifest id column {id_col!r} has duplicate ids, e.g. {duplicated[:3]}")
+
+    root = (base_dir or Path.cwd()).resolve()
+    rows: list[dict[str, object]] = []
+    skipped: list[SkippedFile] = []
+    with reporter.task("Reading manifest", total=len(frame)) as task:
+        for position, record in enumerate(frame.to_dict("records")):
+            task.advance()
+            sample_id = str(record[id_col]) if id_col else None
+            raw_label = record[label_col]
+            where = f"row {position + 1}"
+            if (
+                raw_label is None
+                or (isinstance(raw_label, float) and pd.isna(raw_label))
+                or str(raw_label).strip() == ""
+            ):
+                skipped.append(SkippedFile(sample_id or where, "empty label"))
+                continue
+            label = _label_to_str(raw_label)
+            if modality == "text" and text_col is not None:
+                text = record[text_col]
+                if text is None or (isinstance(text, float) and pd.isna(text)):
+                    skipped.append(SkippedFile(sample_id or where, "empty text"))
+                    continue
+                text = str(text)
+                rows.append(
+                    {
+                        "sample_id": sample_id or str(position),
+                        "path": None,
+                        "text": text,
+                        "label": label,
+                        "content_hash": hash_text(text),
+                    }
+                )
+                continue
+            raw_path = record[path_col]
+            if raw_path is None or (isinstance(raw_path, float) and pd.isna(raw_path)) or str(raw_path) == "":
+                skipped.append(SkippedFile(sample_id or where, "empty path"))
+                continue
+            rel = str(raw_path).replace("\\", "/")
+            file = Path(rel) if Path(rel).is_absolute() else root / rel
+            sample_id = sample_id or rel
+            try:
+                resolved = file.resolve()
+                if not allow_outside_root and not resolved.is_relative_to(root):
+                    raise ValueError(
+                        f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)"
+                    )
+                if not file.is_file():
+                    raise FileNotFoundError(str(file))
+                if modality == "text":
+                    text = read_text_file(file)
+                    content_hash = hash_text(text)
+                else:
+                    text, content_hash = None, hash_file(file)
+                rows.append(
+                    {
+                        "sample_id": sample_id,
+                        "path": str(file),
+                        "text": text,
+                        "label": label,
+                        "content_hash": content_hash,
+                    }
+                )
+            except (OSError, ValueError) as exc:
+                skipped.append(SkippedFile(sample_id, _reason(exc)))
+    samples = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    if samples["sample_id"].duplicated().any():
+        duplicated = samples.loc[samples["sample_id"].duplicated(), "sample_id"].head(3).tolist()
+        raise DataError(f"manifest names the same sample more than once, e.g. {duplicated}; pass --id-col")
+    return samples, modality, skipped
+
+
+def _label_to_str(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def discover(
+    data: str | Path | pd.DataFrame,
+    *,
+    modality: Modality | None = None,
+    label_col: str | None = None,
+    path_col: str | None = None,
+    text_col: str | None = None,
+    id_col: str | None = None,
+    classes_file: str | Path | None = None,
+    allow_outside_root: bool = False,
+    reporter: Reporter = QUIET,
+) -> Dataset:
+    """Find every sample of a dataset and its label. Raises DataError for unusable input as a whole."""
+    ignored = 0
+    if isinstance(data, pd.DataFrame):
+        samples, modality, skipped = discover_table(
+            data, None, label_col, path_col, text_col, id_col, modality, allow_outside_root, reporter
+        )
+        root, kind = None, "dataframe"
+    else:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise DataError(f"{path} does not exist")
+        if path.is_dir():
+            samples, modality, skipped, ignored = discover_folder(path, modality, reporter)
+            root = path.resolve()
+            kind = f"{modality}_folder"
+        elif path.suffix.lower() in MANIFEST_EXTENSIONS:
+            frame = read_manifest(path)
+            samples, modality, skipped = discover_table(
+                frame,
+                path.parent,
+                label_col,
+                path_col,
+                text_col,
+                id_col,
+                modality,
+                allow_outside_root,
+                reporter,
+            )
+            root, kind = path.resolve(), "manifest"
+        else:
+            raise DataError(f"{path} is neither a folder nor a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})")
+
+    if samples.empty:
+        hint = f" ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
+        raise DataError(
+            f"no usable samples found in {data if not isinstance(data, pd.DataFrame) else 'the DataFrame'}{hint}"
+        )
+
+    present = sorted(samples["label"].unique().tolist())
+    warnings: list[str] = []
+    if classes_file is not None:
+        keys, names = load_class_file(Path(classes_file))
+        unknown = sorted(set(present) - set(keys))
+        if unknown:
+            raise DataError(f"labels not in --classes file: {', '.join(unknown[:10])}")
+        empty = [k for k in keys if k not in set(present)]
+        if empty:
+            warnings.append(f"{len(empty)} class(es) in the classes file have no samples: {', '.join(empty[:10])}")
+        classes = [k for k in keys if k in set(present)]
+    else:
+        classes = present
+        names = {c: humanize_class_name(c) for c in classes}
+    if len(classes) < 2:
+        raise DataError(
+            f"only one class ({classes[0]!r}) has samples: a label audit compares classes, so it needs at least two"
+        )
+    counts = samples["label"].value_counts()
+    singletons = [c for c in classes if counts.get(c, 0) == 1]
+    if singletons:
+        warnings.append(f"{len(singletons)} class(es) have a single sample: {', '.join(singletons[:10])}")
+    samples = samples.reset_index(drop=True)
+    return Dataset(
+        samples=samples,
+        classes=classes,
+        class_names=names,
+        modality=modality,
+        root=root,
+        kind=kind,
+        skipped=skipped,
+        ignored_files=ignored,
+        warnings=warnings,
+    )

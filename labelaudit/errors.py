@@ -1,0 +1,15 @@
+"""Errors a user can act on. The CLI turns these into a message and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+
+class LabelAuditError(Exception):
+    """A problem with the user's input or settings, with a message that says what to do next."""
+
+
+class DataError(LabelAuditError):
+    """The dataset cannot be read as given (missing folder, bad manifest, too few classes...)."""
+
+
+class ModelUnavailableError(LabelAuditError):
+    """Encoder weights cannot be had (offline, unknown tag, unreadable checkpoint)."""

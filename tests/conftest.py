@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never wait on the network
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = ROOT / "tests" / "assets" / "labelaudit-tiny.json"
+SAMPLE_TEXT = ROOT / "sample_data" / "text"
+SAMPLE_IMAGES = ROOT / "sample_data" / "images"
+SHARED_ASSETS = ROOT.parent / "shared" / "assets"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    import torch
+
+    from labelaudit.encoders.openclip import OpenClipEncoder
+
+    return OpenClipEncoder(str(TINY_MODEL), "random", None, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder():
+    import torch
+
+    from labelaudit.encoders.sentence import SentenceEncoder
+
+    return SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+
+
+def make_image(path: Path, color: tuple[int, int, int], size: int = 16) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for label, base in (("red", (200, 30, 30)), ("green", (30, 200, 30)), ("blue", (30, 30, 200))):
+        for i in range(6):
+            jitter = tuple(int(c + rng.integers(-20, 20)) for c in base)
+            make_image(root / label / f"{label}_{i}.png", jitter)
+    return root
+
+
+def synthetic_embeddings(
+    n: int = 1000,
+    k: int = 5,
+    dim: int = 64,
+    noise_rate: float = 0.1,
+    spread: float = 0.35,
+    seed: int = 0,
+    mode: str = "symmetric",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clustered unit vectors with known wrong labels: (embeddings, given labels, true labels, class centres)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    true = rng.integers(0, k, size=n)
+    x = centres[true] + spread * rng.normal(size=(n, dim)) / np.sqrt(dim) * 3
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    given = true.copy()
+    flip = rng.random(n) < noise_rate
+    given[flip] = (true[flip] + rng.integers(1, k, size=flip.sum())) % k
+    return x.astype(np.float32), given, true, centres.astype(np.float32)
