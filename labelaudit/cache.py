@@ -1,0 +1,113 @@
+"""On-disk embedding cache keyed by encoder identity + sample content hash.
+
+Layout: ``CACHE_DIR/<encoder key>/shard-*.npz``. Each shard holds content hashes, float16 vectors and a
+digest of both; it is written to a temp file and renamed, so a killed run or two audits sharing the
+folder never leave a half-written shard. A shard whose digest does not match is deleted and its
+samples are embedded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from .io import write_atomic, write_text_atomic
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("LABELAUDIT_CACHE_DIR", "~/.cache/labelaudit")).expanduser()
+CACHE_FORMAT = 1
+
+
+def _digest(hashes: np.ndarray, vectors: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(hashes).tobytes())
+    h.update(np.ascontiguousarray(vectors).tobytes())
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    def __init__(self, root: Path | None, identity: str) -> None:
+        self.identity = identity
+        key = hashlib.blake2b(f"{CACHE_FORMAT}:{identity}".encode(), digest_size=8).hexdigest()
+        self.folder = None if root is None else Path(root).expanduser() / key
+        self.corrupt_shards = 0
+        self._memory: dict[str, np.ndarray] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None
+
+    def _shards(self) -> list[Path]:
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        return sorted(self.folder.glob("shard-*.npz"))
+
+    def _read_shard(self, shard: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            with np.load(shard, allow_pickle=False) as data:
+                hashes, vectors, digest = data["hashes"], data["vectors"], str(data["digest"])
+            if _digest(hashes, vectors) != digest or len(hashes) != len(vectors):
+                raise ValueError("digest mismatch")
+            return hashes, vectors
+        except FileNotFoundError:
+            return None  # removed by a concurrent run's cleanup: its rows are elsewhere or re-embedded
+        except Exception:  # a corrupt zip raises many types; none of them may be trusted
+            self.corrupt_shards += 1
+            with contextlib.suppress(OSError):
+                shard.unlink()
+            return None
+
+    def lookup(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return (found mask, float32 matrix with a row per hash; rows not found are zero)."""
+        wanted = {h: i for i, h in enumerate(hashes)}
+        found = np.zeros(len(hashes), dtype=bool)
+        matrix: np.ndarray | None = None
+
+        def take(shard_hashes: np.ndarray, shard_vectors: np.ndarray) -> None:
+            nonlocal matrix
+            for row, h in enumerate(shard_hashes.tolist()):
+                i = wanted.get(h)
+                if i is None or found[i]:
+                    continue
+                if matrix is None:
+                    matrix = np.zeros((len(hashes), shard_vectors.shape[1]), dtype=np.float32)
+                matrix[i] = shard_vectors[row]
+                found[i] = True
+
+        if self._memory:
+            keys = np.array(list(self._memory), dtype="U32")
+            take(keys, np.stack(list(self._memory.values())))
+        for shard in self._shards():
+            if found.all():
+                break
+            content = self._read_shard(shard)
+            if content is not None:
+                take(*content)
+        return found, matrix
+
+    def store(self, hashes: list[str], vectors: np.ndarray) -> None:
+        """Persist one batch of embeddings as a new shard (or keep them in memory when disabled)."""
+        if not hashes:
+            return
+        vectors16 = np.asarray(vectors, dtype=np.float16)
+        if self.folder is None:
+            self._memory.update(zip(hashes, vectors16, strict=True))
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / "encoder.json"
+        if not marker.exists():
+            write_text_atomic(marker, json.dumps({"identity": self.identity, "format": CACHE_FORMAT}) + "\n")
+        hash_array = np.array(hashes, dtype="U32")
+        digest = _digest(hash_array, vectors16)
+        target = self.folder / f"shard-{uuid.uuid4().hex}.npz"
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, hashes=hash_array, vectors=vectors16, digest=np.array(digest))
+
+        write_atomic(target, write)
