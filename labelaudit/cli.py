@@ -1,0 +1,231 @@
+"""Command line: one thin function per command over the Python API.
+
+Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import LabelAuditError
+
+app = typer.Typer(
+    name="labelaudit",
+    help="Find wrong labels in a labelled dataset (image folder, text folder or CSV/Parquet manifest).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ModalityChoice(str, Enum):
+    image = "image"
+    text = "text"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"labelaudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Find wrong labels in a labelled dataset before anyone trains on it."""
+
+
+@app.command()
+def audit(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Image folder, text folder (ROOT/<class>/<file>) or CSV/Parquet manifest.", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for report.parquet/.csv, classes, summary.json.")
+    ] = Path("labelaudit-report"),
+    overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated scorers: deft, confident, zeroshot.")
+    ] = "deft,confident,zeroshot",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="open_clip model (default ViT-B-32), a model-config .json, "
+            "or st:<name-or-path> for a sentence-transformers text model.",
+            show_default=False,
+        ),
+    ] = None,
+    pretrained: Annotated[
+        str | None,
+        typer.Option(
+            help="open_clip pretrained tag (default laion2b_s34b_b79k); 'random' for untrained weights.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Local open_clip state dict to load instead of a hub download.", show_default=False),
+    ] = None,
+    modality: Annotated[
+        ModalityChoice | None, typer.Option(help="Override detection of image vs text data.", show_default=False)
+    ] = None,
+    label_col: Annotated[
+        str | None, typer.Option(help="Manifest label column (default: label).", show_default=False)
+    ] = None,
+    path_col: Annotated[
+        str | None,
+        typer.Option(help="Manifest path column, relative to the manifest (default: path).", show_default=False),
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Manifest text column (default: text).", show_default=False)
+    ] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="Manifest column with unique sample ids.", show_default=False)
+    ] = None,
+    classes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Class order and prompt names: lines of 'key,name' (or key<TAB>name, or name).", show_default=False
+        ),
+    ] = None,
+    allow_outside_root: Annotated[
+        bool, typer.Option(help="Accept manifest paths outside the manifest's folder.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = 64,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
+    ] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Embedding cache folder (env LABELAUDIT_CACHE_DIR).")] = Path(
+        "~/.cache/labelaudit"
+    ),
+    no_cache: Annotated[bool, typer.Option(help="Do not read or write the embedding cache.")] = False,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Skip images with more pixels than this.")] = 100_000_000,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
+    deft_variant: Annotated[
+        str,
+        typer.Option(
+            help="DeFT prompts: embedding (learned class vectors), prompt (soft prompts through the text tower) "
+            "or auto."
+        ),
+    ] = "embedding",
+    deft_epochs: Annotated[int, typer.Option(help="DeFT training epochs.")] = 10,
+    deft_ctx: Annotated[int, typer.Option(help="DeFT context vectors per prompt (prompt variant).")] = 16,
+    deft_lr: Annotated[
+        float | None,
+        typer.Option(help="DeFT learning rate (default 0.01 embedding, 0.002 prompt).", show_default=False),
+    ] = None,
+    deft_folds: Annotated[int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")] = 1,
+    fail_above: Annotated[
+        float | None,
+        typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of tables.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
+) -> None:
+    """Audit the labels of DATA and write a ranked report of suspect labels."""
+    from . import audit as run_audit
+    from .progress import Reporter
+    from .report import print_summary
+
+    resolved_cache = None if no_cache else Path(os.environ.get("LABELAUDIT_CACHE_DIR", str(cache_dir))).expanduser()
+    reporter = Reporter(enabled=not quiet and not json_out, console=err)
+    result = run_audit(
+        data,
+        out=out,
+        overwrite=overwrite,
+        methods=methods,
+        modality=modality.value if modality else None,
+        label_col=label_col,
+        path_col=path_col,
+        text_col=text_col,
+        id_col=id_col,
+        classes_file=classes,
+        allow_outside_root=allow_outside_root,
+        model=model,
+        pretrained=pretrained,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        cache_dir=resolved_cache,
+        max_pixels=max_pixels,
+        folds=folds,
+        seed=seed,
+        deft_variant=deft_variant,
+        deft_epochs=deft_epochs,
+        deft_ctx=deft_ctx,
+        deft_lr=deft_lr,
+        deft_folds=deft_folds,
+        reporter=reporter,
+    )
+    if json_out:
+        typer.echo(json.dumps(result.summary, indent=2, default=str))
+    elif not quiet:
+        print_summary(Console(), result.samples, result.classes, result.summary)
+        if result.summary["n_skipped"]:
+            err.print(f"[yellow]{result.summary['n_skipped']} file(s) were skipped; see {out / 'skipped.csv'}[/]")
+        err.print(f"Report written to [bold]{out}[/]")
+    if fail_above is not None and result.estimated_error_rate > fail_above:
+        err.print(
+            f"[red]gate failed:[/] estimated label-error rate {result.estimated_error_rate:.2%} "
+            f"is above --fail-above {fail_above:.2%}"
+        )
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns (and exits with) the exit code."""
+    import click
+
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except LabelAuditError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        code = EXIT_USAGE
+    except click.exceptions.Abort:
+        code = _interrupted()
+    except KeyboardInterrupt:
+        code = _interrupted()
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE
+    code = code if isinstance(code, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _interrupted() -> int:
+    err.print(
+        "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
+        "run the same command again to resume."
+    )
+    return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The whole audit as one Python call: discover -> embed -> score -> consensus -> report tables."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .cache import DEFAULT_CACHE_DIR, EmbeddingCache
+from .consensus import combine
+from .discover import Dataset, Modality, discover
+from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
+from .encoders import Encoder, embed_class_prompts, resolve_encoder
+from .errors import DataError
+from .progress import QUIET, Reporter
+from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
+from .scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
+
+
+@dataclass
+class AuditResult:
+    samples: pd.DataFrame  # one row per audited sample, most suspect first
+    classes: pd.DataFrame  # one row per class, worst first
+    summary: dict[str, Any]
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
+    embeddings: np.ndarray | None = None  # (N, D), rows in discovery order (not report order)
+
+    @property
+    def estimated_error_rate(self) -> float:
+        return float(self.summary["estimated_error_rate"])
+
+    @property
+    def issues(self) -> pd.DataFrame:
+        return self.samples[self.samples["is_issue"]]
+
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        out = Path(out)
+        prepare_output_dir(out, overwrite)
+        write_report(out, self.samples, self.classes, self.summary, self.skipped)
+        return out
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def audit(
+    data: str | Path | pd.DataFrame,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    methods: str | list[str] | None = None,
+    modality: Modality | None = None,
+    label_col: str | None = None,
+    path_col: str | None = None,
+    text_col: str | None = None,
+    id_col: str | None = None,
+    classes_file: str | Path | None = None,
+    allow_outside_root: bool = False,
+    model: str | None = None,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    encoder: Encoder | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    folds: int = 5,
+    seed: int = 0,
+    deft_variant: str = "embedding",
+    deft_epochs: int = 10,
+    deft_ctx: int = 16,
+    deft_lr: float | None = None,
+    deft_folds: int = 1,
+    reporter: Reporter = QUIET,
+) -> AuditResult:
+    """Audit the labels of a dataset.
+
+    ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
+    DataFrame with a label column and a path or text column. Returns an ``AuditResult`` whose
+    ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
+    ``cache_dir=None`` keeps embeddings in memory only.
+    """
+    timer = _Timer()
+    method_names = parse_methods(methods)
+    if out is not None:
+        prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
+
+    with timer.stage("discover"):
+        dataset = discover(
+            data,
+            modality=modality,
+            label_col=label_col,
+            path_col=path_col,
+            text_col=text_col,
+            id_col=id_col,
+            classes_file=classes_file,
+            allow_outside_root=allow_outside_root,
+            reporter=reporter,
+        )
+    for warning in dataset.warnings:
+        reporter.note(f"[yellow]warning:[/] {warning}")
+
+    notes: list[str] = []
+    with timer.stage("load_model"):
+        if encoder is None:
+            encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
+    for note in notes:
+        reporter.note(f"[cyan]note:[/] {note}")
+    cache = EmbeddingCache(Path(cache_dir) if cache_dir is not None else None, encoder.identity)
+
+    with timer.stage("embed"):
+        embedded = embed_samples(
+            dataset.samples,
+            dataset.modality,
+            encoder,
+            cache,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            reporter=reporter,
+        )
+    skipped = dataset.skipped + embedded.skipped
+    if cache.corrupt_shards:
+        reporter.note(f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded")
+    samples = dataset.samples[embedded.kept].reset_index(drop=True)
+    present = [c for c in dataset.classes if c in set(samples["label"])]
+    if len(present) < 2:
+        raise DataError(f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)")
+    dataset = Dataset(
+        samples=samples,
+        classes=present,
+        class_names=dataset.class_names,
+        modality=dataset.modality,
+        root=dataset.root,
+        kind=dataset.kind,
+        skipped=skipped,
+        ignored_files=dataset.ignored_files,
+        warnings=dataset.warnings,
+    )
+    labels = np.asarray(dataset.label_indices(), dtype=np.int64)
+    prompt_names = dataset.prompt_names()
+
+    with timer.stage("class_prompts"):
+        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality)
+
+    needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
+    context = ScoreContext(
+        embeddings=embedded.vectors,
+        labels=labels,
+        class_names=prompt_names,
+        class_embeddings=class_embeddings,
+        logit_scale=encoder.logit_scale,
+        soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
+        seed=seed,
+        folds=folds,
+        reporter=reporter,
+        options={
+            "deft_variant": deft_variant,
+            "deft_epochs": deft_epochs,
+            "deft_ctx": deft_ctx,
+            "deft_lr": deft_lr,
+            "deft_folds": deft_folds,
+            "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
+        },
+    )
+    results: dict[str, ScorerResult] = {}
+    for name in method_names:
+        with timer.stage(f"score_{name}"):
+            results[name] = get_scorer(name).score(context)
+
+    with timer.stage("report"):
+        consensus = combine(results, labels)
+        table = samples_table(samples, dataset.classes, labels, results, consensus)
+        classes = classes_table(dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings)
+        skipped_frame = pd.DataFrame([s.as_dict() for s in skipped], columns=["path", "reason", "stage"])
+        summary = {
+            "labelaudit_version": __version__,
+            "dataset": {
+                "source": str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+                "kind": dataset.kind,
+                "modality": dataset.modality,
+                "n_samples": int(len(samples)),
+                "n_classes": len(dataset.classes),
+                "ignored_files": dataset.ignored_files,
+            },
+            "classes": dataset.classes,
+            "encoder": {
+                "identity": encoder.identity,
+                "description": encoder.description,
+                "dim": int(embedded.vectors.shape[1]),
+            },
+            "methods": method_names,
+            "method_settings": {name: r.settings for name, r in results.items()},
+            "estimated_error_rate": consensus.estimated_error_rate,
+            "error_rate_estimator": "share of samples flagged by a strict majority of the methods",
+            "n_flagged": int(consensus.is_issue.sum()),
+            "flagged_per_method": {name: int(r.is_issue.sum()) for name, r in results.items()},
+            "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
+            "n_skipped": len(skipped),
+            "skipped": [s.as_dict() for s in skipped[:1000]],
+            "warnings": dataset.warnings + notes,
+            "cache": {
+                "dir": str(cache.folder) if cache.folder else None,
+                "hits": embedded.n_cached,
+                "embedded": embedded.n_embedded,
+                "corrupt_shards_removed": cache.corrupt_shards,
+            },
+            "seed": seed,
+            "timings_s": timer.timings,
+            "platform": {"python": platform.python_version(), "device": str(encoder.device)},
+        }
+    result = AuditResult(
+        samples=table, classes=classes, summary=summary, skipped=skipped_frame, embeddings=embedded.vectors
+    )
+    if out is not None:
+        result.save(out, overwrite=True)
+    return result

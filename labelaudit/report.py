@@ -1,0 +1,200 @@
+"""Report stage: scores -> samples table, classes table, summary; written atomically; shown in the terminal."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .consensus import Consensus
+from .errors import LabelAuditError
+from .io import write_json_atomic, write_table_atomic
+from .scorers import ScorerResult
+
+TEXT_EXCERPT_CHARS = 200
+REPORT_FILES = ("report.parquet", "report.csv", "classes.parquet", "classes.csv", "summary.json", "skipped.csv")
+
+
+def excerpt(text: str | None) -> str | None:
+    if text is None:
+        return None
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= TEXT_EXCERPT_CHARS else flat[: TEXT_EXCERPT_CHARS - 1] + "…"
+
+
+def samples_table(
+    samples: pd.DataFrame,
+    classes: list[str],
+    labels: np.ndarray,
+    results: dict[str, ScorerResult],
+    consensus: Consensus,
+) -> pd.DataFrame:
+    class_array = np.array(classes, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "sample_id": samples["sample_id"].astype(str).to_numpy(),
+            "path": samples["path"].to_numpy(),
+            "text": [excerpt(t) for t in samples["text"]],
+            "given_label": class_array[labels],
+            "suggested_label": class_array[consensus.suggested],
+            "suggested_prob": consensus.suggested_prob.astype(np.float64),
+            "consensus_score": consensus.score.astype(np.float64),
+            "is_issue": consensus.is_issue.astype(bool),
+            "content_hash": samples["content_hash"].to_numpy(),
+        }
+    )
+    for name, result in results.items():
+        frame[f"{name}_score"] = result.quality.astype(np.float64)
+        frame[f"{name}_issue"] = result.is_issue.astype(bool)
+        frame[f"{name}_suggested"] = class_array[result.suggested]
+    frame = frame.sort_values(["consensus_score", "sample_id"], kind="mergesort").reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def classes_table(
+    classes: list[str],
+    class_names: list[str],
+    labels: np.ndarray,
+    consensus: Consensus,
+    embeddings: np.ndarray,
+    class_embeddings: np.ndarray | None,
+) -> pd.DataFrame:
+    k = len(classes)
+    counts = np.bincount(labels, minlength=k)
+    flagged = np.bincount(labels[consensus.is_issue], minlength=k)
+    joint = None
+    if consensus.pred_probs is not None:
+        from cleanlab.count import estimate_joint
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            joint = estimate_joint(labels, consensus.pred_probs)
+    rows = []
+    for c in range(k):
+        row: dict[str, Any] = {
+            "class": classes[c],
+            "name": class_names[c],
+            "count": int(counts[c]),
+            "flagged": int(flagged[c]),
+            "flagged_rate": float(flagged[c] / max(counts[c], 1)),
+        }
+        if joint is not None and joint[c].sum() > 0:
+            off = joint[c].copy()
+            row["estimated_error_rate"] = float(1.0 - off[c] / off.sum())
+            off[c] = -1.0
+            j = int(off.argmax())
+            row["confused_with"] = classes[j] if off[j] > 0 else None
+            row["confused_share"] = float(max(off[j], 0.0) / joint[c].sum())
+        else:
+            row.update({"estimated_error_rate": row["flagged_rate"], "confused_with": None, "confused_share": 0.0})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if class_embeddings is not None:
+        sims = embeddings @ class_embeddings.T
+        own = sims[np.arange(len(labels)), labels]
+        masked = sims.copy()
+        masked[np.arange(len(labels)), labels] = -np.inf
+        margin = own - masked.max(axis=1)
+        correct = sims.argmax(axis=1) == labels
+        frame["zeroshot_accuracy"] = [float(correct[labels == c].mean()) if counts[c] else np.nan for c in range(k)]
+        frame["zeroshot_margin"] = [float(margin[labels == c].mean()) if counts[c] else np.nan for c in range(k)]
+    return frame.sort_values(["estimated_error_rate", "class"], ascending=[False, True], kind="mergesort").reset_index(
+        drop=True
+    )
+
+
+def confused_pairs(
+    labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarray, classes: list[str], top: int = 10
+) -> list[dict[str, Any]]:
+    pairs: dict[tuple[int, int], int] = {}
+    for given, sugg in zip(labels[is_issue].tolist(), suggested[is_issue].tolist(), strict=True):
+        if given != sugg:
+            pairs[(given, sugg)] = pairs.get((given, sugg), 0) + 1
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"given": classes[g], "suggested": classes[s], "count": n} for (g, s), n in ranked]
+
+
+def prepare_output_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise LabelAuditError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any((out / name).exists() for name in REPORT_FILES) and not overwrite:
+        raise LabelAuditError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_report(
+    out: Path, samples: pd.DataFrame, classes: pd.DataFrame, summary: dict[str, Any], skipped: pd.DataFrame
+) -> None:
+    write_table_atomic(samples, out / "report")
+    write_table_atomic(classes, out / "classes")
+    write_table_atomic(skipped, out / "skipped")
+    (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
+    write_json_atomic(out / "summary.json", summary)
+
+
+def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    folder = Path(folder)
+    summary_file = folder / "summary.json"
+    if not summary_file.is_file():
+        raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    return pd.read_parquet(folder / "report.parquet"), pd.read_parquet(folder / "classes.parquet"), summary
+
+
+def print_summary(
+    console: Console,
+    samples: pd.DataFrame,
+    classes: pd.DataFrame,
+    summary: dict[str, Any],
+    top: int = 10,
+    worst: int = 5,
+) -> None:
+    flagged = summary["n_flagged"]
+    n = summary["dataset"]["n_samples"]
+    head = Table(title="labelaudit summary", show_header=False, title_justify="left")
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("samples", f"{n:,} in {summary['dataset']['n_classes']} classes ({summary['dataset']['modality']})")
+    head.add_row("encoder", summary["encoder"]["description"])
+    head.add_row("methods", ", ".join(summary["methods"]))
+    head.add_row("estimated label-error rate", f"{summary['estimated_error_rate']:.2%}")
+    head.add_row("flagged", f"{flagged:,} of {n:,}")
+    if summary["n_skipped"]:
+        head.add_row("skipped files", f"[yellow]{summary['n_skipped']:,}[/] (listed in skipped.csv)")
+    console.print(head)
+
+    suspects = samples[samples["is_issue"]].head(top)
+    if len(suspects):
+        table = Table(title=f"Top {len(suspects)} suspect labels", title_justify="left")
+        for column in ("rank", "sample", "given", "suggested", "score"):
+            table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+        for row in suspects.itertuples():
+            table.add_row(
+                str(row.rank),
+                _short(row.sample_id),
+                str(row.given_label),
+                str(row.suggested_label),
+                f"{row.consensus_score:.3f}",
+            )
+        console.print(table)
+    else:
+        console.print("[green]No suspect labels found.[/]")
+
+    table = Table(title=f"{min(worst, len(classes))} worst classes", title_justify="left")
+    for column in ("class", "count", "flagged", "est. error", "most confused with"):
+        table.add_column(column, justify="right" if column in ("count", "flagged", "est. error") else "left")
+    for row in classes.head(worst).itertuples():
+        confused = f"{row.confused_with} ({row.confused_share:.0%})" if row.confused_with else "-"
+        table.add_row(str(row[1]), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
+    console.print(table)
+
+
+def _short(value: str, width: int = 60) -> str:
+    return value if len(value) <= width else "…" + value[-(width - 1) :]

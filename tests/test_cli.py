@@ -1,0 +1,155 @@
+"""The CLI end to end, as a user runs it, on the bundled sample data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from labelaudit.cli import main
+
+from .conftest import SAMPLE_IMAGES, SAMPLE_TEXT, TINY_MODEL
+
+# The deliberately wrong labels listed in sample_data/README.md.
+WRONG_TEXT = {"cooking/t12.txt", "finance/t25.txt", "space/t26.txt"}
+
+
+@pytest.fixture(scope="module")
+def text_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "text"
+    cache = tmp_path_factory.mktemp("cache")
+    assert main(["audit", str(SAMPLE_TEXT), "--out", str(out), "--cache-dir", str(cache), "--quiet"]) == 0
+    return out
+
+
+def test_text_audit_writes_every_report_file(text_report: Path) -> None:
+    for name in ("report.parquet", "report.csv", "classes.parquet", "classes.csv", "summary.json", "skipped.csv"):
+        assert (text_report / name).is_file(), name
+    assert not list(text_report.glob("*.tmp"))
+
+
+def test_report_rows_columns_and_ranking(text_report: Path) -> None:
+    report = pd.read_parquet(text_report / "report.parquet")
+    csv = pd.read_csv(text_report / "report.csv")
+    assert len(report) == len(csv) == 48
+    for column in (
+        "rank",
+        "sample_id",
+        "given_label",
+        "suggested_label",
+        "suggested_prob",
+        "consensus_score",
+        "is_issue",
+        "deft_score",
+        "deft_issue",
+        "confident_score",
+        "zeroshot_score",
+    ):
+        assert column in report.columns, column
+    assert report["rank"].tolist() == list(range(1, 49))
+    assert report["consensus_score"].is_monotonic_increasing
+    assert report["sample_id"].tolist() == csv["sample_id"].tolist()
+
+
+def test_deliberately_wrong_sample_labels_rank_on_top(text_report: Path) -> None:
+    report = pd.read_parquet(text_report / "report.parquet")
+    top = set(report.head(5)["sample_id"])
+    assert top >= WRONG_TEXT, report.head(8)[["sample_id", "given_label", "suggested_label", "consensus_score"]]
+    flagged = set(report.loc[report["is_issue"], "sample_id"])
+    assert len(flagged & WRONG_TEXT) >= 2
+    assert len(flagged - WRONG_TEXT) <= 1
+
+
+def test_summary_says_what_ran(text_report: Path) -> None:
+    summary = json.loads((text_report / "summary.json").read_text())
+    assert summary["dataset"]["n_samples"] == 48
+    assert summary["methods"] == ["deft", "confident", "zeroshot"]
+    assert "all-MiniLM-L6-v2" in summary["encoder"]["description"]
+    assert 0.0 <= summary["estimated_error_rate"] <= 0.15
+    classes = pd.read_parquet(text_report / "classes.parquet")
+    assert sorted(classes["class"]) == ["cooking", "finance", "space", "sports"]
+
+
+def test_existing_report_is_not_clobbered_without_overwrite(text_report: Path, capsys) -> None:
+    before = (text_report / "report.csv").read_bytes()
+    assert main(["audit", str(SAMPLE_TEXT), "--out", str(text_report), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (text_report / "report.csv").read_bytes() == before
+
+
+def test_json_output_parses_and_fail_above_gates(tmp_path: Path, capsys) -> None:
+    cache = tmp_path / "cache"
+    code = main(
+        [
+            "audit",
+            str(SAMPLE_TEXT),
+            "--out",
+            str(tmp_path / "r"),
+            "--cache-dir",
+            str(cache),
+            "--json",
+            "--methods",
+            "confident",
+            "--fail-above",
+            "0.0",
+        ]
+    )
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["methods"] == ["confident"]
+    assert code == (1 if summary["estimated_error_rate"] > 0 else 0)
+    assert code == 1
+
+
+def test_missing_data_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    assert main(["audit", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_option_is_a_usage_error(capsys) -> None:
+    assert main(["audit", str(SAMPLE_TEXT), "--no-such-option"]) == 2
+
+
+def test_image_audit_end_to_end_with_a_tiny_random_model(tmp_path: Path) -> None:
+    out = tmp_path / "images"
+    code = main(
+        [
+            "audit",
+            str(SAMPLE_IMAGES),
+            "--out",
+            str(out),
+            "--model",
+            str(TINY_MODEL),
+            "--pretrained",
+            "random",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--workers",
+            "0",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    report = pd.read_parquet(out / "report.parquet")
+    assert len(report) == 100
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["encoder"]["identity"] == "open_clip:labelaudit-tiny:random-seed0"
+    assert summary["cache"]["embedded"] == 100
+
+
+def test_console_script_runs_and_offline_weights_fail_fast(tmp_path: Path) -> None:
+    env = {"HF_HUB_OFFLINE": "1", "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "labelaudit.cli", "audit", str(SAMPLE_IMAGES), "--out", str(tmp_path / "r"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "--checkpoint" in run.stderr
+    assert "Traceback" not in run.stderr
