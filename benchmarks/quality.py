@@ -1,0 +1,313 @@
+"""Detection-quality benchmark: every labelaudit method and the peers on the same embeddings, in one run.
+
+    python benchmarks/quality.py                      # all shared text sets, real noise
+    python benchmarks/quality.py --quick              # two small sets, for a smoke run
+    python benchmarks/quality.py --embeddings X.npy --labels L.csv   # precomputed features (e.g. real CLIP)
+
+``L.csv`` has columns ``given_label`` and ``gold_label`` (or ``is_wrong``), one row per embedding row.
+Metrics are computed on the *report* rows only (half of the rows, chosen by a hash of the row id);
+defaults were chosen by looking at the other half (``--rows tune``), so the reported rows were never
+used to tune. Results go to benchmarks/results/quality.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from labelaudit.consensus import combine  # noqa: E402
+from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
+
+ASSETS = REPO.parent / "shared" / "assets"
+RESULTS = REPO / "benchmarks" / "results"
+TEXT_SETS = ["20news_test_cleanlab", "imdb_test_cleanlab", "wrench_sms", "wrench_youtube", "wrench_trec"]
+QUICK_SETS = ["wrench_youtube", "wrench_sms"]
+
+
+@dataclass
+class BenchData:
+    name: str
+    embeddings: np.ndarray
+    given: np.ndarray
+    gold: np.ndarray
+    class_names: list[str]
+    class_embeddings: np.ndarray | None
+    soft_prompt: object | None
+    ids: np.ndarray
+    note: str
+
+
+def report_rows(ids: np.ndarray, which: str) -> np.ndarray:
+    parity = np.array([int(hashlib.blake2b(str(i).encode(), digest_size=2).hexdigest(), 16) % 2 for i in ids])
+    if which == "all":
+        return np.ones(len(ids), dtype=bool)
+    return parity == (1 if which == "report" else 0)
+
+
+def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
+    from labelaudit.cache import EmbeddingCache
+    from labelaudit.discover import discover
+    from labelaudit.embed import embed_samples
+    from labelaudit.encoders import embed_class_prompts
+
+    folder = ASSETS / "text" / name
+    frame = pd.read_csv(folder / f"{name}.csv")
+    classes = pd.read_csv(folder / "classes.txt", sep="\t", header=None, names=["id", "name"])
+    names = dict(zip(classes["id"].astype(str), classes["name"], strict=True))
+    data = pd.DataFrame(
+        {
+            "id": frame["id"].astype(str),
+            "text": frame["text"].fillna("").astype(str),
+            "label": frame["given_label"].astype(str),
+        }
+    )
+    dataset = discover(data, id_col="id")
+    embedded = embed_samples(dataset.samples, "text", encoder, EmbeddingCache(cache_dir, encoder.identity))
+    key = {k: i for i, k in enumerate(classes["id"].astype(str))}
+    kept_ids = dataset.samples["sample_id"].to_numpy()[embedded.kept]
+    gold_by_id = dict(zip(frame["id"].astype(str), frame["gold_label"].astype(str), strict=True))
+    given_by_id = dict(zip(frame["id"].astype(str), frame["given_label"].astype(str), strict=True))
+    class_names = [names[k] for k in classes["id"].astype(str)]
+    return BenchData(
+        name=name,
+        embeddings=embedded.vectors,
+        given=np.array([key[given_by_id[i]] for i in kept_ids]),
+        gold=np.array([key[gold_by_id[i]] for i in kept_ids]),
+        class_names=class_names,
+        class_embeddings=embed_class_prompts(encoder, class_names, "text"),
+        soft_prompt=encoder.soft_prompt_model(),
+        ids=kept_ids,
+        note=f"{encoder.description}, real label noise",
+    )
+
+
+def load_precomputed(embeddings: Path, labels: Path, class_names: list[str] | None) -> BenchData:
+    from labelaudit.encoders import normalize
+
+    x = np.load(embeddings) if embeddings.suffix == ".npy" else pd.read_parquet(embeddings).to_numpy()
+    table = pd.read_csv(labels) if labels.suffix == ".csv" else pd.read_parquet(labels)
+    given = table["given_label"].to_numpy()
+    gold = table["gold_label"].to_numpy() if "gold_label" in table else np.where(table["is_wrong"], -1, given)
+    k = int(max(given.max(), gold.max()) + 1)
+    return BenchData(
+        name=embeddings.stem,
+        embeddings=normalize(x),
+        given=given,
+        gold=gold,
+        class_names=class_names or [f"class {i}" for i in range(k)],
+        class_embeddings=None,
+        soft_prompt=None,
+        ids=np.arange(len(given)),
+        note=f"precomputed {embeddings.name}",
+    )
+
+
+# ---- peers -------------------------------------------------------------------------------------------
+
+
+def cleanlab_default(data: BenchData, seed: int = 0) -> ScorerResult:
+    """What a cleanlab user would do: 5-fold cross-validated sklearn LogisticRegression, default settings."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    counts = np.bincount(data.given)
+    folds = int(min(5, counts[counts > 0].min())) if counts[counts > 0].min() >= 2 else 2
+    probs = cross_val_predict(
+        LogisticRegression(max_iter=1000),
+        data.embeddings,
+        data.given,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        method="predict_proba",
+    )
+    return ScorerResult(
+        quality=get_label_quality_scores(data.given, probs),
+        is_issue=find_label_issues(data.given, probs, n_jobs=1),
+        suggested=probs.argmax(1),
+        pred_probs=probs,
+    )
+
+
+def small_loss_gmm(data: BenchData, seed: int = 0) -> ScorerResult:
+    """The small-loss criterion of DivideMix-style methods: a 2-component GMM on each sample's
+    cross-validated cross-entropy; the high-loss component is flagged."""
+    from sklearn.mixture import GaussianMixture
+
+    from labelaudit.scorers.confident import out_of_fold_probabilities
+
+    probs = out_of_fold_probabilities(data.embeddings, data.given, len(data.class_names), 5, seed)
+    loss = -np.log(np.clip(probs[np.arange(len(data.given)), data.given], 1e-12, None))
+    normalised = ((loss - loss.min()) / max(np.ptp(loss), 1e-12)).reshape(-1, 1)
+    gmm = GaussianMixture(2, max_iter=50, tol=1e-2, reg_covar=5e-4, random_state=seed).fit(normalised)
+    clean_component = int(gmm.means_.argmin())
+    p_clean = gmm.predict_proba(normalised)[:, clean_component]
+    return ScorerResult(quality=p_clean, is_issue=p_clean < 0.5, suggested=probs.argmax(1), pred_probs=probs)
+
+
+# ---- runs --------------------------------------------------------------------------------------------
+
+
+def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], ScorerResult]]:
+    def run(method: str, **options: object) -> Callable[[], ScorerResult]:
+        def call() -> ScorerResult:
+            context = ScoreContext(
+                embeddings=data.embeddings,
+                labels=data.given,
+                class_names=data.class_names,
+                class_embeddings=data.class_embeddings,
+                soft_prompt=data.soft_prompt,
+                seed=seed,
+                options=dict(options),
+            )
+            return get_scorer(method).score(context)
+
+        return call
+
+    methods = {
+        "deft (embedding)": run("deft", deft_variant="embedding"),
+        "deft (embedding, 5-fold cross-fit)": run("deft", deft_variant="embedding", deft_folds=5),
+        "confident": run("confident"),
+        "zeroshot": run("zeroshot"),
+    }
+    if data.soft_prompt is not None:
+        methods["deft (prompt)"] = run("deft", deft_variant="prompt")
+    return methods
+
+
+def metrics(result: ScorerResult, wrong: np.ndarray, rows: np.ndarray, seconds: float) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    flags, truth = result.is_issue[rows], wrong[rows]
+    tp = float((flags & truth).sum())
+    precision = tp / max(flags.sum(), 1)
+    recall = tp / max(truth.sum(), 1)
+    suspicion = 1.0 - result.quality[rows]
+    both = truth.any() and (~truth).any()
+    return {
+        "flagged": int(flags.sum()),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4),
+        "auroc": round(float(roc_auc_score(truth, suspicion)), 4) if both else float("nan"),
+        "auprc": round(float(average_precision_score(truth, suspicion)), 4) if both else float("nan"),
+        "estimated_error_rate": round(float(flags.mean()), 4),
+        "true_error_rate": round(float(truth.mean()), 4),
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, object]]:
+    wrong = data.given != data.gold
+    rows = report_rows(data.ids, which_rows)
+    results: dict[str, ScorerResult] = {}
+    table: list[dict[str, object]] = []
+    calls = {
+        **labelaudit_methods(data, seed),
+        "peer: cleanlab default (CV logistic regression)": lambda: cleanlab_default(data, seed),
+        "peer: small-loss GMM": lambda: small_loss_gmm(data, seed),
+    }
+    for name, call in calls.items():
+        start = time.perf_counter()
+        results[name] = call()
+        table.append(
+            {"dataset": data.name, "method": name, **metrics(results[name], wrong, rows, time.perf_counter() - start)}
+        )
+        print(
+            f"  {name:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
+            flush=True,
+        )
+    default = {k: results[k] for k in ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")}
+    start = time.perf_counter()
+    consensus = combine(default, data.given)
+    as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
+    table.append(
+        {
+            "dataset": data.name,
+            "method": "consensus (labelaudit default)",
+            **metrics(as_result, wrong, rows, time.perf_counter() - start),
+        }
+    )
+    print(
+        f"  {'consensus':48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
+        flush=True,
+    )
+    return table
+
+
+def to_markdown(rows: list[dict[str, object]]) -> str:
+    frame = pd.DataFrame(rows)
+    columns = [
+        "dataset",
+        "method",
+        "precision",
+        "recall",
+        "f1",
+        "auroc",
+        "auprc",
+        "estimated_error_rate",
+        "true_error_rate",
+        "flagged",
+        "seconds",
+    ]
+    frame = frame[columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=None, help=f"text sets (default all: {' '.join(TEXT_SETS)})")
+    parser.add_argument("--quick", action="store_true", help="two small sets only")
+    parser.add_argument("--rows", choices=["report", "tune", "all"], default="report")
+    parser.add_argument("--embeddings", type=Path, help="precomputed embeddings (.npy or .parquet)")
+    parser.add_argument("--labels", type=Path, help="labels for --embeddings (.csv/.parquet: given_label, gold_label)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality")
+    args = parser.parse_args()
+
+    datasets: list[BenchData] = []
+    if args.embeddings is not None:
+        datasets.append(load_precomputed(args.embeddings, args.labels, None))
+    else:
+        if not (ASSETS / "text").is_dir():
+            sys.exit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
+        import torch
+
+        from labelaudit.encoders.sentence import SentenceEncoder
+
+        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+        for name in args.datasets or (QUICK_SETS if args.quick else TEXT_SETS):
+            print(f"loading {name}", flush=True)
+            datasets.append(load_text_set(name, encoder, args.cache_dir))
+    rows: list[dict[str, object]] = []
+    for data in datasets:
+        print(
+            f"{data.name}: {len(data.given)} samples, {len(data.class_names)} classes, "
+            f"{(data.given != data.gold).mean():.2%} wrong ({data.note})",
+            flush=True,
+        )
+        rows += run_dataset(data, args.rows, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"rows": args.rows, "seed": args.seed, "datasets": {d.name: d.note for d in datasets}}
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(f"Rows: {args.rows}. {json.dumps(meta['datasets'])}\n\n" + to_markdown(rows))
+    print(f"wrote {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
