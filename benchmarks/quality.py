@@ -34,6 +34,8 @@ ASSETS = REPO.parent / "shared" / "assets"
 RESULTS = REPO / "benchmarks" / "results"
 TEXT_SETS = ["20news_test_cleanlab", "imdb_test_cleanlab", "wrench_sms", "wrench_youtube", "wrench_trec"]
 QUICK_SETS = ["wrench_youtube", "wrench_sms"]
+WITH_PROMPT_VARIANT = True
+DUMP_DIR: Path | None = None  # --dump: per-method scores for offline analysis
 
 
 @dataclass
@@ -182,7 +184,7 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
         "confident": run("confident"),
         "zeroshot": run("zeroshot"),
     }
-    if data.soft_prompt is not None:
+    if data.soft_prompt is not None and WITH_PROMPT_VARIANT:
         methods["deft (prompt)"] = run("deft", deft_variant="prompt")
     return methods
 
@@ -228,6 +230,15 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
         print(
             f"  {name:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
             flush=True,
+        )
+    if DUMP_DIR is not None:
+        DUMP_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            DUMP_DIR / f"{data.name}.npz",
+            given=data.given, gold=data.gold, rows=rows,
+            **{f"{name}|quality": r.quality for name, r in results.items()},
+            **{f"{name}|issue": r.is_issue for name, r in results.items()},
+            **{f"{name}|probs": r.pred_probs for name, r in results.items() if r.pred_probs is not None},
         )
     default = {k: results[k] for k in ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")}
     start = time.perf_counter()
@@ -278,7 +289,12 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
+    parser.add_argument("--dump", type=Path, help="also save every method's scores (npz per dataset) here")
+    parser.add_argument("--no-prompt-variant", action="store_true", help="skip DeFT's soft-prompt variant (slow on CPU)")
     args = parser.parse_args()
+    global DUMP_DIR, WITH_PROMPT_VARIANT
+    DUMP_DIR = args.dump
+    WITH_PROMPT_VARIANT = not args.no_prompt_variant
 
     datasets: list[BenchData] = []
     if args.embeddings is not None:
