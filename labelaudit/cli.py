@@ -197,6 +197,87 @@ def audit(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
+@app.command()
+def gate(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    max_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Fail when the estimated label-error rate is above this (0.05 = 5 %).", show_default=False),
+    ] = None,
+    max_class_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Fail when any class's estimated error rate is above this.", show_default=False),
+    ] = None,
+    max_flagged: Annotated[
+        int | None, typer.Option(min=0, help="Fail when more samples than this are flagged.", show_default=False)
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier report folder: fail when the error rate rose by more than --tolerance, "
+            "and list samples newly flagged since.",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="With --baseline: allowed rise of the error rate (0.01 = one point).")
+    ] = 0.0,
+    max_new_flagged: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="With --baseline: fail when more samples than this are newly flagged.", show_default=False
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write a JUnit XML file, one test case per limit.", show_default=False)
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+) -> None:
+    """Exit 1 when a report exceeds a label-quality limit (for CI); 0 when within limits.
+
+    Limits are inclusive: a value equal to its limit passes. When GITHUB_STEP_SUMMARY is set, a Markdown
+    summary is appended to it.
+    """
+    from . import gate as gating
+
+    result = gating.check_gate(
+        report,
+        max_error_rate=max_error_rate,
+        max_class_error_rate=max_class_error_rate,
+        max_flagged=max_flagged,
+        baseline_dir=baseline,
+        tolerance=tolerance,
+        max_new_flagged=max_new_flagged,
+    )
+    if junit is not None:
+        gating.write_junit(result, junit)
+    gating.append_step_summary(result)
+    if json_out:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    if not quiet or not result.passed:
+        for line in gating.describe(result):
+            err.print(
+                ("[red]" if line.startswith("FAIL") else "[green]") + line + "[/]", highlight=False, soft_wrap=True
+            )
+        if not result.passed:
+            for line in gating.worst_lines(result):
+                err.print(line, highlight=False, soft_wrap=True)
+        if result.baseline_dir is not None:
+            for line in gating.newly_lines(result)[:21]:
+                err.print(line, highlight=False, soft_wrap=True)
+        verdict = (
+            "[green]gate passed[/]"
+            if result.passed
+            else "[red]gate failed:[/] " + ", ".join(c.name for c in result.failed)
+        )
+        err.print(verdict)
+    if not result.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
@@ -206,12 +287,17 @@ def main(argv: list[str] | None = None) -> int:
     except LabelAuditError as exc:
         err.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         code = _interrupted()
     except KeyboardInterrupt:
         code = _interrupted()
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        # typer >= 0.20 vendors click: its usage errors are not click's classes, but still exit 2.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
     code = code if isinstance(code, int) else 0
     if argv is None:
