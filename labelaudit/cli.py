@@ -278,6 +278,91 @@ def gate(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
+class ExportFormat(str, Enum):
+    csv = "csv"
+    labelstudio = "labelstudio"
+    cvat = "cvat"
+    fiftyone_json = "fiftyone-json"
+
+
+@app.command()
+def export(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    to: Annotated[ExportFormat, typer.Option("--to", help="Queue format.")] = ExportFormat.csv,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Queue file (default relabel-queue.csv / .json / .xml); --split-by-class and --batch-size add "
+            "-<class>-NNN before the suffix.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[
+        int | None, typer.Option(min=1, help="The N most suspect samples, flagged or not.", show_default=False)
+    ] = None,
+    max_score: Annotated[
+        float | None,
+        typer.Option(help="Samples with consensus score <= S (low = suspect), flagged or not.", show_default=False),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Only samples whose given label is one of these (comma-separated).", show_default=False),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Split the queue into files of N samples.", show_default=False)
+    ] = None,
+    split_by_class: Annotated[bool, typer.Option(help="One queue file per given label.")] = False,
+    url_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Label Studio: image URL = prefix + path relative to the dataset root "
+            "(default: /data/local-files/?d=<absolute path>).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the files written as JSON to stdout.")] = False,
+) -> None:
+    """Write the suspects of a report as a review queue (CSV, Label Studio, CVAT or FiftyOne).
+
+    Without --top or --max-score the queue holds the samples the consensus flagged; rows are ordered by
+    consensus score, most suspect first.
+    """
+    from .export import export as run_export
+
+    result = run_export(
+        report,
+        to.value,
+        out,
+        top=top,
+        max_score=max_score,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        batch_size=batch_size,
+        split_by_class=split_by_class,
+        url_prefix=url_prefix,
+    )
+    if json_out:
+        payload = {
+            "format": result.format,
+            "selection": result.selection,
+            "rows": result.n_rows,
+            "files": result.parts,
+            "extras": [str(p) for p in result.extras],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if result.n_rows == 0:
+        err.print(f"[yellow]No samples matched ({result.selection}); wrote an empty queue.[/]")
+    err.print(f"{result.n_rows} sample(s) ({result.selection}) -> {len(result.files)} {result.format} file(s):")
+    for part in result.parts:
+        err.print(f"  {part['file']} ({part['rows']} rows)", highlight=False, soft_wrap=True)
+    for extra in result.extras:
+        err.print(f"  {extra}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
