@@ -363,6 +363,105 @@ def export(
         err.print(f"  {extra}", highlight=False, soft_wrap=True)
 
 
+@app.command("apply")
+def apply_decisions(
+    decisions: Annotated[
+        Path | None,
+        typer.Argument(help="Reviewed CSV queue or Label Studio JSON export.", show_default=False),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The audited dataset: folder or manifest.", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; change nothing.")] = False,
+    undo: Annotated[
+        Path | None,
+        typer.Option(help="Restore the state before the apply that wrote this journal.", show_default=False),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the journal (default: beside DECISIONS, timestamped).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifest datasets: the corrected manifest (default: <name>.corrected.<ext>).", show_default=False
+        ),
+    ] = None,
+    label_col: Annotated[
+        str | None, typer.Option(help="Manifest label column, as at the audit.", show_default=False)
+    ] = None,
+    path_col: Annotated[
+        str | None, typer.Option(help="Manifest path column, as at the audit.", show_default=False)
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Manifest text column, as at the audit.", show_default=False)
+    ] = None,
+    id_col: Annotated[str | None, typer.Option(help="Manifest id column, as at the audit.", show_default=False)] = None,
+    modality: Annotated[
+        ModalityChoice | None, typer.Option(help="As at the audit, if it was overridden.", show_default=False)
+    ] = None,
+    allow_outside_root: Annotated[
+        bool, typer.Option(help="Manifests: accept paths outside the manifest's folder.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the journal as JSON to stdout.")] = False,
+) -> None:
+    """Apply reviewed decisions (keep, relabel:<class>, remove, unsure) to the dataset, or --undo them.
+
+    Every row is checked first (path inside the dataset, known class, file unchanged since the audit); any
+    problem refuses the whole file. Folders: files move to their new class folder or to DATA/_removed/, after
+    a journal is written. Manifests: a new corrected manifest is written; the original is never edited.
+    """
+    from . import apply as applying
+
+    if undo is not None:
+        if decisions is not None or data is not None:
+            raise LabelAuditError("--undo JOURNAL takes no DECISIONS file or --data")
+        payload = applying.undo(undo, dry_run=dry_run)
+        if json_out:
+            typer.echo(json.dumps(payload, indent=2))
+        restored = payload["undo"]["restored"]
+        what = "would restore" if dry_run else "restored"
+        if payload["kind"] == "folder":
+            err.print(f"{what} {len(restored)} file(s) under {payload['root']}")
+        else:
+            err.print(f"{what} by deleting {payload['operations'][0]['path']}")
+        return
+    if decisions is None or data is None:
+        raise LabelAuditError("pass a DECISIONS file and --data DATA (or --undo JOURNAL)")
+    plan, corrected = applying.plan_apply(
+        decisions,
+        data,
+        out=out,
+        label_col=label_col,
+        path_col=path_col,
+        text_col=text_col,
+        id_col=id_col,
+        modality=modality.value if modality else None,
+        allow_outside_root=allow_outside_root,
+    )
+    counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
+    if dry_run:
+        payload = applying.journal_payload(plan, "dry-run")
+    else:
+        payload = applying.execute(plan, corrected, journal or applying.default_journal(decisions))
+    if json_out:
+        typer.echo(json.dumps(payload, indent=2))
+    verb = "would" if dry_run else "did"
+    if plan.kind == "folder":
+        for op in plan.operations:
+            err.print(f"  {op['decision']:<20} {op['src']} -> {op['dst']}", highlight=False, soft_wrap=True)
+        err.print(f"{verb} move {len(plan.operations)} file(s) ({counts or 'no decisions'})")
+    else:
+        for change in plan.operations[0]["changes"]:
+            err.print(f"  {change['decision']:<20} {change['sample_id']}", highlight=False, soft_wrap=True)
+        err.print(f"{verb} write {plan.manifest_out} ({counts or 'no decisions'})", highlight=False, soft_wrap=True)
+    if not dry_run:
+        err.print(
+            f"journal: {payload['journal']}  (undo with `labelaudit apply --undo {payload['journal']}`)",
+            highlight=False,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
