@@ -459,6 +459,7 @@ def apply_decisions(
         err.print(
             f"journal: {payload['journal']}  (undo with `labelaudit apply --undo {payload['journal']}`)",
             highlight=False,
+            soft_wrap=True,
         )
 
 
