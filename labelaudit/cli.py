@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except LabelAuditError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)  # a wrapped path cannot be copied or grepped
         code = EXIT_USAGE
     except (click.exceptions.Abort, typer.Abort):
         code = _interrupted()
