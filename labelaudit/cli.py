@@ -197,6 +197,272 @@ def audit(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
+@app.command()
+def gate(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    max_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Fail when the estimated label-error rate is above this (0.05 = 5 %).", show_default=False),
+    ] = None,
+    max_class_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Fail when any class's estimated error rate is above this.", show_default=False),
+    ] = None,
+    max_flagged: Annotated[
+        int | None, typer.Option(min=0, help="Fail when more samples than this are flagged.", show_default=False)
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier report folder: fail when the error rate rose by more than --tolerance, "
+            "and list samples newly flagged since.",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="With --baseline: allowed rise of the error rate (0.01 = one point).")
+    ] = 0.0,
+    max_new_flagged: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="With --baseline: fail when more samples than this are newly flagged.", show_default=False
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write a JUnit XML file, one test case per limit.", show_default=False)
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+) -> None:
+    """Exit 1 when a report exceeds a label-quality limit (for CI); 0 when within limits.
+
+    Limits are inclusive: a value equal to its limit passes. When GITHUB_STEP_SUMMARY is set, a Markdown
+    summary is appended to it.
+    """
+    from . import gate as gating
+
+    result = gating.check_gate(
+        report,
+        max_error_rate=max_error_rate,
+        max_class_error_rate=max_class_error_rate,
+        max_flagged=max_flagged,
+        baseline_dir=baseline,
+        tolerance=tolerance,
+        max_new_flagged=max_new_flagged,
+    )
+    if junit is not None:
+        gating.write_junit(result, junit)
+    gating.append_step_summary(result)
+    if json_out:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    if not quiet or not result.passed:
+        for line in gating.describe(result):
+            err.print(
+                ("[red]" if line.startswith("FAIL") else "[green]") + line + "[/]", highlight=False, soft_wrap=True
+            )
+        if not result.passed:
+            for line in gating.worst_lines(result):
+                err.print(line, highlight=False, soft_wrap=True)
+        if result.baseline_dir is not None:
+            for line in gating.newly_lines(result)[:21]:
+                err.print(line, highlight=False, soft_wrap=True)
+        verdict = (
+            "[green]gate passed[/]"
+            if result.passed
+            else "[red]gate failed:[/] " + ", ".join(c.name for c in result.failed)
+        )
+        err.print(verdict)
+    if not result.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    labelstudio = "labelstudio"
+    cvat = "cvat"
+    fiftyone_json = "fiftyone-json"
+
+
+@app.command()
+def export(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    to: Annotated[ExportFormat, typer.Option("--to", help="Queue format.")] = ExportFormat.csv,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Queue file (default relabel-queue.csv / .json / .xml); --split-by-class and --batch-size add "
+            "-<class>-NNN before the suffix.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[
+        int | None, typer.Option(min=1, help="The N most suspect samples, flagged or not.", show_default=False)
+    ] = None,
+    max_score: Annotated[
+        float | None,
+        typer.Option(help="Samples with consensus score <= S (low = suspect), flagged or not.", show_default=False),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Only samples whose given label is one of these (comma-separated).", show_default=False),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Split the queue into files of N samples.", show_default=False)
+    ] = None,
+    split_by_class: Annotated[bool, typer.Option(help="One queue file per given label.")] = False,
+    url_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Label Studio: image URL = prefix + path relative to the dataset root "
+            "(default: /data/local-files/?d=<absolute path>).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the files written as JSON to stdout.")] = False,
+) -> None:
+    """Write the suspects of a report as a review queue (CSV, Label Studio, CVAT or FiftyOne).
+
+    Without --top or --max-score the queue holds the samples the consensus flagged; rows are ordered by
+    consensus score, most suspect first.
+    """
+    from .export import export as run_export
+
+    result = run_export(
+        report,
+        to.value,
+        out,
+        top=top,
+        max_score=max_score,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        batch_size=batch_size,
+        split_by_class=split_by_class,
+        url_prefix=url_prefix,
+    )
+    if json_out:
+        payload = {
+            "format": result.format,
+            "selection": result.selection,
+            "rows": result.n_rows,
+            "files": result.parts,
+            "extras": [str(p) for p in result.extras],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if result.n_rows == 0:
+        err.print(f"[yellow]No samples matched ({result.selection}); wrote an empty queue.[/]")
+    err.print(f"{result.n_rows} sample(s) ({result.selection}) -> {len(result.files)} {result.format} file(s):")
+    for part in result.parts:
+        err.print(f"  {part['file']} ({part['rows']} rows)", highlight=False, soft_wrap=True)
+    for extra in result.extras:
+        err.print(f"  {extra}", highlight=False, soft_wrap=True)
+
+
+@app.command("apply")
+def apply_decisions(
+    decisions: Annotated[
+        Path | None,
+        typer.Argument(help="Reviewed CSV queue or Label Studio JSON export.", show_default=False),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The audited dataset: folder or manifest.", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; change nothing.")] = False,
+    undo: Annotated[
+        Path | None,
+        typer.Option(help="Restore the state before the apply that wrote this journal.", show_default=False),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the journal (default: beside DECISIONS, timestamped).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifest datasets: the corrected manifest (default: <name>.corrected.<ext>).", show_default=False
+        ),
+    ] = None,
+    label_col: Annotated[
+        str | None, typer.Option(help="Manifest label column, as at the audit.", show_default=False)
+    ] = None,
+    path_col: Annotated[
+        str | None, typer.Option(help="Manifest path column, as at the audit.", show_default=False)
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Manifest text column, as at the audit.", show_default=False)
+    ] = None,
+    id_col: Annotated[str | None, typer.Option(help="Manifest id column, as at the audit.", show_default=False)] = None,
+    modality: Annotated[
+        ModalityChoice | None, typer.Option(help="As at the audit, if it was overridden.", show_default=False)
+    ] = None,
+    allow_outside_root: Annotated[
+        bool, typer.Option(help="Manifests: accept paths outside the manifest's folder.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the journal as JSON to stdout.")] = False,
+) -> None:
+    """Apply reviewed decisions (keep, relabel:<class>, remove, unsure) to the dataset, or --undo them.
+
+    Every row is checked first (path inside the dataset, known class, file unchanged since the audit); any
+    problem refuses the whole file. Folders: files move to their new class folder or to DATA/_removed/, after
+    a journal is written. Manifests: a new corrected manifest is written; the original is never edited.
+    """
+    from . import apply as applying
+
+    if undo is not None:
+        if decisions is not None or data is not None:
+            raise LabelAuditError("--undo JOURNAL takes no DECISIONS file or --data")
+        payload = applying.undo(undo, dry_run=dry_run)
+        if json_out:
+            typer.echo(json.dumps(payload, indent=2))
+        restored = payload["undo"]["restored"]
+        what = "would restore" if dry_run else "restored"
+        if payload["kind"] == "folder":
+            err.print(f"{what} {len(restored)} file(s) under {payload['root']}")
+        else:
+            err.print(f"{what} by deleting {payload['operations'][0]['path']}")
+        return
+    if decisions is None or data is None:
+        raise LabelAuditError("pass a DECISIONS file and --data DATA (or --undo JOURNAL)")
+    plan, corrected = applying.plan_apply(
+        decisions,
+        data,
+        out=out,
+        label_col=label_col,
+        path_col=path_col,
+        text_col=text_col,
+        id_col=id_col,
+        modality=modality.value if modality else None,
+        allow_outside_root=allow_outside_root,
+    )
+    counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
+    if dry_run:
+        payload = applying.journal_payload(plan, "dry-run")
+    else:
+        payload = applying.execute(plan, corrected, journal or applying.default_journal(decisions))
+    if json_out:
+        typer.echo(json.dumps(payload, indent=2))
+    verb = "would" if dry_run else "did"
+    if plan.kind == "folder":
+        for op in plan.operations:
+            err.print(f"  {op['decision']:<20} {op['src']} -> {op['dst']}", highlight=False, soft_wrap=True)
+        err.print(f"{verb} move {len(plan.operations)} file(s) ({counts or 'no decisions'})")
+    else:
+        for change in plan.operations[0]["changes"]:
+            err.print(f"  {change['decision']:<20} {change['sample_id']}", highlight=False, soft_wrap=True)
+        err.print(f"{verb} write {plan.manifest_out} ({counts or 'no decisions'})", highlight=False, soft_wrap=True)
+    if not dry_run:
+        err.print(
+            f"journal: {payload['journal']}  (undo with `labelaudit apply --undo {payload['journal']}`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
@@ -204,14 +470,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except LabelAuditError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)  # a wrapped path cannot be copied or grepped
         code = EXIT_USAGE
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         code = _interrupted()
     except KeyboardInterrupt:
         code = _interrupted()
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        # typer >= 0.20 vendors click: its usage errors are not click's classes, but still exit 2.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
     code = code if isinstance(code, int) else 0
     if argv is None:

@@ -1,0 +1,209 @@
+"""Relabel queues: the suspects of a report, in a format annotators open directly.
+
+One file per format registers an ``Exporter`` here; a new format is one new file plus one line in
+``EXPORTERS``. Selection, ordering and splitting into batches happen once, here, for every format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from ..errors import LabelAuditError
+from ..report import load_report
+
+
+@dataclass
+class ExportContext:
+    """What a format needs besides the rows: the report's summary, classes and where files live."""
+
+    summary: dict[str, Any]
+    classes: list[str]
+    report_dir: Path
+    url_prefix: str | None = None
+
+    @property
+    def modality(self) -> str:
+        return str(self.summary["dataset"]["modality"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.summary["dataset"].get("kind", ""))
+
+    def relative_path(self, row: dict[str, Any]) -> str:
+        """The sample's path relative to the dataset root (for URLs and annotation-tool file names)."""
+        if self.kind.endswith("_folder") or row.get("path") is None:
+            return str(row["sample_id"])
+        source = Path(str(self.summary["dataset"].get("source", "")))
+        try:
+            return Path(str(row["path"])).resolve().relative_to(source.resolve().parent).as_posix()
+        except (ValueError, OSError):
+            return str(row["sample_id"])
+
+
+class Exporter(Protocol):
+    name: str
+    suffix: str
+    modalities: tuple[str, ...]
+
+    def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
+        """Write one queue file atomically."""
+
+    def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
+        """Write companion files once per export (e.g. a labelling config); return them."""
+
+
+@dataclass
+class ExportResult:
+    files: list[Path]
+    extras: list[Path]
+    n_rows: int
+    format: str
+    selection: str
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _registry() -> dict[str, Exporter]:
+    from .csv_queue import CsvExporter
+    from .cvat import CvatExporter
+    from .fiftyone import FiftyOneExporter
+    from .labelstudio import LabelStudioExporter
+
+    return {
+        "csv": CsvExporter(),
+        "labelstudio": LabelStudioExporter(),
+        "cvat": CvatExporter(),
+        "fiftyone-json": FiftyOneExporter(),
+    }
+
+
+EXPORT_FORMATS = ("csv", "labelstudio", "cvat", "fiftyone-json")
+
+
+def get_exporter(name: str) -> Exporter:
+    registry = _registry()
+    if name not in registry:
+        raise LabelAuditError(f"unknown export format {name!r}; choose one of {', '.join(registry)}")
+    return registry[name]
+
+
+def select_queue(
+    samples: pd.DataFrame,
+    *,
+    top: int | None = None,
+    max_score: float | None = None,
+    classes: list[str] | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Rows to review, most suspect first, and a sentence saying how they were chosen.
+
+    Without --top or --max-score the queue is the consensus-flagged rows: that is what the report calls
+    suspect. With either, the flag is ignored so a reviewer can also look just past the cut-off.
+    """
+    queue = samples.sort_values(["consensus_score", "rank"], kind="mergesort")
+    why: list[str] = []
+    if classes:
+        queue = queue[queue["given_label"].astype(str).isin(classes)]
+        why.append(f"given label in {', '.join(classes)}")
+    if top is None and max_score is None:
+        queue = queue[queue["is_issue"].astype(bool)]
+        why.insert(0, "flagged by the consensus")
+    if max_score is not None:
+        queue = queue[queue["consensus_score"] <= max_score]
+        why.insert(0, f"consensus score <= {max_score:g}")
+    if top is not None:
+        queue = queue.head(top)
+        why.insert(0, f"top {top}")
+    return queue.reset_index(drop=True), "; ".join(why)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
+
+
+def partition(
+    queue: pd.DataFrame, target: Path, batch_size: int | None, split_by_class: bool
+) -> list[tuple[Path, pd.DataFrame]]:
+    """Split a queue into files ``STEM[-CLASS][-NNN]SUFFIX``; each part keeps the queue's order."""
+    groups: list[tuple[str, pd.DataFrame]] = [("", queue)]
+    if split_by_class and len(queue):
+        groups = [(f"-{_safe(str(label))}", part) for label, part in queue.groupby("given_label", sort=True)]
+    parts: list[tuple[Path, pd.DataFrame]] = []
+    suffix = "".join(target.suffixes[-1:])
+    stem = target.name[: len(target.name) - len(suffix)] if suffix else target.name
+    for tag, frame in groups:
+        if batch_size and len(frame) > 0:
+            for number, start in enumerate(range(0, len(frame), batch_size), start=1):
+                name = f"{stem}{tag}-{number:03d}{suffix}"
+                parts.append((target.with_name(name), frame.iloc[start : start + batch_size].reset_index(drop=True)))
+        else:
+            parts.append((target.with_name(f"{stem}{tag}{suffix}"), frame.reset_index(drop=True)))
+    return parts
+
+
+def export(
+    report_dir: Path,
+    to: str,
+    out: Path | None = None,
+    *,
+    top: int | None = None,
+    max_score: float | None = None,
+    classes: list[str] | None = None,
+    batch_size: int | None = None,
+    split_by_class: bool = False,
+    url_prefix: str | None = None,
+) -> ExportResult:
+    """Write a relabel queue of ``report_dir`` in format ``to``; returns the files written."""
+    exporter = get_exporter(to)
+    out = Path(out) if out is not None else Path(f"relabel-queue{exporter.suffix}")
+    if top is not None and top < 1:
+        raise LabelAuditError(f"--top must be 1 or more, got {top}")
+    if batch_size is not None and batch_size < 1:
+        raise LabelAuditError(f"--batch-size must be 1 or more, got {batch_size}")
+    report_dir = Path(report_dir)
+    if not report_dir.is_dir():
+        raise LabelAuditError(f"report folder {report_dir} does not exist")
+    samples, _, summary = load_report(report_dir)
+    known = [str(c) for c in summary.get("classes", sorted(samples["given_label"].astype(str).unique()))]
+    if classes:
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise LabelAuditError(f"--classes names unknown class(es) {', '.join(unknown)}; known: {', '.join(known)}")
+    ctx = ExportContext(summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix)
+    if ctx.modality not in exporter.modalities:
+        raise LabelAuditError(
+            f"the {to} export handles {' and '.join(exporter.modalities)} datasets; this report is {ctx.modality}"
+        )
+    queue, selection = select_queue(samples, top=top, max_score=max_score, classes=classes)
+    parts = partition(queue, Path(out), batch_size, split_by_class)
+    for target, frame in parts:
+        exporter.write(frame, target, ctx)
+    extras = exporter.write_extras(Path(out), ctx)
+    return ExportResult(
+        files=[p for p, _ in parts],
+        extras=extras,
+        n_rows=len(queue),
+        format=to,
+        selection=selection,
+        parts=[{"file": str(p), "rows": len(f)} for p, f in parts],
+    )
+
+
+def queue_records(queue: pd.DataFrame, methods: list[str]) -> list[dict[str, Any]]:
+    """Rows as plain Python values (no numpy scalars, None for missing) for JSON and XML writers."""
+    records = []
+    for row in queue.to_dict("records"):
+        clean: dict[str, Any] = {}
+        for key, value in row.items():
+            if value is None or (isinstance(value, float) and pd.isna(value)):
+                clean[key] = None
+            elif hasattr(value, "item"):
+                clean[key] = value.item()
+            else:
+                clean[key] = value
+        clean["method_scores"] = {m: clean.get(f"{m}_score") for m in methods if f"{m}_score" in clean}
+        records.append(clean)
+    return records

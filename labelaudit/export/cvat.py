@@ -1,0 +1,102 @@
+"""CVAT: a "CVAT for images 1.1" annotation XML with one ``<tag>`` per image.
+
+CVAT documents this format (Actions > Upload annotations > "CVAT 1.1") for image tags: each image holds a
+``<tag label=...>`` with ``<attribute>`` children. The given label is the tag; the suggested label, consensus
+score and rank are attributes, so reviewers filter on them in the job view and fix the tag. A labels JSON for
+CVAT's raw label constructor is written beside it, so the task is created with matching labels.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from ..errors import LabelAuditError
+from ..io import write_json_atomic, write_text_atomic
+from . import ExportContext, queue_records
+
+ATTRIBUTES = ("suggested_label", "consensus_score", "rank", "sample_id")
+
+
+def labels_path(target: Path) -> Path:
+    return target.with_name(f"{target.name.rsplit('.', 1)[0]}.labels.json")
+
+
+def label_spec(classes: list[str]) -> list[dict[str, Any]]:
+    """CVAT's raw label specification (Project/Task > Labels > Raw)."""
+    attributes = [
+        {
+            "name": "suggested_label",
+            "mutable": False,
+            "input_type": "select",
+            "default_value": classes[0],
+            "values": classes,
+        },
+        {"name": "consensus_score", "mutable": False, "input_type": "text", "default_value": "", "values": [""]},
+        {"name": "rank", "mutable": False, "input_type": "text", "default_value": "", "values": [""]},
+        {"name": "sample_id", "mutable": False, "input_type": "text", "default_value": "", "values": [""]},
+    ]
+    return [{"name": c, "type": "tag", "attributes": attributes} for c in classes]
+
+
+def _size(path: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return image.size
+    except OSError as exc:
+        raise LabelAuditError(f"cannot read image size of {path} for the CVAT export: {exc}") from None
+
+
+def annotation_xml(records: list[dict[str, Any]], ctx: ExportContext, task_name: str) -> str:
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    ET.SubElement(meta, "name").text = task_name
+    ET.SubElement(meta, "size").text = str(len(records))
+    ET.SubElement(meta, "mode").text = "annotation"
+    labels = ET.SubElement(meta, "labels")
+    for spec in label_spec(ctx.classes):
+        label = ET.SubElement(labels, "label")
+        ET.SubElement(label, "name").text = spec["name"]
+        ET.SubElement(label, "type").text = "tag"
+        attributes = ET.SubElement(label, "attributes")
+        for attr in spec["attributes"]:
+            node = ET.SubElement(attributes, "attribute")
+            ET.SubElement(node, "name").text = attr["name"]
+            ET.SubElement(node, "mutable").text = "False"
+            ET.SubElement(node, "input_type").text = attr["input_type"]
+            ET.SubElement(node, "default_value").text = attr["default_value"]
+            ET.SubElement(node, "values").text = "\n".join(attr["values"])
+    for index, row in enumerate(records):
+        width, height = _size(str(row["path"]))
+        image = ET.SubElement(
+            root,
+            "image",
+            {"id": str(index), "name": ctx.relative_path(row), "width": str(width), "height": str(height)},
+        )
+        tag = ET.SubElement(image, "tag", {"label": str(row["given_label"]), "source": "auto"})
+        for name in ATTRIBUTES:
+            value = row[name]
+            text = f"{value:.6f}" if name == "consensus_score" else str(value)
+            ET.SubElement(tag, "attribute", {"name": name}).text = text
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+class CvatExporter:
+    name = "cvat"
+    suffix = ".xml"
+    modalities = ("image",)
+
+    def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
+        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        write_text_atomic(target, annotation_xml(records, ctx, target.stem))
+
+    def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
+        path = labels_path(target)
+        write_json_atomic(path, label_spec(ctx.classes))
+        return [path]

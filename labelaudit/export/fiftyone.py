@@ -1,0 +1,54 @@
+"""FiftyOne: samples serialised the way ``fiftyone.Sample.from_dict`` reads them.
+
+Labels are ``Classification`` documents (``_cls`` names the type): ``ground_truth`` is the given label and
+``labelaudit`` the suggestion with its probability as confidence, so the FiftyOne App can sort and filter
+the queue. Load it with ``fo.Dataset.from_dict(json.load(open(FILE)))``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..io import write_json_atomic
+from . import ExportContext, queue_records
+
+
+def sample(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
+    return {
+        "filepath": str(Path(str(row["path"])).resolve()) if row.get("path") else None,
+        "tags": ["labelaudit", "suspect"] if row.get("is_issue") else ["labelaudit"],
+        "ground_truth": {"_cls": "Classification", "label": str(row["given_label"])},
+        "labelaudit": {
+            "_cls": "Classification",
+            "label": str(row["suggested_label"]),
+            "confidence": row.get("suggested_prob"),
+        },
+        "labelaudit_rank": int(row["rank"]),
+        "labelaudit_consensus_score": float(row["consensus_score"]),
+        "labelaudit_is_issue": bool(row.get("is_issue")),
+        "labelaudit_sample_id": str(row["sample_id"]),
+        "labelaudit_content_hash": row.get("content_hash"),
+        "labelaudit_method_scores": row["method_scores"],
+    }
+
+
+class FiftyOneExporter:
+    name = "fiftyone-json"
+    suffix = ".json"
+    modalities = ("image",)
+
+    def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
+        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        payload = {
+            "name": f"labelaudit-{target.stem}",
+            "media_type": "image",
+            "classes": ctx.classes,
+            "samples": [sample(r, ctx) for r in records],
+        }
+        write_json_atomic(target, payload)
+
+    def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
+        return []

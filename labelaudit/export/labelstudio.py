@@ -1,0 +1,117 @@
+"""Label Studio: a tasks JSON importable as is, plus the labelling config XML it was made for.
+
+Each task carries the suggested label as a *prediction* (pre-selected in the editor, with its score), so a
+reviewer only clicks when labelaudit is wrong. The config has two controls: ``label`` (the classes) and
+``review`` (remove / unsure); `labelaudit apply` reads the export back with the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from .. import __version__
+from ..io import write_json_atomic, write_text_atomic
+from . import ExportContext, queue_records
+
+LABEL_CONTROL = "label"
+REVIEW_CONTROL = "review"
+REVIEW_CHOICES = ("remove", "unsure")
+# Label Studio serves local files under this path when LOCAL_FILES_SERVING_ENABLED is set; the `d` parameter
+# is relative to LOCAL_FILES_DOCUMENT_ROOT.
+LOCAL_FILES_PREFIX = "/data/local-files/?d="
+
+
+def config_path(target: Path) -> Path:
+    return target.with_name(f"{target.name.rsplit('.', 1)[0]}.config.xml")
+
+
+def labelling_config(classes: list[str], modality: str) -> str:
+    view = ET.Element("View")
+    ET.SubElement(view, "Header", {"value": "Given label: $given_label, labelaudit suggests: $suggested_label"})
+    if modality == "image":
+        ET.SubElement(view, "Image", {"name": modality, "value": f"${modality}", "zoom": "true"})
+    else:
+        ET.SubElement(view, "Text", {"name": modality, "value": f"${modality}"})
+    choices = ET.SubElement(
+        view, "Choices", {"name": LABEL_CONTROL, "toName": modality, "choice": "single", "showInline": "true"}
+    )
+    for name in classes:
+        ET.SubElement(choices, "Choice", {"value": name})
+    ET.SubElement(view, "Header", {"value": "Or, if no class fits:", "size": "6"})
+    review = ET.SubElement(
+        view, "Choices", {"name": REVIEW_CONTROL, "toName": modality, "choice": "single", "showInline": "true"}
+    )
+    for name in REVIEW_CHOICES:
+        ET.SubElement(review, "Choice", {"value": name})
+    ET.indent(view)
+    return ET.tostring(view, encoding="unicode") + "\n"
+
+
+def media_value(row: dict[str, Any], ctx: ExportContext) -> str:
+    if ctx.modality == "text":
+        return _full_text(row)
+    if ctx.url_prefix is not None:
+        return ctx.url_prefix + quote(ctx.relative_path(row))
+    absolute = Path(str(row["path"])).resolve().as_posix()
+    return LOCAL_FILES_PREFIX + quote(absolute.lstrip("/"))
+
+
+def _full_text(row: dict[str, Any]) -> str:
+    # The report keeps a 200-character excerpt; reviewers need the whole sample when its file is still there.
+    path = row.get("path")
+    if path and os.path.isfile(str(path)):
+        try:
+            return Path(str(path)).read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            pass
+    return str(row.get("text") or "")
+
+
+def task(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
+    modality = ctx.modality
+    data = {
+        modality: media_value(row, ctx),
+        "sample_id": str(row["sample_id"]),
+        "given_label": str(row["given_label"]),
+        "suggested_label": str(row["suggested_label"]),
+        "consensus_score": round(float(row["consensus_score"]), 6),
+        "rank": int(row["rank"]),
+        "content_hash": row.get("content_hash"),
+        "path": row.get("path"),
+    }
+    score = float(row["suggested_prob"]) if row.get("suggested_prob") is not None else None
+    prediction: dict[str, Any] = {
+        "model_version": f"labelaudit-{__version__}",
+        "result": [
+            {
+                "from_name": LABEL_CONTROL,
+                "to_name": modality,
+                "type": "choices",
+                "value": {"choices": [str(row["suggested_label"])]},
+            }
+        ],
+    }
+    if score is not None:
+        prediction["score"] = round(score, 6)
+    return {"data": data, "predictions": [prediction]}
+
+
+class LabelStudioExporter:
+    name = "labelstudio"
+    suffix = ".json"
+    modalities = ("image", "text")
+
+    def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
+        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        write_json_atomic(target, [task(r, ctx) for r in records])
+
+    def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
+        path = config_path(target)
+        write_text_atomic(path, labelling_config(ctx.classes, ctx.modality))
+        return [path]

@@ -1,0 +1,344 @@
+"""Quality gate over a finished report: absolute limits and regression against a baseline report.
+
+``check_gate`` is a pure function over loaded reports; rendering (terminal, JSON, JUnit XML, GitHub
+step-summary Markdown) lives beside it so the CLI stays a thin caller.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import LabelAuditError
+from .io import write_text_atomic
+from .report import load_report
+
+# Rates are ratios of small integers; without a slack, 0.1 + 0.05 > 0.15 would fail a run that sits exactly
+# on its limit. Limits are inclusive: a value equal to the limit passes.
+EPSILON = 1e-9
+NEWLY_FLAGGED_LISTED = 50
+
+
+@dataclass
+class Check:
+    """One limit and how the report measured against it."""
+
+    name: str
+    description: str
+    limit: float
+    value: float
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class GateResult:
+    report_dir: str
+    passed: bool
+    checks: list[Check]
+    estimated_error_rate: float
+    n_flagged: int
+    n_samples: int
+    worst_classes: list[dict[str, Any]]
+    baseline_dir: str | None = None
+    baseline_error_rate: float | None = None
+    newly_flagged: list[dict[str, Any]] = field(default_factory=list)
+    n_newly_flagged: int = 0
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["failed"] = [c.name for c in self.failed]
+        return payload
+
+
+def _exceeds(value: float, limit: float) -> bool:
+    return value > limit + EPSILON
+
+
+def newly_flagged(samples: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """Samples flagged now that were not flagged in the baseline.
+
+    A sample matches its baseline row by sample_id or by content hash, so a file that was renamed or
+    moved keeps its history; a sample with no match at all is reported as ``new``.
+    """
+    flagged_ids = set(baseline.loc[baseline["is_issue"], "sample_id"].astype(str))
+    flagged_hashes = set(baseline.loc[baseline["is_issue"], "content_hash"].dropna().astype(str))
+    known_ids = set(baseline["sample_id"].astype(str))
+    known_hashes = set(baseline["content_hash"].dropna().astype(str))
+    current = samples[samples["is_issue"]].copy()
+    ids = current["sample_id"].astype(str)
+    hashes = current["content_hash"].astype(str)
+    was_flagged = ids.isin(flagged_ids) | hashes.isin(flagged_hashes)
+    current = current[~was_flagged]
+    known = ids[~was_flagged].isin(known_ids) | hashes[~was_flagged].isin(known_hashes)
+    current.insert(0, "status", ["was not flagged" if k else "new" for k in known])
+    return current
+
+
+def check_gate(
+    report_dir: Path,
+    *,
+    max_error_rate: float | None = None,
+    max_class_error_rate: float | None = None,
+    max_flagged: int | None = None,
+    baseline_dir: Path | None = None,
+    tolerance: float = 0.0,
+    max_new_flagged: int | None = None,
+    worst: int = 5,
+) -> GateResult:
+    """Measure a report against the given limits. Raises LabelAuditError when no limit is given."""
+    if max_error_rate is None and max_class_error_rate is None and max_flagged is None and baseline_dir is None:
+        raise LabelAuditError(
+            "no limit to gate on: pass --max-error-rate, --max-class-error-rate, --max-flagged or --baseline"
+        )
+    if max_new_flagged is not None and baseline_dir is None:
+        raise LabelAuditError("--max-new-flagged compares with a baseline: pass --baseline OLD_REPORT_DIR too")
+    for name, value in (("--max-error-rate", max_error_rate), ("--max-class-error-rate", max_class_error_rate)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise LabelAuditError(f"{name} is a rate between 0 and 1 (e.g. 0.05 for 5 %), got {value}")
+    if tolerance < 0:
+        raise LabelAuditError(f"--tolerance must be 0 or more, got {tolerance}")
+
+    samples, classes, summary = _load(report_dir)
+    rate = float(summary["estimated_error_rate"])
+    n_flagged = int(summary.get("n_flagged", int(samples["is_issue"].sum())))
+    worst_rows = _worst_classes(classes, worst)
+    checks: list[Check] = []
+    if max_error_rate is not None:
+        checks.append(
+            Check(
+                "max-error-rate",
+                "estimated label-error rate",
+                max_error_rate,
+                rate,
+                not _exceeds(rate, max_error_rate),
+            )
+        )
+    if max_class_error_rate is not None:
+        over = classes[classes["estimated_error_rate"] > max_class_error_rate + EPSILON]
+        top = float(classes["estimated_error_rate"].max()) if len(classes) else 0.0
+        checks.append(
+            Check(
+                "max-class-error-rate",
+                "worst per-class estimated error rate",
+                max_class_error_rate,
+                top,
+                over.empty,
+                ", ".join(f"{c} ({r:.1%})" for c, r in zip(over["class"], over["estimated_error_rate"], strict=True)),
+            )
+        )
+    if max_flagged is not None:
+        checks.append(
+            Check("max-flagged", "samples flagged", float(max_flagged), float(n_flagged), n_flagged <= max_flagged)
+        )
+
+    result = GateResult(
+        report_dir=str(report_dir),
+        passed=True,
+        checks=checks,
+        estimated_error_rate=rate,
+        n_flagged=n_flagged,
+        n_samples=int(summary["dataset"]["n_samples"]),
+        worst_classes=worst_rows,
+    )
+    if baseline_dir is not None:
+        base_samples, _, base_summary = _load(baseline_dir)
+        base_rate = float(base_summary["estimated_error_rate"])
+        fresh = newly_flagged(samples, base_samples)
+        result.baseline_dir = str(baseline_dir)
+        result.baseline_error_rate = base_rate
+        result.n_newly_flagged = len(fresh)
+        result.newly_flagged = [
+            {
+                "status": row["status"],
+                "rank": int(row["rank"]),
+                "sample_id": str(row["sample_id"]),
+                "given_label": str(row["given_label"]),
+                "suggested_label": str(row["suggested_label"]),
+                "consensus_score": float(row["consensus_score"]),
+            }
+            for row in fresh.head(NEWLY_FLAGGED_LISTED).to_dict("records")
+        ]
+        checks.append(
+            Check(
+                "regression",
+                f"estimated label-error rate vs baseline {base_rate:.2%} (+ tolerance {tolerance:.2%})",
+                base_rate + tolerance,
+                rate,
+                not _exceeds(rate, base_rate + tolerance),
+            )
+        )
+        if max_new_flagged is not None:
+            checks.append(
+                Check(
+                    "max-new-flagged",
+                    "samples newly flagged since the baseline",
+                    float(max_new_flagged),
+                    float(len(fresh)),
+                    len(fresh) <= max_new_flagged,
+                )
+            )
+    result.passed = all(c.passed for c in checks)
+    return result
+
+
+def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
+    try:
+        samples, classes, summary = load_report(folder)
+    except LabelAuditError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise LabelAuditError(f"cannot read the report in {folder}: {exc}") from None
+    if "estimated_error_rate" not in summary or "dataset" not in summary:
+        raise LabelAuditError(f"{folder}/summary.json has no estimated_error_rate: is it a labelaudit report?")
+    return samples, classes, summary
+
+
+def _worst_classes(classes: pd.DataFrame, worst: int) -> list[dict[str, Any]]:
+    rows = []
+    for record in classes.head(worst).to_dict("records"):
+        confused = record.get("confused_with")
+        rows.append(
+            {
+                "class": str(record["class"]),
+                "count": int(record["count"]),
+                "flagged": int(record["flagged"]),
+                "estimated_error_rate": float(record["estimated_error_rate"]),
+                "confused_with": None if confused is None or pd.isna(confused) else str(confused),
+            }
+        )
+    return rows
+
+
+def _fmt(check: Check, value: float) -> str:
+    return f"{int(value)}" if check.name in ("max-flagged", "max-new-flagged") else f"{value:.2%}"
+
+
+def describe(result: GateResult) -> list[str]:
+    """Plain-text lines: one per check, then the worst classes and newly flagged samples."""
+    lines = []
+    for check in result.checks:
+        verdict = "ok  " if check.passed else "FAIL"
+        line = (
+            f"{verdict} {check.name}: {check.description} {_fmt(check, check.value)} (limit {_fmt(check, check.limit)})"
+        )
+        if check.detail:
+            line += f"; over the limit: {check.detail}"
+        lines.append(line)
+    return lines
+
+
+def junit_xml(result: GateResult) -> str:
+    """One JUnit test case per limit, so CI systems list each limit and its measured value natively."""
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "labelaudit gate",
+            "tests": str(len(result.checks)),
+            "failures": str(len(result.failed)),
+            "errors": "0",
+            "skipped": "0",
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("report_dir", result.report_dir),
+        ("estimated_error_rate", f"{result.estimated_error_rate:.6f}"),
+        ("n_flagged", str(result.n_flagged)),
+        ("n_samples", str(result.n_samples)),
+        ("baseline_dir", result.baseline_dir or ""),
+    ):
+        ET.SubElement(properties, "property", {"name": key, "value": value})
+    for check in result.checks:
+        case = ET.SubElement(suite, "testcase", {"classname": "labelaudit.gate", "name": check.name, "time": "0"})
+        text = f"{check.description}: {_fmt(check, check.value)} (limit {_fmt(check, check.limit)})"
+        if not check.passed:
+            failure = ET.SubElement(case, "failure", {"message": text, "type": "LabelQualityGate"})
+            failure.text = "\n".join([text, *worst_lines(result), *newly_lines(result)])
+        else:
+            ET.SubElement(case, "system-out").text = text
+    root = ET.Element("testsuites", {"name": "labelaudit", "tests": suite.get("tests", "0")})
+    root.set("failures", suite.get("failures", "0"))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def worst_lines(result: GateResult) -> list[str]:
+    return ["worst classes:"] + [
+        f"  {c['class']}: {c['estimated_error_rate']:.1%} estimated error, {c['flagged']} of {c['count']} flagged"
+        + (f", most confused with {c['confused_with']}" if c["confused_with"] else "")
+        for c in result.worst_classes
+    ]
+
+
+def newly_lines(result: GateResult) -> list[str]:
+    if result.baseline_dir is None:
+        return []
+    colon = ":" if result.newly_flagged else "."
+    return [f"{result.n_newly_flagged} sample(s) newly flagged since the baseline{colon}"] + [
+        f"  {s['sample_id']}: {s['given_label']} -> {s['suggested_label']} ({s['status']})"
+        for s in result.newly_flagged
+    ]
+
+
+def markdown(result: GateResult) -> str:
+    """GitHub Actions step summary."""
+    icon = "✅" if result.passed else "❌"
+    out = [
+        f"### {icon} labelaudit gate {'passed' if result.passed else 'failed'}",
+        "",
+        f"Report `{result.report_dir}`: {result.n_samples:,} samples, {result.n_flagged:,} flagged, "
+        f"estimated label-error rate **{result.estimated_error_rate:.2%}**"
+        + (f" (baseline {result.baseline_error_rate:.2%})" if result.baseline_error_rate is not None else "")
+        + ".",
+        "",
+        "| limit | measured | allowed | result |",
+        "| --- | --- | --- | --- |",
+    ]
+    for c in result.checks:
+        out.append(f"| {c.name} | {_fmt(c, c.value)} | {_fmt(c, c.limit)} | {'ok' if c.passed else '**failed**'} |")
+    out += ["", "| worst class | est. error | flagged | most confused with |", "| --- | --- | --- | --- |"]
+    for w in result.worst_classes:
+        out.append(
+            f"| {w['class']} | {w['estimated_error_rate']:.1%} | {w['flagged']} of {w['count']} | "
+            f"{w['confused_with'] or '-'} |"
+        )
+    if result.baseline_dir is not None:
+        out += ["", f"**{result.n_newly_flagged}** sample(s) newly flagged since the baseline."]
+        if result.newly_flagged:
+            out += ["", "| rank | sample | given | suggested | score | |", "| --- | --- | --- | --- | --- | --- |"]
+            for s in result.newly_flagged:
+                out.append(
+                    f"| {s['rank']} | `{s['sample_id']}` | {s['given_label']} | {s['suggested_label']} | "
+                    f"{s['consensus_score']:.3f} | {s['status']} |"
+                )
+    return "\n".join(out) + "\n\n"
+
+
+def write_junit(result: GateResult, target: Path) -> None:
+    write_text_atomic(Path(target), junit_xml(result))
+
+
+def append_step_summary(result: GateResult, environ: dict[str, str] | None = None) -> Path | None:
+    """Append the Markdown summary to $GITHUB_STEP_SUMMARY when it is set; return the file written."""
+    target = (environ if environ is not None else os.environ).get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    # The runner owns this file and documents appending as the way to add to it; other steps' summaries
+    # already in it must survive, so it is appended to rather than replaced.
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write(markdown(result))
+    return Path(target)

@@ -1,0 +1,275 @@
+"""`labelaudit apply`: decisions validated first, applied whole or not at all, and undone byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from labelaudit.cli import main
+
+from .conftest import make_image
+from .report_factory import report_from_data, tree_state
+
+SUSPECTS = {"red/red_1.png": "blue", "green/green_2.png": "red", "blue/blue_0.png": "green"}
+
+
+@pytest.fixture
+def queue(image_folder: Path, tmp_path: Path) -> Path:
+    """A reviewed CSV queue of the image folder: the three suspects plus three more rows."""
+    report = report_from_data(tmp_path / "report", image_folder, SUSPECTS)
+    out = tmp_path / "review" / "queue.csv"
+    assert main(["export", str(report), "--top", "6", "--out", str(out)]) == 0
+    return out
+
+
+def decide(queue: Path, decisions: dict[str, str], extra: list[dict[str, str]] | None = None) -> Path:
+    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    frame["decision"] = [decisions.get(s, "") for s in frame["sample_id"]]
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True).fillna("")
+    frame.to_csv(queue, index=False)
+    return queue
+
+
+def journals(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.journal-*.json"))
+
+
+def test_folder_apply_and_undo_round_trip(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture) -> None:
+    before = tree_state(image_folder)
+    decide(queue, {"red/red_1.png": "relabel:blue", "green/green_2.png": "remove", "blue/blue_0.png": "keep"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    assert (image_folder / "blue" / "red_1.png").is_file() and not (image_folder / "red" / "red_1.png").exists()
+    assert (image_folder / "_removed" / "green" / "green_2.png").is_file()
+    assert (image_folder / "blue" / "blue_0.png").is_file()
+    (journal,) = journals(queue.parent)
+    record = json.loads(journal.read_text())
+    assert record["status"] == "applied" and record["counts"]["relabel"] == 1 and record["counts"]["remove"] == 1
+    assert {op["dst"] for op in record["operations"]} == {"blue/red_1.png", "_removed/green/green_2.png"}
+    assert "undo with" in " ".join(capsys.readouterr().err.split())
+
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(image_folder) == before  # every byte and folder back, _removed/ gone
+    assert json.loads(journal.read_text())["status"] == "undone"
+    assert main(["apply", "--undo", str(journal)]) == 2  # twice is refused
+
+
+def test_dry_run_changes_nothing(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture) -> None:
+    before = tree_state(image_folder)
+    decide(queue, {"red/red_1.png": "relabel:blue", "green/green_2.png": "remove"})
+    assert main(["apply", str(queue), "--data", str(image_folder), "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "dry-run"
+    assert "would move 2 file(s)" in captured.err
+    assert tree_state(image_folder) == before and not journals(queue.parent)
+
+
+def refused(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture, *expected: str) -> None:
+    before = tree_state(image_folder)
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "nothing was changed" in err
+    for text in expected:
+        assert text in err, err
+    assert tree_state(image_folder) == before and not journals(queue.parent)
+
+
+# every refusal comes with one valid row, which must not be applied either
+VALID = {"red/red_1.png": "relabel:blue"}
+
+
+def test_refuses_unknown_class(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture) -> None:
+    decide(queue, {**VALID, "green/green_2.png": "relabel:purple"})
+    refused(image_folder, queue, capsys, "(green/green_2.png): unknown class 'purple'")
+
+
+def test_refuses_changed_file(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture) -> None:
+    make_image(image_folder / "green" / "green_2.png", (0, 0, 0))
+    decide(queue, {**VALID, "green/green_2.png": "remove"})
+    refused(image_folder, queue, capsys, "(green/green_2.png): file changed since the audit")
+
+
+def test_refuses_missing_file_and_moved_label(image_folder: Path, queue: Path, capsys: pytest.CaptureFixture) -> None:
+    (image_folder / "green" / "green_2.png").unlink()
+    os.rename(image_folder / "blue" / "blue_0.png", image_folder / "red" / "blue_0.png")
+    decide(queue, {**VALID, "green/green_2.png": "remove", "blue/blue_0.png": "remove"})
+    refused(image_folder, queue, capsys, "(green/green_2.png): file not found", "(blue/blue_0.png): file not found")
+
+
+def test_refuses_paths_outside_the_root(
+    image_folder: Path, queue: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    outside = make_image(tmp_path / "elsewhere" / "x.png", (1, 2, 3))
+    (image_folder / "red" / "link.png").symlink_to(outside)
+    extra = [
+        {"sample_id": "../elsewhere/x.png", "decision": "remove"},
+        {"sample_id": "red/link.png", "decision": "remove"},
+        {"sample_id": str(outside), "decision": "remove"},
+    ]
+    decide(queue, VALID, extra)
+    refused(
+        image_folder,
+        queue,
+        capsys,
+        "(../elsewhere/x.png): not a path inside a class folder",
+        "(red/link.png): path resolves outside the dataset root",
+        f"({outside}): not a path inside a class folder",
+    )
+    assert outside.is_file()
+
+
+def test_refuses_bad_decisions_and_contradictions(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    extra = [
+        {"sample_id": "red/red_1.png", "decision": "remove"},
+        {"sample_id": "red/red_2.png", "decision": "delete"},
+        {"sample_id": "red/red_3.png", "decision": "relabel:"},
+    ]
+    decide(queue, VALID, extra)
+    refused(
+        image_folder,
+        queue,
+        capsys,
+        "(red/red_1.png): contradicts line",
+        "(red/red_2.png): unknown decision 'delete'",
+        "(red/red_3.png): 'relabel' needs a class",
+    )
+
+
+def test_refuses_to_overwrite_and_given_label_drift(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_image(image_folder / "blue" / "red_1.png", (9, 9, 9))  # the relabel target exists already
+    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    frame.loc[frame["sample_id"] == "green/green_2.png", "given_label"] = "blue"
+    frame.to_csv(queue, index=False)
+    decide(queue, {**VALID, "green/green_2.png": "keep"})
+    refused(
+        image_folder,
+        queue,
+        capsys,
+        "(red/red_1.png): blue/red_1.png already exists",
+        "(green/green_2.png): was labelled 'blue' at the audit but is in 'green' now",
+    )
+
+
+def test_journal_inside_the_dataset_is_refused(image_folder: Path, queue: Path) -> None:
+    before = tree_state(image_folder)
+    decide(queue, VALID)
+    assert main(["apply", str(queue), "--data", str(image_folder), "--journal", str(image_folder / "j.json")]) == 2
+    assert tree_state(image_folder) == before
+
+
+def test_undo_refuses_a_file_edited_after_apply(image_folder: Path, queue: Path) -> None:
+    decide(queue, {"green/green_2.png": "remove", **VALID})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    make_image(image_folder / "_removed" / "green" / "green_2.png", (0, 0, 0))
+    after = tree_state(image_folder)
+    (journal,) = journals(queue.parent)
+    assert main(["apply", "--undo", str(journal)]) == 2
+    assert tree_state(image_folder) == after  # nothing moved back, not even the untouched file
+
+
+def test_labelstudio_export_as_decisions(image_folder: Path, queue: Path, tmp_path: Path) -> None:
+    before = tree_state(image_folder)
+    tasks_file = tmp_path / "ls" / "tasks.json"
+    report = tmp_path / "report"
+    assert main(["export", str(report), "--to", "labelstudio", "--out", str(tasks_file)]) == 0
+    tasks = json.loads(tasks_file.read_text())
+    answers = {  # what reviewers clicked: control name -> choice
+        "red/red_1.png": ("label", "blue"),
+        "green/green_2.png": ("review", "remove"),
+        "blue/blue_0.png": ("label", "blue"),  # confirmed the given label
+    }
+    for number, task in enumerate(tasks, start=1):
+        task["id"] = number
+        control, choice = answers[task["data"]["sample_id"]]
+        result = [{"from_name": control, "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]
+        task["annotations"] = [{"id": number, "result": result, "was_cancelled": False}]
+    export = tmp_path / "ls" / "export.json"
+    export.write_text(json.dumps(tasks))
+    assert main(["apply", str(export), "--data", str(image_folder)]) == 0
+    assert (image_folder / "blue" / "red_1.png").is_file()
+    assert (image_folder / "_removed" / "green" / "green_2.png").is_file()
+    assert (image_folder / "blue" / "blue_0.png").is_file()
+    (journal,) = journals(export.parent)
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(image_folder) == before
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    data = tmp_path / "ds"
+    labels = ["cat", "cat", "cat", "dog", "dog", "dog"]
+    for i in range(6):
+        make_image(data / "img" / f"{i}.png", (i * 40, 0, 0))
+    pd.DataFrame({"path": [f"img/{i}.png" for i in range(6)], "label": labels, "note": list("abcdef")}).to_csv(
+        data / "train.csv", index=False
+    )
+    return data / "train.csv"
+
+
+def test_manifest_apply_writes_a_new_manifest(manifest: Path, tmp_path: Path) -> None:
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog", "img/4.png": "cat"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"img/1.png": "relabel:dog", "img/4.png": "remove"})
+    original = manifest.read_bytes()
+    before = tree_state(manifest.parent)
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 0
+    assert manifest.read_bytes() == original
+    corrected = pd.read_csv(manifest.with_name("train.corrected.csv"), dtype=str)
+    assert corrected["path"].tolist() == [f"img/{i}.png" for i in (0, 1, 2, 3, 5)]
+    assert corrected["label"].tolist() == ["cat", "dog", "cat", "dog", "dog"]
+    assert corrected["note"].tolist() == list("abcdf")
+    # a second apply would overwrite the corrected manifest: refused
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 2
+    (journal,) = journals(tmp_path)
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(manifest.parent) == before
+
+
+def test_manifest_refusals(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--top", "3", "--out", str(queue)]) == 0
+    assert main(["apply", str(queue), "--data", str(manifest), "--out", str(manifest)]) == 2
+    assert "never over the original" in " ".join(capsys.readouterr().err.split())
+    make_image(manifest.parent / "img" / "0.png", (1, 1, 1))
+    before = tree_state(manifest.parent)
+    decide(
+        queue,
+        {"img/1.png": "relabel:bird", "img/0.png": "remove"},
+        [{"sample_id": "img/9.png", "decision": "remove"}],
+    )
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "(img/1.png): unknown class 'bird'" in err
+    assert "(img/0.png): file changed since the audit" in err
+    assert "(img/9.png): no manifest row has this sample id" in err
+    assert tree_state(manifest.parent) == before
+
+
+def test_text_manifest_rows_are_matched_by_position(tmp_path: Path) -> None:
+    manifest = tmp_path / "texts.csv"
+    frame = pd.DataFrame({"text": [f"sample number {i}" for i in range(4)], "label": ["a", "a", "b", "b"]})
+    frame.to_csv(manifest, index=False)
+    report = report_from_data(tmp_path / "r", manifest, {"2": "a"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"2": "relabel:a"})
+    assert main(["apply", str(queue), "--data", str(manifest), "--out", str(tmp_path / "fixed.csv")]) == 0
+    assert pd.read_csv(tmp_path / "fixed.csv")["label"].tolist() == ["a", "a", "a", "b"]
+
+
+def test_usage_errors(tmp_path: Path, queue: Path) -> None:
+    assert main(["apply", str(queue)]) == 2  # no --data
+    assert main(["apply", str(tmp_path / "missing.csv"), "--data", str(tmp_path)]) == 2
+    assert main(["apply", "--undo", str(tmp_path / "missing.json")]) == 2
+    (tmp_path / "no-decision.csv").write_text("sample_id\nred/red_1.png\n")
+    assert main(["apply", str(tmp_path / "no-decision.csv"), "--data", str(tmp_path)]) == 2
