@@ -138,7 +138,7 @@ def audit(
         float | None,
         typer.Option(help="DeFT learning rate (default 0.01 embedding, 0.002 prompt).", show_default=False),
     ] = None,
-    deft_folds: Annotated[int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")] = 1,
+    deft_folds: Annotated[int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")] = 5,
     fail_above: Annotated[
         float | None,
         typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),

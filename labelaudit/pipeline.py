@@ -89,7 +89,7 @@ def audit(
     deft_epochs: int = 10,
     deft_ctx: int = 16,
     deft_lr: float | None = None,
-    deft_folds: int = 1,
+    deft_folds: int = 5,
     reporter: Reporter = QUIET,
 ) -> AuditResult:
     """Audit the labels of a dataset.

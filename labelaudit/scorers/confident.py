@@ -1,5 +1,10 @@
 """Confident learning on a cross-validated linear probe: out-of-sample probabilities from K-fold
-multinomial logistic regression on the embeddings, then cleanlab's filter and quality score."""
+multinomial logistic regression on the embeddings, then cleanlab's filter and quality score.
+
+The probe is sklearn's LogisticRegression with its default L2 strength on the raw unit-norm embeddings,
+as a cleanlab user would fit it. Standardising the features first makes the probe far more confident
+and ranked wrong labels worse on the tune rows of every shared text set (AUROC 0.77 vs 0.88 on
+wrench_youtube), so the embeddings go in as they are."""
 
 from __future__ import annotations
 
@@ -21,7 +26,6 @@ def out_of_fold_probabilities(
     task: object | None = None,
 ) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     folds = stratified_folds(labels, n_folds, seed)
     probs = np.zeros((len(labels), n_classes), dtype=np.float64)
@@ -30,12 +34,11 @@ def out_of_fold_probabilities(
         train = ~held_out
         if not held_out.any():
             continue
-        scaler = StandardScaler().fit(embeddings[train])
-        model = LogisticRegression(C=c, max_iter=500, random_state=seed)
+        model = LogisticRegression(C=c, max_iter=1000, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings on tiny folds are expected and harmless
-            model.fit(scaler.transform(embeddings[train]), labels[train])
-        fold_probs = model.predict_proba(scaler.transform(embeddings[held_out]))
+            model.fit(embeddings[train], labels[train])
+        fold_probs = model.predict_proba(embeddings[held_out])
         # A class absent from this fold's training rows gets no column from sklearn: give it ~0.
         full = np.full((held_out.sum(), n_classes), 1e-6)
         full[:, model.classes_] = fold_probs

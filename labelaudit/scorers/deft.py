@@ -42,7 +42,7 @@ class DeftSettings:
     n_ctx: int = 16
     lr: float | None = None  # None: the variant's default
     batch_size: int | None = None  # None: about 50 steps per epoch (see default_batch_size)
-    folds: int = 1
+    folds: int = 5  # cross-fitting: see docs/method.md
     logit_scale: float | None = None  # None: the encoder's, else 50
     init_text: str = "a photo of a"
 
@@ -276,7 +276,7 @@ def settings_from_options(options: dict[str, Any]) -> DeftSettings:
         "epochs": options.get("deft_epochs", 10),
         "n_ctx": options.get("deft_ctx", 16),
         "lr": options.get("deft_lr"),
-        "folds": options.get("deft_folds", 1),
+        "folds": options.get("deft_folds", 5),
         "batch_size": options.get("deft_batch_size"),
         "init_text": options.get("deft_init_text", "a photo of a"),
     }
