@@ -93,7 +93,9 @@ def main() -> None:
     print("| N | method | time (s) | peak RSS (MB) | of which input (MB) | recall@k |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['method']} | {r['seconds']} | {r['peak_rss_mb']} | {r['input_mb']} | {r['recall_at_k']} |")
+        print(
+            f"| {r['n']:,} | {r['method']} | {r['seconds']} | {r['peak_rss_mb']} | {r['input_mb']} | {r['recall_at_k']} |"
+        )
 
 
 if __name__ == "__main__":
