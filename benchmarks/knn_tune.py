@@ -33,6 +33,7 @@ KS = (5, 10, 20, 30, 50)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--datasets", nargs="*", default=None, help="text sets (default: all)")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
     args = parser.parse_args()
     import torch
@@ -42,7 +43,7 @@ def main() -> None:
 
     encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
     rows: list[dict[str, object]] = []
-    for name in QUICK_SETS if args.quick else TEXT_SETS:
+    for name in args.datasets or (QUICK_SETS if args.quick else TEXT_SETS):
         data = load_text_set(name, encoder, args.cache_dir)
         wrong = data.given != data.gold
         tune = report_rows(data.ids, "tune")

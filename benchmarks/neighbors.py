@@ -93,9 +93,8 @@ def main() -> None:
     print("| N | method | time (s) | peak RSS (MB) | of which input (MB) | recall@k |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(
-            f"| {r['n']:,} | {r['method']} | {r['seconds']} | {r['peak_rss_mb']} | {r['input_mb']} | {r['recall_at_k']} |"
-        )
+        cells = [f"{r['n']:,}", r["method"], r["seconds"], r["peak_rss_mb"], r["input_mb"], r["recall_at_k"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
 if __name__ == "__main__":

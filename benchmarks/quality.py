@@ -181,6 +181,7 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
         "deft (embedding, 5-fold cross-fit)": run("deft", deft_variant="embedding", deft_folds=5),
         "confident": run("confident"),
         "zeroshot": run("zeroshot"),
+        "knn": run("knn"),
     }
     if data.soft_prompt is not None:
         methods["deft (prompt)"] = run("deft", deft_variant="prompt")
@@ -229,21 +230,22 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
             f"  {name:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
             flush=True,
         )
-    default = {k: results[k] for k in ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")}
-    start = time.perf_counter()
-    consensus = combine(default, data.given)
-    as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
-    table.append(
-        {
-            "dataset": data.name,
-            "method": "consensus (labelaudit default)",
-            **metrics(as_result, wrong, rows, time.perf_counter() - start),
-        }
-    )
-    print(
-        f"  {'consensus':48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
-        flush=True,
-    )
+    three = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")
+    variants = {
+        "consensus (deft, confident, zeroshot)": three,
+        "consensus (deft, confident, zeroshot, knn)": (*three, "knn"),
+    }
+    for label, members in variants.items():
+        start = time.perf_counter()
+        consensus = combine({k: results[k] for k in members}, data.given)
+        as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
+        table.append(
+            {"dataset": data.name, "method": label, **metrics(as_result, wrong, rows, time.perf_counter() - start)}
+        )
+        print(
+            f"  {label:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
+            flush=True,
+        )
     return table
 
 
