@@ -183,6 +183,7 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
         "deft (embedding, 5-fold cross-fit)": run("deft", deft_variant="embedding", deft_folds=5),
         "confident": run("confident"),
         "zeroshot": run("zeroshot"),
+        "knn": run("knn"),
     }
     if data.soft_prompt is not None and WITH_PROMPT_VARIANT:
         methods["deft (prompt)"] = run("deft", deft_variant="prompt")
@@ -235,26 +236,29 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
         DUMP_DIR.mkdir(parents=True, exist_ok=True)
         np.savez(
             DUMP_DIR / f"{data.name}.npz",
-            given=data.given, gold=data.gold, rows=rows,
+            given=data.given,
+            gold=data.gold,
+            rows=rows,
             **{f"{name}|quality": r.quality for name, r in results.items()},
             **{f"{name}|issue": r.is_issue for name, r in results.items()},
             **{f"{name}|probs": r.pred_probs for name, r in results.items() if r.pred_probs is not None},
         )
-    default = {k: results[k] for k in ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")}
-    start = time.perf_counter()
-    consensus = combine(default, data.given)
-    as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
-    table.append(
-        {
-            "dataset": data.name,
-            "method": "consensus (labelaudit default)",
-            **metrics(as_result, wrong, rows, time.perf_counter() - start),
-        }
-    )
-    print(
-        f"  {'consensus':48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
-        flush=True,
-    )
+    three = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")
+    variants = {
+        "consensus (labelaudit default: deft, confident, zeroshot)": three,
+        "consensus (deft, confident, zeroshot, knn)": (*three, "knn"),
+    }
+    for label, members in variants.items():
+        start = time.perf_counter()
+        consensus = combine({k: results[k] for k in members}, data.given)
+        as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
+        table.append(
+            {"dataset": data.name, "method": label, **metrics(as_result, wrong, rows, time.perf_counter() - start)}
+        )
+        print(
+            f"  {label:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
+            flush=True,
+        )
     return table
 
 
@@ -290,7 +294,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
     parser.add_argument("--dump", type=Path, help="also save every method's scores (npz per dataset) here")
-    parser.add_argument("--no-prompt-variant", action="store_true", help="skip DeFT's soft-prompt variant (slow on CPU)")
+    parser.add_argument(
+        "--no-prompt-variant", action="store_true", help="skip DeFT's soft-prompt variant (slow on CPU)"
+    )
     args = parser.parse_args()
     global DUMP_DIR, WITH_PROMPT_VARIANT
     DUMP_DIR = args.dump

@@ -20,6 +20,8 @@ from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
 from .errors import DataError
+from .neighbor_issues import find_duplicates, find_outliers, issue_types
+from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
 from .scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
@@ -32,6 +34,7 @@ class AuditResult:
     summary: dict[str, Any]
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
     embeddings: np.ndarray | None = None  # (N, D), rows in discovery order (not report order)
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
 
     @property
     def estimated_error_rate(self) -> float:
@@ -44,7 +47,7 @@ class AuditResult:
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         out = Path(out)
         prepare_output_dir(out, overwrite)
-        write_report(out, self.samples, self.classes, self.summary, self.skipped)
+        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates)
         return out
 
 
@@ -173,6 +176,13 @@ def audit(
         seed=seed,
         folds=folds,
         reporter=reporter,
+        neighbors=NeighborSource(
+            embedded.vectors,
+            folder=cache.folder / "neighbors" if cache.folder is not None else None,
+            identity=encoder.identity,
+            hashes=samples["content_hash"].astype(str).tolist(),
+            seed=seed,
+        ),
         options={
             "deft_variant": deft_variant,
             "deft_epochs": deft_epochs,
@@ -187,9 +197,29 @@ def audit(
         with timer.stage(f"score_{name}"):
             results[name] = get_scorer(name).score(context)
 
+    with timer.stage("neighbor_issues"):
+        graph = context.neighbor_graph(20)
+        duplicates = find_duplicates(
+            graph,
+            samples["content_hash"].astype(str).to_numpy(),
+            labels,
+            dataset.classes,
+            samples["sample_id"].astype(str).to_numpy(),
+        )
+        outliers = find_outliers(graph, embedded.vectors, class_embeddings)
+
     with timer.stage("report"):
         consensus = combine(results, labels)
-        table = samples_table(samples, dataset.classes, labels, results, consensus)
+        neighbor_columns = pd.DataFrame(
+            {
+                "issue_type": issue_types(consensus.is_issue, duplicates, outliers),
+                "duplicate_group": duplicates.group,
+                "duplicate_conflict": duplicates.conflict,
+                "outlier_score": outliers.score,
+                "is_outlier": outliers.is_outlier,
+            }
+        )
+        table = samples_table(samples, dataset.classes, labels, results, consensus, neighbor_columns)
         classes = classes_table(dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings)
         skipped_frame = pd.DataFrame([s.as_dict() for s in skipped], columns=["path", "reason", "stage"])
         summary = {
@@ -214,6 +244,20 @@ def audit(
             "error_rate_estimator": "share of samples flagged by a strict majority of the methods",
             "n_flagged": int(consensus.is_issue.sum()),
             "flagged_per_method": {name: int(r.is_issue.sum()) for name, r in results.items()},
+            "issue_types": {
+                "label_error": int(consensus.is_issue.sum()),
+                "duplicate_conflict": int(duplicates.conflict.sum()),
+                "outlier": int(outliers.is_outlier.sum()),
+            },
+            "duplicates": {
+                "groups": int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0,
+                "conflicting_groups": int(duplicates.table.loc[duplicates.table["conflicting"], "group"].nunique())
+                if len(duplicates.table)
+                else 0,
+                "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
+            },
+            "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
+            "neighbor_graph": {**graph.settings, "from_cache": context.neighbors.loaded_from_cache},
             "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
             "n_skipped": len(skipped),
             "skipped": [s.as_dict() for s in skipped[:1000]],
@@ -229,7 +273,12 @@ def audit(
             "platform": {"python": platform.python_version(), "device": str(encoder.device)},
         }
     result = AuditResult(
-        samples=table, classes=classes, summary=summary, skipped=skipped_frame, embeddings=embedded.vectors
+        samples=table,
+        classes=classes,
+        summary=summary,
+        skipped=skipped_frame,
+        embeddings=embedded.vectors,
+        duplicates=duplicates.table,
     )
     if out is not None:
         result.save(out, overwrite=True)

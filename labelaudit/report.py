@@ -18,7 +18,16 @@ from .io import write_json_atomic, write_table_atomic
 from .scorers import ScorerResult
 
 TEXT_EXCERPT_CHARS = 200
-REPORT_FILES = ("report.parquet", "report.csv", "classes.parquet", "classes.csv", "summary.json", "skipped.csv")
+REPORT_FILES = (
+    "report.parquet",
+    "report.csv",
+    "classes.parquet",
+    "classes.csv",
+    "summary.json",
+    "skipped.csv",
+    "duplicates.parquet",
+    "duplicates.csv",
+)
 
 
 def excerpt(text: str | None) -> str | None:
@@ -34,7 +43,9 @@ def samples_table(
     labels: np.ndarray,
     results: dict[str, ScorerResult],
     consensus: Consensus,
+    extra: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
+    """``extra``: further per-sample columns in discovery order (e.g. the neighbour issue types)."""
     class_array = np.array(classes, dtype=object)
     frame = pd.DataFrame(
         {
@@ -53,6 +64,9 @@ def samples_table(
         frame[f"{name}_score"] = result.quality.astype(np.float64)
         frame[f"{name}_issue"] = result.is_issue.astype(bool)
         frame[f"{name}_suggested"] = class_array[result.suggested]
+    if extra is not None:
+        for column in extra.columns:
+            frame[column] = extra[column].to_numpy()
     frame = frame.sort_values(["consensus_score", "sample_id"], kind="mergesort").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame
@@ -130,9 +144,16 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
 
 
 def write_report(
-    out: Path, samples: pd.DataFrame, classes: pd.DataFrame, summary: dict[str, Any], skipped: pd.DataFrame
+    out: Path,
+    samples: pd.DataFrame,
+    classes: pd.DataFrame,
+    summary: dict[str, Any],
+    skipped: pd.DataFrame,
+    duplicates: pd.DataFrame | None = None,
 ) -> None:
     write_table_atomic(samples, out / "report")
+    if duplicates is not None:
+        write_table_atomic(duplicates, out / "duplicates")
     write_table_atomic(classes, out / "classes")
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
@@ -166,14 +187,19 @@ def print_summary(
     head.add_row("methods", ", ".join(summary["methods"]))
     head.add_row("estimated label-error rate", f"{summary['estimated_error_rate']:.2%}")
     head.add_row("flagged", f"{flagged:,} of {n:,}")
+    kinds = summary.get("issue_types")
+    if kinds:
+        head.add_row("duplicate conflicts", f"{kinds['duplicate_conflict']:,} samples (listed in duplicates.csv)")
+        head.add_row("outliers", f"{kinds['outlier']:,} (not counted as label errors)")
     if summary["n_skipped"]:
         head.add_row("skipped files", f"[yellow]{summary['n_skipped']:,}[/] (listed in skipped.csv)")
     console.print(head)
 
-    suspects = samples[samples["is_issue"]].head(top)
+    flagged_rows = samples["issue_type"] != "" if "issue_type" in samples else samples["is_issue"]
+    suspects = samples[flagged_rows].head(top)
     if len(suspects):
         table = Table(title=f"Top {len(suspects)} suspect labels", title_justify="left")
-        for column in ("rank", "sample", "given", "suggested", "score"):
+        for column in ("rank", "sample", "given", "suggested", "score", "issue"):
             table.add_column(column, justify="right" if column in ("rank", "score") else "left")
         for row in suspects.itertuples():
             table.add_row(
@@ -182,6 +208,7 @@ def print_summary(
                 str(row.given_label),
                 str(row.suggested_label),
                 f"{row.consensus_score:.3f}",
+                str(getattr(row, "issue_type", "label_error")),
             )
         console.print(table)
     else:

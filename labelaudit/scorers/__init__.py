@@ -15,12 +15,14 @@ import numpy as np
 
 from ..encoders import SoftPromptModel
 from ..errors import LabelAuditError
+from ..neighbors import NeighborGraph, NeighborSource
 from ..progress import QUIET, Reporter
 
 SCORER_MODULES: dict[str, str] = {
     "deft": "labelaudit.scorers.deft",
     "confident": "labelaudit.scorers.confident",
     "zeroshot": "labelaudit.scorers.zeroshot",
+    "knn": "labelaudit.scorers.knn",
 }
 DEFAULT_METHODS = ("deft", "confident", "zeroshot")
 
@@ -37,10 +39,17 @@ class ScoreContext:
     folds: int = 5
     options: dict[str, Any] = field(default_factory=dict)
     reporter: Reporter = QUIET
+    neighbors: NeighborSource | None = None  # the shared k-NN graph (cached on disk by the pipeline)
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def neighbor_graph(self, k: int) -> NeighborGraph:
+        """The k nearest neighbours of every sample, built on first use and shared by all scorers."""
+        if self.neighbors is None:
+            self.neighbors = NeighborSource(self.embeddings, seed=self.seed)
+        return self.neighbors.graph(k)
 
 
 @dataclass

@@ -1,0 +1,82 @@
+"""Neighbour agreement: a sample whose nearest neighbours carry another label is suspect.
+
+For each sample, the similarity-weighted label distribution of its k nearest neighbours in embedding
+space (itself excluded) from the shared neighbour graph. Quality = the weight on the given label;
+suggested label = the neighbours' top label; flagged when that top label is not the given one.
+Nothing is trained, so the distribution is out-of-sample and doubles as ``pred_probs``.
+See Zhu, Dong and Liu, "Detecting Corrupted Labels Without Training a Model to Predict" (ICML 2022).
+Defaults (k, weighting) were chosen on the benchmark's tune rows; docs/method.md says why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ScoreContext, ScorerResult
+
+DEFAULT_K = 20
+DEFAULT_WEIGHTING = "similarity"
+WEIGHTINGS = ("uniform", "similarity", "softmax")
+SOFTMAX_TEMPERATURE = 0.05
+
+
+def neighbor_weights(similarities: np.ndarray, weighting: str) -> np.ndarray:
+    if weighting == "uniform":
+        return np.ones_like(similarities, dtype=np.float64)
+    if weighting == "similarity":
+        return np.clip(similarities, 0.0, None).astype(np.float64)  # an anti-similar neighbour is no evidence
+    if weighting == "softmax":
+        shifted = (similarities - similarities[:, :1]) / SOFTMAX_TEMPERATURE
+        return np.exp(shifted.astype(np.float64))
+    raise ValueError(f"unknown knn weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
+
+
+def neighbor_label_distribution(
+    indices: np.ndarray, similarities: np.ndarray, labels: np.ndarray, n_classes: int, weighting: str
+) -> np.ndarray:
+    """(N, K) rows summing to 1; a row with no usable neighbour is uniform (no evidence either way)."""
+    weights = neighbor_weights(similarities, weighting)
+    weights[indices < 0] = 0.0
+    neighbour_labels = labels[np.clip(indices, 0, None)]
+    dist = np.zeros((len(indices), n_classes), dtype=np.float64)
+    rows = np.repeat(np.arange(len(indices)), indices.shape[1])
+    np.add.at(dist, (rows, neighbour_labels.ravel()), weights.ravel())
+    total = dist.sum(axis=1, keepdims=True)
+    empty = total[:, 0] <= 0
+    dist[empty] = 1.0 / n_classes
+    total[empty] = 1.0
+    return dist / total
+
+
+class KnnScorer:
+    name = "knn"
+
+    def score(self, context: ScoreContext) -> ScorerResult:
+        k = int(context.options.get("knn_k", DEFAULT_K))
+        weighting = str(context.options.get("knn_weighting", DEFAULT_WEIGHTING))
+        with context.reporter.task("Scoring: knn (neighbour agreement)", total=1) as task:
+            graph = context.neighbor_graph(k)
+            dist = neighbor_label_distribution(
+                graph.indices, graph.similarities, context.labels, context.n_classes, weighting
+            )
+            task.advance()
+        given = dist[np.arange(len(dist)), context.labels]
+        # Ties go to the given label: an even split is not evidence that the label is wrong.
+        top = dist.argmax(axis=1)
+        top = np.where(given >= dist[np.arange(len(dist)), top] - 1e-12, context.labels, top)
+        return ScorerResult(
+            quality=given,
+            is_issue=top != context.labels,
+            suggested=top,
+            pred_probs=dist,
+            settings={
+                "k": graph.k,
+                "weighting": weighting,
+                "flag_rule": "neighbours' top label differs from the given label",
+                "search": graph.settings.get("method"),
+                "recall_at_k": graph.settings.get("recall_at_k"),
+            },
+        )
+
+
+SCORER = KnnScorer
