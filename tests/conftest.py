@@ -9,6 +9,13 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never wait on the network
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    # Test tensors are tiny: one thread avoids pool overhead and oversubscription on a shared 2-core CI box.
+    torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ROOT / "tests" / "assets" / "labelaudit-tiny.json"
 SAMPLE_TEXT = ROOT / "sample_data" / "text"

@@ -53,7 +53,7 @@ def test_prompt_variant_trains_through_the_text_tower(tiny_encoder) -> None:
         labels=given,
         class_names=["red", "green", "blue"],
         soft_prompt=tiny_encoder.soft_prompt_model(),
-        options={"deft_variant": "prompt", "deft_epochs": 2, "deft_ctx": 4},
+        options={"deft_variant": "prompt", "deft_epochs": 2, "deft_ctx": 4, "deft_batch_size": 100},
     )
     result = get_scorer("deft").score(context)
     assert result.settings["variant"] == "prompt"

@@ -64,7 +64,7 @@ def test_consensus_beats_or_matches_each_method_and_estimates_the_error_rate() -
 
 
 def test_scorers_are_deterministic_for_a_seed() -> None:
-    context, _ = _context(noise_rate=0.1, n=600)
+    context, _ = _context(noise_rate=0.1, n=300)
     for method in ("deft", "confident"):
         a = get_scorer(method).score(context)
         b = get_scorer(method).score(context)
