@@ -463,6 +463,39 @@ def apply_decisions(
         )
 
 
+@app.command()
+def view(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the folder on 127.0.0.1 instead.")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port on 127.0.0.1 (0: any free one).")] = 8000,
+    rerender: Annotated[bool, typer.Option("--rerender", help="Render report.html again even if it exists.")] = False,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = True,
+) -> None:
+    """Open the report's self-contained report.html (rendered first if missing), or serve it on localhost."""
+    from .html import view as viewing
+
+    page, rendered = viewing.ensure_page(report, rerender=rerender)
+    if rendered:
+        err.print(f"rendered {page}", highlight=False, soft_wrap=True)
+    if not serve:
+        typer.echo(str(page))
+        if open_browser and not viewing.open_page(str(page)):
+            err.print("[yellow]no browser could be started; open the file above by hand.[/]")
+        return
+    server = viewing.make_server(report, port)
+    url = viewing.page_url(server)
+    err.print(f"serving {report} on {url} (loopback only); Ctrl-C stops", highlight=False, soft_wrap=True)
+    typer.echo(url)
+    if open_browser:
+        viewing.open_page(url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click

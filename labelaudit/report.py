@@ -27,6 +27,7 @@ REPORT_FILES = (
     "skipped.csv",
     "duplicates.parquet",
     "duplicates.csv",
+    "report.html",
 )
 
 
@@ -158,6 +159,9 @@ def write_report(
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
     write_json_atomic(out / "summary.json", summary)
+    from .html import render_html  # last: the page is a view of the tables above
+
+    render_html(samples, classes, summary, out)
 
 
 def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:

@@ -1,0 +1,343 @@
+"""Self-contained HTML report: ``report.html`` beside the tables, opening offline with no server.
+
+Every string taken from the data reaches the page either through :func:`html.escape` (the static overview) or
+through an inline ``<script type="application/json">`` blob with ``<``, ``>`` and ``&`` escaped; the page's script
+builds the DOM with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import shutil
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..io import write_atomic, write_text_atomic
+from .assets import SCRIPT, STYLE
+
+REPORT_HTML = "report.html"
+THUMBS_DIR = "thumbs"
+THUMB_SIZE = 96
+INLINE_THUMB_LIMIT = 2000  # more thumbnails than this go to a sibling thumbs/ folder instead of the page
+TOP_RANKED = 200  # the grid shows every flagged row plus the top N ranked ones
+MAX_ROWS = 100_000
+CLEAN_EXAMPLES = 3  # confidently clean samples per class, for comparison
+DECISION_COLUMNS_LEADING = ["rank", "sample_id", "path", "given_label", "suggested_label", "decision"]
+
+
+def json_for_script(payload: Any) -> str:
+    """JSON safe inside a ``<script>`` element: no ``</script>``, no ``<!--``, no entity surprises."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def select_rows(samples: pd.DataFrame, top: int = TOP_RANKED, cap: int = MAX_ROWS) -> pd.DataFrame:
+    """Rows for the suspects grid: flagged rows plus the ``top`` ranked ones, most suspect first, at most ``cap``."""
+    ranked = samples.sort_values("rank", kind="mergesort") if "rank" in samples else samples
+    flagged = _flag_mask(ranked)
+    keep = flagged.to_numpy().copy()
+    keep[: min(top, len(keep))] = True
+    return ranked[keep].head(cap)
+
+
+def clean_rows(samples: pd.DataFrame, per_class: int = CLEAN_EXAMPLES) -> pd.DataFrame:
+    """The ``per_class`` highest-scoring unflagged samples of each class."""
+    clean = samples[~_flag_mask(samples)]
+    clean = clean.sort_values(["consensus_score", "sample_id"], ascending=[False, True], kind="mergesort")
+    return clean.groupby("given_label", sort=False).head(per_class)
+
+
+def _flag_mask(frame: pd.DataFrame) -> pd.Series:
+    mask = frame["is_issue"].astype(bool)
+    if "issue_type" in frame:
+        mask = mask | (frame["issue_type"].fillna("").astype(str) != "")
+    return mask
+
+
+def thumbnail_bytes(path: str | None, size: int = THUMB_SIZE) -> bytes | None:
+    """A small JPEG of the image at ``path``; None when it is missing or unreadable."""
+    if not path:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.draft("RGB", (size * 2, size * 2))
+            image = image.convert("RGB")
+            image.thumbnail((size, size))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=70)
+            return buffer.getvalue()
+    except Exception:  # a broken or vanished file gets a placeholder, never a failed report
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _row_record(row: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    return {
+        "rank": int(row["rank"]),
+        "id": _text(row["sample_id"]),
+        "path": _text(row.get("path")),
+        "text": _text(row.get("text")),
+        "given": _text(row["given_label"]),
+        "sugg": _text(row["suggested_label"]),
+        "prob": _number(row.get("suggested_prob")),
+        "score": _number(row["consensus_score"]),
+        "flag": bool(row["is_issue"]),
+        "type": _text(row.get("issue_type")) or ("label_error" if row["is_issue"] else ""),
+        "hash": _text(row.get("content_hash")),
+        "m": {
+            m: [_number(row.get(f"{m}_score")), bool(row.get(f"{m}_issue") or False), _text(row.get(f"{m}_suggested"))]
+            for m in methods
+        },
+    }
+
+
+def _add_thumbs(records: list[dict[str, Any]], out: Path, inline: bool) -> int:
+    """Set ``thumb`` on image records (a data: URI, or a relative thumbs/ path); returns how many were made."""
+    made = 0
+    thumbs = out / THUMBS_DIR
+    for record in records:
+        data = thumbnail_bytes(record["path"])
+        if data is None:
+            continue
+        made += 1
+        if inline:
+            record["thumb"] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+        else:
+            name = hashlib.sha1(f"{record['id']}\0{record['path']}".encode()).hexdigest()[:16] + ".jpg"
+            target = thumbs / name
+            write_atomic(target, lambda tmp, data=data: tmp.write_bytes(data))
+            record["thumb"] = f"{THUMBS_DIR}/{name}"
+    return made
+
+
+def _class_records(classes: pd.DataFrame) -> list[dict[str, Any]]:
+    records = []
+    for row in classes.to_dict("records"):
+        records.append(
+            {
+                "cls": _text(row["class"]),
+                "name": _text(row.get("name")) or _text(row["class"]),
+                "count": int(row["count"]),
+                "flagged": int(row["flagged"]),
+                "rate": _number(row.get("estimated_error_rate")) or 0.0,
+                "confused": _text(row.get("confused_with")),
+                "share": _number(row.get("confused_share")),
+                "zs": _number(row.get("zeroshot_accuracy")),
+            }
+        )
+    records.sort(key=lambda r: (-r["rate"], r["cls"] or ""))
+    return records
+
+
+def _pairs(samples: pd.DataFrame, summary: dict[str, Any], top: int = 10) -> list[dict[str, Any]]:
+    pairs = summary.get("confused_pairs")
+    if pairs:
+        return [dict(p) for p in pairs[:top]]
+    flagged = samples[samples["is_issue"].astype(bool) & (samples["given_label"] != samples["suggested_label"])]
+    counts = flagged.groupby(["given_label", "suggested_label"]).size().sort_values(ascending=False, kind="mergesort")
+    return [{"given": str(g), "suggested": str(s), "count": int(n)} for (g, s), n in counts.head(top).items()]
+
+
+def build_payload(
+    samples: pd.DataFrame,
+    classes: pd.DataFrame,
+    summary: dict[str, Any],
+    out: Path,
+    *,
+    inline_limit: int = INLINE_THUMB_LIMIT,
+    top: int = TOP_RANKED,
+) -> dict[str, Any]:
+    methods = [str(m) for m in summary.get("methods", [])]
+    grid = select_rows(samples, top=top)
+    clean = clean_rows(samples)
+    clean = clean[~clean["sample_id"].isin(grid["sample_id"])]
+    rows = [_row_record(r, methods) for r in grid.to_dict("records")]
+    clean_records = [_row_record(r, methods) for r in clean.to_dict("records")]
+    modality = summary.get("dataset", {}).get("modality", "image")
+    thumbs_mode = "none"
+    stale = out / THUMBS_DIR
+    if modality == "image":
+        inline = len(rows) + len(clean_records) <= inline_limit
+        thumbs_mode = "inline" if inline else "folder"
+        if stale.is_dir():
+            shutil.rmtree(stale)  # thumbnails of an earlier render of this folder
+        _add_thumbs(rows + clean_records, out, inline)
+    elif stale.is_dir():
+        shutil.rmtree(stale)
+    class_list = [c["cls"] for c in _class_records(classes)]
+    return {
+        "methods": methods,
+        "modality": modality,
+        "thumbs": thumbs_mode,
+        "classes": sorted(c for c in class_list if c is not None),
+        "classStats": _class_records(classes),
+        "rows": rows,
+        "clean": clean_records,
+        "decisionColumns": DECISION_COLUMNS_LEADING
+        + ["consensus_score", "suggested_prob"]
+        + [f"{m}_score" for m in methods]
+        + ["text", "content_hash"],
+        "reportKey": hashlib.sha1(
+            json.dumps([summary.get("dataset", {}), summary.get("created_at"), len(samples)], default=str).encode()
+        ).hexdigest()[:12],
+    }
+
+
+def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    dataset = summary.get("dataset", {})
+    encoder = summary.get("encoder", {}).get("description", "?")
+    rate = _number(summary.get("estimated_error_rate")) or 0.0
+    n = int(dataset.get("n_samples", len(samples)))
+    stats = [
+        ("samples", f"{n:,}"),
+        ("classes", f"{int(dataset.get('n_classes', len(classes))):,}"),
+        ("modality", str(dataset.get("modality", "?"))),
+        ("encoder", str(encoder)),
+        ("methods", ", ".join(str(m) for m in summary.get("methods", []))),
+        ("estimated error rate", f"{rate:.2%}"),
+        ("flagged", f"{int(summary.get('n_flagged', 0)):,}"),
+    ]
+    parts = ['<section id="overview"><h2>Overview</h2><dl class="stats">']
+    for key, value in stats:
+        parts.append(f'<div><dt>{escape(key)}</dt><dd data-stat="{escape(key)}">{escape(value)}</dd></div>')
+    parts.append("</dl>")
+
+    top = classes[:40]
+    peak = max([c["rate"] for c in top] + [1e-9])
+    parts.append('<div class="panels"><div class="panel"><h3>Estimated error rate by class</h3>')
+    if len(classes) > len(top):
+        parts.append(f'<p class="muted">The {len(top)} worst of {len(classes)} classes.</p>')
+    parts.append('<div class="bars" id="class-bars">')
+    for c in top:
+        width = 100.0 * c["rate"] / peak
+        label = escape(c["cls"] or "")
+        tip = escape(f"{c['cls']}: {c['rate']:.1%} estimated, {c['flagged']} of {c['count']} flagged")
+        parts.append(
+            f'<div class="bar-row" title="{tip}"><span class="bar-label">{label}</span>'
+            f'<span class="bar-track"><span class="bar" style="width:{width:.1f}%"></span></span>'
+            f'<span class="bar-value">{c["rate"]:.1%}</span></div>'
+        )
+    parts.append("</div></div>")
+
+    pairs = _pairs(samples, summary)
+    parts.append('<div class="panel"><h3>Most-confused class pairs</h3>')
+    if pairs:
+        givens = list(dict.fromkeys(p["given"] for p in pairs))
+        suggs = list(dict.fromkeys(p["suggested"] for p in pairs))
+        counts = {(p["given"], p["suggested"]): int(p["count"]) for p in pairs}
+        most = max(counts.values())
+        parts.append('<table class="heat" id="heatmap"><thead><tr><th class="corner">given ↓ / suggested →</th>')
+        parts.extend(f'<th class="col"><span>{escape(str(s))}</span></th>' for s in suggs)
+        parts.append("</tr></thead><tbody>")
+        for g in givens:
+            parts.append(f'<tr><th class="rowh">{escape(str(g))}</th>')
+            for s in suggs:
+                value = counts.get((g, s), 0)
+                alpha = 0.12 + 0.88 * value / most if value else 0.0
+                tip = escape(f"{g} → {s}: {value} flagged")
+                cell = str(value) if value else ""
+                parts.append(
+                    f'<td title="{tip}" style="background:rgba(214,69,65,{alpha:.2f})"'
+                    f' data-given="{escape(str(g))}" data-suggested="{escape(str(s))}">{cell}</td>'
+                )
+            parts.append("</tr>")
+        parts.append('</tbody></table><p class="muted">Click a cell to filter the suspects by that pair.</p>')
+    else:
+        parts.append('<p class="muted">No flagged sample has a different suggested label.</p>')
+    parts.append("</div></div></section>")
+    return "".join(parts)
+
+
+def render_html(
+    samples: pd.DataFrame,
+    classes: pd.DataFrame,
+    summary: dict[str, Any],
+    out: Path,
+    *,
+    inline_limit: int = INLINE_THUMB_LIMIT,
+    top: int = TOP_RANKED,
+) -> Path:
+    """Write ``out/report.html`` (and ``out/thumbs/`` for large image reports); returns the page's path."""
+    out = Path(out)
+    payload = build_payload(samples, classes, summary, out, inline_limit=inline_limit, top=top)
+    source = str(summary.get("dataset", {}).get("source", ""))
+    title = f"labelaudit report: {source}" if source else "labelaudit report"
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data: file: 'self'; \
+style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<title>{escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header><h1>labelaudit report</h1><p class="source">{escape(source)}</p>
+<nav><a href="#overview">Overview</a><a href="#suspects">Suspects</a><a href="#per-class">Per class</a></nav></header>
+<main>
+{_overview(samples, payload["classStats"], summary)}
+<section id="suspects"><h2>Suspects</h2>
+<div class="controls">
+<label>class <select id="f-class"><option value="">all classes</option></select></label>
+<label>given → suggested <select id="f-pair"><option value="">all pairs</option></select></label>
+<label>flagged by <select id="f-method"><option value="">any method</option></select></label>
+<label>sort <select id="f-sort"><option value="asc">most suspect first</option>
+<option value="desc">least suspect first</option></select></label>
+<button type="button" id="download">Download decisions CSV</button>
+</div>
+<p class="muted"><span id="count"></span> · <span id="decided">0</span> decided</p>
+<div class="grid" id="grid"></div>
+<div class="pager"><button type="button" id="prev">‹ prev</button> <span id="page"></span>
+<button type="button" id="next">next ›</button></div>
+</section>
+<section id="per-class"><h2>Per class</h2><p class="muted">Worst classes first; open one to see its suspects beside
+its most confidently clean samples.</p><div id="class-list"></div></section>
+</main>
+<script type="application/json" id="labelaudit-data">{json_for_script(payload)}</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+    target = out / REPORT_HTML
+    write_text_atomic(target, page)
+    return target
+
+
+def render_report(folder: str | Path, **kwargs: Any) -> Path:
+    """(Re)render ``report.html`` of a report folder written by ``labelaudit audit``."""
+    from ..report import load_report
+
+    folder = Path(folder)
+    samples, classes, summary = load_report(folder)
+    return render_html(samples, classes, summary, folder, **kwargs)
