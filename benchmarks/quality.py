@@ -179,7 +179,7 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
         return call
 
     methods = {
-        "deft (embedding)": run("deft", deft_variant="embedding"),
+        "deft (embedding, no cross-fit)": run("deft", deft_variant="embedding", deft_folds=1),
         "deft (embedding, 5-fold cross-fit)": run("deft", deft_variant="embedding", deft_folds=5),
         "confident": run("confident"),
         "zeroshot": run("zeroshot"),
@@ -245,8 +245,8 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
         )
     three = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot")
     variants = {
-        "consensus (labelaudit default: deft, confident, zeroshot)": three,
-        "consensus (deft, confident, zeroshot, knn)": (*three, "knn"),
+        "consensus (deft, confident, zeroshot)": three,
+        "consensus (labelaudit default: deft, confident, zeroshot, knn)": (*three, "knn"),
     }
     for label, members in variants.items():
         start = time.perf_counter()

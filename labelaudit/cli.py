@@ -26,6 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+# Kept as a literal so `--help` does not import torch; a test checks it equals scorers.DEFAULT_METHODS.
+DEFAULT_METHODS_SPEC = "deft,confident,zeroshot,knn"
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -66,8 +68,8 @@ def audit(
     ] = Path("labelaudit-report"),
     overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated scorers: deft, confident, zeroshot.")
-    ] = "deft,confident,zeroshot",
+        str, typer.Option(help="Comma-separated scorers: deft, confident, zeroshot, knn.")
+    ] = DEFAULT_METHODS_SPEC,
     model: Annotated[
         str | None,
         typer.Option(

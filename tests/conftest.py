@@ -16,6 +16,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Test tensors are tiny: one thread avoids pool overhead and oversubscription on a shared 2-core CI box.
     torch.set_num_threads(1)
 
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ROOT / "tests" / "assets" / "labelaudit-tiny.json"
 SAMPLE_TEXT = ROOT / "sample_data" / "text"

@@ -67,7 +67,7 @@ def test_deliberately_wrong_sample_labels_rank_on_top(text_report: Path) -> None
 def test_summary_says_what_ran(text_report: Path) -> None:
     summary = json.loads((text_report / "summary.json").read_text())
     assert summary["dataset"]["n_samples"] == 48
-    assert summary["methods"] == ["deft", "confident", "zeroshot"]
+    assert summary["methods"] == ["deft", "confident", "zeroshot", "knn"]
     assert "all-MiniLM-L6-v2" in summary["encoder"]["description"]
     assert 0.0 <= summary["estimated_error_rate"] <= 0.15
     classes = pd.read_parquet(text_report / "classes.parquet")
@@ -153,3 +153,10 @@ def test_console_script_runs_and_offline_weights_fail_fast(tmp_path: Path) -> No
     assert run.returncode == 2
     assert "--checkpoint" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_cli_default_methods_match_the_library_default() -> None:
+    from labelaudit.cli import DEFAULT_METHODS_SPEC
+    from labelaudit.scorers import DEFAULT_METHODS
+
+    assert DEFAULT_METHODS_SPEC.split(",") == list(DEFAULT_METHODS)

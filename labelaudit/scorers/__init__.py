@@ -24,7 +24,8 @@ SCORER_MODULES: dict[str, str] = {
     "zeroshot": "labelaudit.scorers.zeroshot",
     "knn": "labelaudit.scorers.knn",
 }
-DEFAULT_METHODS = ("deft", "confident", "zeroshot")
+# Four independent kinds of evidence; the consensus needs three of them to agree before it flags.
+DEFAULT_METHODS = ("deft", "confident", "zeroshot", "knn")
 
 
 @dataclass
