@@ -1,0 +1,37 @@
+"""The detection-quality harness must keep running: a tiny synthetic run through every method and peer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .conftest import ROOT, synthetic_embeddings
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import quality  # noqa: E402
+
+
+def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> None:
+    x, given, true, centres = synthetic_embeddings(n=300, k=3, dim=16, noise_rate=0.15, seed=2)
+    data = quality.BenchData(
+        name="synthetic",
+        embeddings=x,
+        given=given,
+        gold=true,
+        class_names=["a", "b", "c"],
+        class_embeddings=centres,
+        soft_prompt=None,
+        ids=np.arange(300),
+        note="synthetic",
+    )
+    rows = quality.run_dataset(data, "all", seed=0)
+    methods = {row["method"] for row in rows}
+    assert {"confident", "zeroshot", "knn", "peer: small-loss GMM"} <= methods
+    assert any(m.startswith("consensus (labelaudit default") for m in methods)
+    consensus = next(r for r in rows if str(r["method"]).startswith("consensus (labelaudit default"))
+    assert consensus["true_error_rate"] == round(float((given != true).mean()), 4)
+    assert consensus["auroc"] > 0.9
+    markdown = quality.to_markdown(rows)
+    assert markdown.count("\n") == len(rows) + 2
