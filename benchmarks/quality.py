@@ -95,7 +95,18 @@ def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
     )
 
 
-def load_precomputed(embeddings: Path, labels: Path, class_names: list[str] | None) -> BenchData:
+def read_class_names(path: Path) -> list[str]:
+    """One class a line, in id order: ``name`` or ``id<whitespace>name`` (as in the shared classes.txt files)."""
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    parts = [line.split(maxsplit=1) for line in lines]
+    if all(len(p) == 2 and p[0].isdigit() for p in parts):
+        return [name for _, name in sorted(parts, key=lambda p: int(p[0]))]
+    return lines
+
+
+def load_precomputed(
+    embeddings: Path, labels: Path, class_names: list[str] | None, name: str | None = None
+) -> BenchData:
     from labelaudit.encoders import normalize
 
     x = np.load(embeddings) if embeddings.suffix == ".npy" else pd.read_parquet(embeddings).to_numpy()
@@ -104,7 +115,7 @@ def load_precomputed(embeddings: Path, labels: Path, class_names: list[str] | No
     gold = table["gold_label"].to_numpy() if "gold_label" in table else np.where(table["is_wrong"], -1, given)
     k = int(max(given.max(), gold.max()) + 1)
     return BenchData(
-        name=embeddings.stem,
+        name=name or embeddings.stem,
         embeddings=normalize(x),
         given=given,
         gold=gold,
@@ -185,6 +196,8 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
         "zeroshot": run("zeroshot"),
         "knn": run("knn"),
     }
+    if data.class_embeddings is None:  # precomputed features without class-prompt embeddings
+        del methods["zeroshot"]
     if data.soft_prompt is not None and WITH_PROMPT_VARIANT:
         methods["deft (prompt)"] = run("deft", deft_variant="prompt")
     return methods
@@ -248,6 +261,11 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
         "consensus (deft, confident, zeroshot)": three,
         "consensus (labelaudit default: deft, confident, zeroshot, knn)": (*three, "knn"),
     }
+    if "zeroshot" not in results:  # no class-prompt embeddings: the consensus of what ran
+        variants = {
+            "consensus (deft, confident; no zeroshot)": three[:2],
+            "consensus (deft, confident, knn; no zeroshot)": (*three[:2], "knn"),
+        }
     for label, members in variants.items():
         start = time.perf_counter()
         consensus = combine({k: results[k] for k in members}, data.given)
@@ -290,6 +308,8 @@ def main() -> None:
     parser.add_argument("--rows", choices=["report", "tune", "all"], default="report")
     parser.add_argument("--embeddings", type=Path, help="precomputed embeddings (.npy or .parquet)")
     parser.add_argument("--labels", type=Path, help="labels for --embeddings (.csv/.parquet: given_label, gold_label)")
+    parser.add_argument("--class-names", type=Path, help="class names for --embeddings (one a line, or 'id name')")
+    parser.add_argument("--name", help="dataset name for --embeddings in the results (default: the file's stem)")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
@@ -304,7 +324,8 @@ def main() -> None:
 
     datasets: list[BenchData] = []
     if args.embeddings is not None:
-        datasets.append(load_precomputed(args.embeddings, args.labels, None))
+        names = read_class_names(args.class_names) if args.class_names else None
+        datasets.append(load_precomputed(args.embeddings, args.labels, names, args.name))
     else:
         if not (ASSETS / "text").is_dir():
             sys.exit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
