@@ -66,7 +66,7 @@ def audit(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for report.parquet/.csv, classes, summary.json.")
     ] = Path("labelaudit-report"),
-    overwrite: Annotated[bool, typer.Option(help="Replace a report already in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a report already in --out.")] = False,
     methods: Annotated[
         str, typer.Option(help="Comma-separated scorers: deft, confident, zeroshot, knn.")
     ] = DEFAULT_METHODS_SPEC,
@@ -112,7 +112,7 @@ def audit(
         ),
     ] = None,
     allow_outside_root: Annotated[
-        bool, typer.Option(help="Accept manifest paths outside the manifest's folder.")
+        bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = 64,
@@ -123,7 +123,7 @@ def audit(
     cache_dir: Annotated[Path, typer.Option(help="Embedding cache folder (env LABELAUDIT_CACHE_DIR).")] = Path(
         "~/.cache/labelaudit"
     ),
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the embedding cache.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
     max_pixels: Annotated[int, typer.Option(min=1, help="Skip images with more pixels than this.")] = 100_000_000,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
