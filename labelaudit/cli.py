@@ -317,7 +317,7 @@ def export(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Split the queue into files of N samples.", show_default=False)
     ] = None,
-    split_by_class: Annotated[bool, typer.Option(help="One queue file per given label.")] = False,
+    split_by_class: Annotated[bool, typer.Option("--split-by-class", help="One queue file per given label.")] = False,
     url_prefix: Annotated[
         str | None,
         typer.Option(
@@ -374,7 +374,7 @@ def apply_decisions(
     data: Annotated[
         Path | None, typer.Option(help="The audited dataset: folder or manifest.", show_default=False)
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; change nothing.")] = False,
     undo: Annotated[
         Path | None,
         typer.Option(help="Restore the state before the apply that wrote this journal.", show_default=False),
@@ -403,7 +403,7 @@ def apply_decisions(
         ModalityChoice | None, typer.Option(help="As at the audit, if it was overridden.", show_default=False)
     ] = None,
     allow_outside_root: Annotated[
-        bool, typer.Option(help="Manifests: accept paths outside the manifest's folder.")
+        bool, typer.Option("--allow-outside-root", help="Manifests: accept paths outside the manifest's folder.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the journal as JSON to stdout.")] = False,
 ) -> None:
