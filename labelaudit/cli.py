@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import LabelAuditError
 
@@ -36,6 +37,11 @@ EXIT_INTERRUPTED = 130
 class ModalityChoice(str, Enum):
     image = "image"
     text = "text"
+
+
+class EngineChoice(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 def _version_callback(value: bool) -> None:
@@ -124,6 +130,23 @@ def audit(
         "~/.cache/labelaudit"
     ),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
+    engine: Annotated[
+        EngineChoice, typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; labelaudit[ray]).")
+    ] = EngineChoice.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (auto, ray://head:10001); default: start a local Ray.", show_default=False
+        ),
+    ] = None,
+    ray_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Embedding actors (one model each) for --engine ray (default: 1 per GPU, else 1).",
+            show_default=False,
+        ),
+    ] = None,
     max_pixels: Annotated[int, typer.Option(min=1, help="Skip images with more pixels than this.")] = 100_000_000,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
@@ -153,7 +176,12 @@ def audit(
     from .progress import Reporter
     from .report import print_summary
 
-    resolved_cache = None if no_cache else Path(os.environ.get("LABELAUDIT_CACHE_DIR", str(cache_dir))).expanduser()
+    cache_text = os.environ.get("LABELAUDIT_CACHE_DIR", str(cache_dir))
+    if not no_cache:
+        from .engines import check_cache_location
+
+        check_cache_location(cache_text)
+    resolved_cache = None if no_cache else Path(cache_text).expanduser()
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     result = run_audit(
         data,
@@ -182,6 +210,9 @@ def audit(
         deft_ctx=deft_ctx,
         deft_lr=deft_lr,
         deft_folds=deft_folds,
+        engine=engine.value,
+        ray_address=ray_address,
+        ray_concurrency=ray_concurrency,
         reporter=reporter,
     )
     if json_out:
@@ -505,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except LabelAuditError as exc:
-        err.print(f"[red]error:[/] {exc}", soft_wrap=True)  # a wrapped path cannot be copied or grepped
+        # escape: a message may hold brackets ('labelaudit[ray]', paths) that rich would eat as markup
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # a wrapped path cannot be copied or grepped
         code = EXIT_USAGE
     except (click.exceptions.Abort, typer.Abort):
         code = _interrupted()

@@ -19,6 +19,7 @@ from .consensus import combine
 from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
+from .engines import check_cache_location, check_engine, require_ray
 from .errors import DataError
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
@@ -93,6 +94,9 @@ def audit(
     deft_ctx: int = 16,
     deft_lr: float | None = None,
     deft_folds: int = 5,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_concurrency: int | None = None,
     reporter: Reporter = QUIET,
 ) -> AuditResult:
     """Audit the labels of a dataset.
@@ -100,9 +104,15 @@ def audit(
     ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
     DataFrame with a label column and a path or text column. Returns an ``AuditResult`` whose
     ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
-    ``cache_dir=None`` keeps embeddings in memory only.
+    ``cache_dir=None`` keeps embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster
+    (``ray_address``, default a local Ray; ``ray_concurrency`` embedding actors) into the same cache.
     """
     timer = _Timer()
+    check_engine(engine)
+    if cache_dir is not None:
+        check_cache_location(cache_dir)
+    if engine == "ray":
+        require_ray()  # fail before discovery when the extra is missing
     method_names = parse_methods(methods)
     if out is not None:
         prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
@@ -123,6 +133,7 @@ def audit(
         reporter.note(f"[yellow]warning:[/] {warning}")
 
     notes: list[str] = []
+    built_encoder = None if encoder is not None else (dataset.modality, model, pretrained, checkpoint, device)
     with timer.stage("load_model"):
         if encoder is None:
             encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
@@ -131,16 +142,32 @@ def audit(
     cache = EmbeddingCache(Path(cache_dir) if cache_dir is not None else None, encoder.identity)
 
     with timer.stage("embed"):
-        embedded = embed_samples(
-            dataset.samples,
-            dataset.modality,
-            encoder,
-            cache,
-            batch_size=batch_size,
-            workers=workers,
-            max_pixels=max_pixels,
-            reporter=reporter,
-        )
+        if engine == "ray":
+            from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
+
+            embedded = embed_samples_ray(
+                dataset.samples,
+                dataset.modality,
+                encoder,
+                fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
+                cache,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
+                concurrency=ray_concurrency,
+                address=ray_address,
+                reporter=reporter,
+            )
+        else:
+            embedded = embed_samples(
+                dataset.samples,
+                dataset.modality,
+                encoder,
+                cache,
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                reporter=reporter,
+            )
     skipped = dataset.skipped + embedded.skipped
     if cache.corrupt_shards:
         reporter.note(f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded")
@@ -269,6 +296,7 @@ def audit(
                 "corrupt_shards_removed": cache.corrupt_shards,
             },
             "seed": seed,
+            "engine": engine,
             "timings_s": timer.timings,
             "platform": {"python": platform.python_version(), "device": str(encoder.device)},
         }
