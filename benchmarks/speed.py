@@ -413,7 +413,12 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
     (N, K) probabilities), so its figure is the consensus step itself; the whole scoring stage of an audit
     is deft + confident + zeroshot + consensus.
     """
+    # Import what the scorers import lazily, so no run times its own library imports.
+    import cleanlab.filter  # noqa: F401
+    import cleanlab.rank  # noqa: F401
     import numpy as np
+    import scipy.stats  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
 
     from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer
 
@@ -433,9 +438,9 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
             quality = rng.random(n)
             results[name] = ScorerResult(quality, quality < 0.1, probs.argmax(axis=1), probs)
         baseline_mb = _rss_now_mb()
-        start = time.perf_counter()
+        cpu0, start = _cpu_s(), time.perf_counter()
         combined = combine(results, labels)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu0
         flagged = float(combined.is_issue.mean())
         accuracy = None
     else:
@@ -449,9 +454,10 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
             folds=5,
             options={"deft_variant": "embedding", "deft_epochs": 10, "deft_ctx": 16, "deft_lr": None, "deft_folds": 5},
         )
-        start = time.perf_counter()
-        result = get_scorer(method).score(context)
-        seconds = time.perf_counter() - start
+        scorer = get_scorer(method)
+        cpu0, start = _cpu_s(), time.perf_counter()
+        result = scorer.score(context)
+        seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu0
         flagged = float(result.is_issue.mean())
         wrong = labels != data["true"]
         # share of flagged samples whose label really is wrong: a sanity check that the work was real
@@ -462,6 +468,7 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
         "dim": dim,
         "method": method,
         "seconds": round(seconds, 3),
+        "cpu_s": round(cpu, 3),  # user + system CPU seconds of this process: less sensitive to a busy machine
         "data_s": round(data_s, 3),
         "baseline_rss_mb": round(baseline_mb, 1),
         # VmHWM counts this process only. ru_maxrss (RUSAGE_SELF here, wait4/RUSAGE_CHILDREN in the parent)
@@ -471,6 +478,13 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
         "flagged_share": round(flagged, 4),
         "flag_precision": None if accuracy is None else round(accuracy, 4),
     }
+
+
+def _cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _self_peak_mb() -> float:
@@ -589,7 +603,17 @@ def scale_markdown(payload: dict[str, Any]) -> str:
     table = []
     for r in rows:
         secs = r["seconds"] if r["seconds"] is not None else r["status"]
-        table.append([f"{r['n']:,}", r["k"], r["method"], secs, r.get("peak_rss_mb"), r.get("baseline_rss_mb", "")])
+        table.append(
+            [
+                f"{r['n']:,}",
+                r["k"],
+                r["method"],
+                secs,
+                r.get("cpu_s", ""),
+                r.get("peak_rss_mb"),
+                r.get("baseline_rss_mb", ""),
+            ]
+        )
     totals = [
         [f"{t['n']:,}", t["k"], t["scoring_stage_s"] if t["scoring_stage_s"] is not None else "incomplete"]
         for t in payload["scoring_stage_totals"]
@@ -598,7 +622,7 @@ def scale_markdown(payload: dict[str, Any]) -> str:
     return (
         "# Scoring scale: time and peak RSS per method\n\n"
         f"{payload['setup']}\n\n"
-        + md_table(["N", "classes", "method", "seconds", "peak RSS MB", "RSS before scoring MB"], table)
+        + md_table(["N", "classes", "method", "seconds", "CPU s", "peak RSS MB", "RSS before scoring MB"], table)
         + "\nWhole scoring stage (deft + confident + zeroshot + consensus, as in a default audit):\n\n"
         + md_table(["N", "classes", "seconds"], totals)
         + ("\n" + notes + "\n" if notes else "")
@@ -617,17 +641,18 @@ def scale_findings(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     findings = []
     for method in METHODS:
         for k in sorted({r["k"] for r in rows}):
+            # CPU seconds, not wall seconds: on a shared machine the wall clock mostly measures the neighbours
             points = sorted(
-                (r["n"], r["seconds"], r["peak_rss_mb"])
+                (r["n"], r["cpu_s"], r["peak_rss_mb"])
                 for r in rows
-                if r["method"] == method and r["k"] == k and r["seconds"]
+                if r["method"] == method and r["k"] == k and r.get("cpu_s")
             )
             if len(points) >= 2:
                 (n0, t0, m0), (n1, t1, m1) = points[-2], points[-1]
                 slope = math.log(t1 / t0) / math.log(n1 / n0) if t0 > 0 and t1 > 0 else float("nan")
                 findings.append(
-                    f"{method}, {k} classes: time grows as N^{slope:.2f} from {n0:,} to {n1:,} samples "
-                    f"({t0} s -> {t1} s); peak RSS {m0} -> {m1} MB"
+                    f"{method}, {k} classes: CPU time grows as N^{slope:.2f} from {n0:,} to {n1:,} samples "
+                    f"({t0} -> {t1} CPU s); peak RSS {m0} -> {m1} MB"
                 )
     return totals, findings
 
@@ -644,22 +669,22 @@ def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
     for method in METHODS:
         for k, style in styles.items():
             pts = sorted(
-                (r["n"], r["seconds"], r["peak_rss_mb"])
+                (r["n"], r["cpu_s"], r["peak_rss_mb"])
                 for r in rows
-                if r["method"] == method and r["k"] == k and r["seconds"] is not None
+                if r["method"] == method and r["k"] == k and r.get("cpu_s")
             )
             if len(pts) < 2:
                 continue
             ns, ts, ms = zip(*pts, strict=True)
             ax_t.plot(ns, ts, style, marker="o", color=colours[method], label=f"{method}, {k} classes")
             ax_m.plot(ns, [m / 1024 for m in ms], style, marker="o", color=colours[method])
-    for ax, ylabel in ((ax_t, "seconds"), (ax_m, "peak RSS (GB, whole process incl. the data)")):
+    for ax, ylabel in ((ax_t, "CPU seconds (user + system)"), (ax_m, "peak RSS (GB, whole process incl. the data)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N samples (512-d)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.set_title("scoring time vs N")
+    ax_t.set_title("scoring CPU time vs N")
     ax_m.set_title("peak RSS vs N")
     if ax_t.get_legend_handles_labels()[0]:
         ax_t.legend(fontsize=7, ncol=2)
@@ -670,10 +695,24 @@ def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
 
 def cmd_scale(args: argparse.Namespace) -> dict[str, Any]:
     configs = scale_configs(args.quick, args.with_1m)
+    if args.configs:
+        configs = [(int(n), int(k)) for n, k in (c.lower().split("x") for c in args.configs.split(","))]
     timeout = args.timeout or (120.0 if args.quick else 600.0)
     stem = out_stem(args.out, "scale", args.quick)
-    with open(stem.with_suffix(".log"), "w") as log:
-        rows = run_scale(configs, args.methods.split(","), args.dim, args.threads, timeout, log)
+    if args.from_log:  # results of an interrupted run: one JSON row per line, as run_scale logs them
+        rows = [json.loads(line) for line in stem.with_suffix(".log").read_text().splitlines() if line.strip()]
+        rows = list({(r["n"], r["k"], r["method"]): r for r in rows}.values())  # a later row replaces an earlier
+        configs = sorted({(r["n"], r["k"]) for r in rows})
+    else:
+        with open(stem.with_suffix(".log"), "a" if args.merge else "w") as log:
+            rows = run_scale(configs, args.methods.split(","), args.dim, args.threads, timeout, log)
+    if args.merge and stem.with_suffix(".json").exists():
+        new = {(r["n"], r["k"], r["method"]) for r in rows}
+        old = json.loads(stem.with_suffix(".json").read_text())["rows"]
+        rows = sorted(
+            [r for r in old if (r["n"], r["k"], r["method"]) not in new] + rows,
+            key=lambda r: (r["n"], r["k"], METHODS.index(r["method"])),
+        )
     setup = (
         f"Synthetic {args.dim}-d clustered unit vectors with 10 % symmetric label noise and noisy class-centre "
         f"prompts; default settings (DeFT embedding variant, 10 epochs, 5-fold cross-fitting; confident: 5-fold "
@@ -722,6 +761,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--timeout", type=float, default=None, help="seconds per run (default 600; --quick 120)")
     p.add_argument("--with-1m", action="store_true", help="also N = 1,000,000 (10 and 100 classes)")
+    p.add_argument("--configs", default=None, help="only these N x classes, e.g. 1000x10,1000x100")
+    p.add_argument("--merge", action="store_true", help="replace these runs' rows in the existing results")
+    p.add_argument("--from-log", action="store_true", help="write the results from the run log (interrupted run)")
 
     p = sub.add_parser("_child", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, required=True)

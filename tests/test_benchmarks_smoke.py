@@ -30,7 +30,7 @@ def _image_paths(folder: Path) -> list[Path]:
 
 def test_embedding_ratio_and_files(speed: Any, tiny_encoder: Any, image_folder: Path, tmp_path: Path) -> None:
     paths = _image_paths(image_folder)[:8]
-    result = speed.measure_embedding(paths, tiny_encoder, batch_size=4, rounds=2)
+    result = speed.measure_embedding(paths, tiny_encoder, batch_size=4, rounds=2, workers=0)
     assert result["images"] == 8 and len(result["rounds"]) == 2
     assert math.isfinite(result["ratio"]) and result["ratio"] > 0
     assert result["labelaudit_images_per_s"] > 0 and result["bare_images_per_s"] > 0
