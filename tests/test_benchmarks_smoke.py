@@ -1,0 +1,69 @@
+"""Smoke runs of benchmarks/speed.py's core functions on tiny inputs, so the harness cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def speed() -> Any:
+    spec = importlib.util.spec_from_file_location("speed_bench", ROOT / "benchmarks" / "speed.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["speed_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image_paths(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/*.png"))
+
+
+def test_embedding_ratio_and_files(speed: Any, tiny_encoder: Any, image_folder: Path, tmp_path: Path) -> None:
+    paths = _image_paths(image_folder)[:8]
+    result = speed.measure_embedding(paths, tiny_encoder, batch_size=4, rounds=2, workers=0)
+    assert result["images"] == 8 and len(result["rounds"]) == 2
+    assert math.isfinite(result["ratio"]) and result["ratio"] > 0
+    assert result["labelaudit_images_per_s"] > 0 and result["bare_images_per_s"] > 0
+    assert result["max_abs_vector_diff"] < 1e-2  # both sides computed the same embeddings
+    payload = speed.save("embed", result, "smoke", tmp_path / "speed_embed", quick=True)
+    written = json.loads((tmp_path / "speed_embed.json").read_text())
+    assert written["result"]["ratio"] == result["ratio"] and written["machine"]["nproc"] >= 1
+    assert "**ratio**" in (tmp_path / "speed_embed.md").read_text()
+    assert payload["benchmark"] == "embed"
+
+
+def test_cached_rerun(speed: Any, image_folder: Path, tmp_path: Path) -> None:
+    result = speed.measure_cache(image_folder, str(TINY_MODEL), tmp_path / "cache", warm_runs=1, methods="zeroshot")
+    assert result["cold"]["cache"] == {"hits": 0, "embedded": 18}
+    assert result["warm"][0]["cache"] == {"hits": 18, "embedded": 0}
+    assert result["same_result"] and result["ratio_total"] > 0
+    speed.save("cache", result, "smoke", tmp_path / "speed_cache", quick=True)
+    assert set(json.loads((tmp_path / "speed_cache.json").read_text())["result"]) >= {"ratio_total", "cold", "warm"}
+
+
+def test_scoring_scale(speed: Any, tmp_path: Path) -> None:
+    rows = [speed.score_one(500, 5, method, dim=32) for method in ("deft", "confident", "zeroshot")]
+    # one run through the real subprocess path: the peak RSS must come from the child
+    rows += speed.run_scale([(500, 5)], ["consensus"], dim=32, threads=1, timeout=120)
+    for row in rows:
+        assert row["seconds"] is not None and row["seconds"] >= 0, row
+        assert 0.0 <= row["flagged_share"] <= 1.0
+    child = rows[-1]
+    assert child["status"] == "ok" and child["peak_rss_mb"] > 10
+    assert child["peak_rss_mb"] <= child["ru_maxrss_mb"] + 1
+    for row in rows[:3]:
+        row["status"] = "ok"
+    payload = speed.save("scale", rows, "smoke", tmp_path / "speed_scale", quick=True)
+    assert payload["scoring_stage_totals"][0]["scoring_stage_s"] is not None
+    assert (tmp_path / "speed_scale.png").stat().st_size > 1000
+    assert "consensus" in (tmp_path / "speed_scale.md").read_text()
