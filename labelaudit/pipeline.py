@@ -139,7 +139,8 @@ def audit(
             encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
-    cache = EmbeddingCache(Path(cache_dir) if cache_dir is not None else None, encoder.identity)
+    cache_root = Path(cache_dir) if cache_dir is not None else None
+    cache = EmbeddingCache(cache_root, encoder.identity)
 
     with timer.stage("embed"):
         if engine == "ray":
@@ -190,7 +191,8 @@ def audit(
     prompt_names = dataset.prompt_names()
 
     with timer.stage("class_prompts"):
-        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality)
+        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
+        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
 
     needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
     context = ScoreContext(

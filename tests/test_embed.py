@@ -141,3 +141,19 @@ def test_text_embedding_uses_cache(tmp_path: Path, tiny_encoder) -> None:
     again = embed_samples(samples, "text", tiny_encoder, EmbeddingCache(tmp_path, tiny_encoder.identity))
     assert again.n_cached == 2 and again.n_embedded == 0
     np.testing.assert_array_equal(first.vectors, again.vectors)
+
+
+def test_class_prompts_are_cached_and_identical_on_a_warm_run(
+    tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labelaudit.encoders import embed_class_prompts
+
+    cold = embed_class_prompts(tiny_encoder, ["cat", "dog"], "image", EmbeddingCache(tmp_path, "prompts"))
+    calls: list[int] = []
+    real = tiny_encoder.encode_texts
+    monkeypatch.setattr(tiny_encoder, "encode_texts", lambda texts: calls.append(len(texts)) or real(texts))
+    warm = embed_class_prompts(tiny_encoder, ["cat", "dog"], "image", EmbeddingCache(tmp_path, "prompts"))
+    assert calls == []
+    np.testing.assert_array_equal(cold, warm)
+    embed_class_prompts(tiny_encoder, ["cat", "dog", "bird"], "image", EmbeddingCache(tmp_path, "prompts"))
+    assert calls == [len(tiny_encoder.templates("image"))]
