@@ -13,6 +13,7 @@ used to tune. Results go to benchmarks/results/quality.json and .md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -124,6 +125,47 @@ def load_precomputed(
         soft_prompt=None,
         ids=np.arange(len(given)),
         note=f"precomputed {embeddings.name}",
+    )
+
+
+# ---- synthetic noise on the clean labels --------------------------------------------------------------
+
+
+def synthetic_noise(data: BenchData, mode: str, rate: float, seed: int) -> BenchData:
+    """Replace the given labels by the gold labels corrupted at ``rate``:
+    ``sym`` flips to a uniformly random other class; ``asym`` flips class k to k+1 (class-pair flips);
+    ``inst`` flips the samples closest to another class's mean to that class (instance-dependent)."""
+    rng = np.random.default_rng(seed)
+    gold = data.gold.copy()
+    k = len(data.class_names)
+    n_flip = int(round(rate * len(gold)))
+    given = gold.copy()
+    if mode == "inst":
+        means = np.stack(
+            [
+                data.embeddings[gold == c].mean(0) if (gold == c).any() else np.zeros(data.embeddings.shape[1])
+                for c in range(k)
+            ]
+        )
+        sims = data.embeddings @ means.T
+        sims[np.arange(len(gold)), gold] = -np.inf
+        nearest = sims.argmax(1)
+        order = np.argsort(-sims.max(1))[:n_flip]
+        given[order] = nearest[order]
+    else:
+        chosen = rng.choice(len(gold), size=n_flip, replace=False)
+        if mode == "sym":
+            given[chosen] = (gold[chosen] + rng.integers(1, k, size=n_flip)) % k
+        elif mode == "asym":
+            given[chosen] = (gold[chosen] + 1) % k
+        else:
+            raise ValueError(f"unknown noise mode {mode!r}")
+    return dataclasses.replace(
+        data,
+        name=f"{data.name} [{mode} {rate:.0%}]",
+        given=given,
+        gold=gold,
+        note=f"{data.note}; synthetic {mode} noise at {rate:.0%} on the gold labels",
     )
 
 
@@ -317,6 +359,13 @@ def main() -> None:
     parser.add_argument(
         "--no-prompt-variant", action="store_true", help="skip DeFT's soft-prompt variant (slow on CPU)"
     )
+    parser.add_argument(
+        "--synthetic",
+        nargs="*",
+        choices=["sym", "asym", "inst"],
+        help="replace the real noise by synthetic noise of these kinds on the gold labels",
+    )
+    parser.add_argument("--rates", nargs="*", type=float, default=[0.1, 0.2, 0.4], help="synthetic noise rates")
     args = parser.parse_args()
     global DUMP_DIR, WITH_PROMPT_VARIANT
     DUMP_DIR = args.dump
@@ -338,6 +387,13 @@ def main() -> None:
             print(f"loading {name}", flush=True)
             datasets.append(load_text_set(name, encoder, args.cache_dir))
     rows: list[dict[str, object]] = []
+    if args.synthetic:
+        datasets = [
+            synthetic_noise(dataclasses.replace(d, given=d.gold), mode, rate, args.seed)
+            for d in datasets
+            for mode in args.synthetic
+            for rate in args.rates
+        ]
     for data in datasets:
         print(
             f"{data.name}: {len(data.given)} samples, {len(data.class_names)} classes, "
