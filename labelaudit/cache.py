@@ -111,3 +111,44 @@ class EmbeddingCache:
                 np.savez(handle, hashes=hash_array, vectors=vectors16, digest=np.array(digest))
 
         write_atomic(target, write)
+
+
+class ScoreCache:
+    """Scorer results keyed by everything that determines them (samples, labels, classes, options, seed,
+    labelaudit version). Scorers are deterministic, so an unchanged re-run (the common CI case) reads
+    its results back instead of retraining; any change to a sample, label or setting is a miss."""
+
+    def __init__(self, folder: Path | None, key_parts: list[str]) -> None:
+        self.folder = folder
+        digest = hashlib.blake2b(digest_size=16)
+        for part in key_parts:
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\0")
+        self.key = digest.hexdigest()
+
+    def _path(self, method: str) -> Path | None:
+        return None if self.folder is None else self.folder / f"{method}-{self.key}.npz"
+
+    def load(self, method: str) -> dict[str, np.ndarray] | None:
+        path = self._path(method)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except Exception:  # a damaged entry is a miss, never a wrong answer
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    def save(self, method: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self._path(method)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        write_atomic(path, write)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .cache import DEFAULT_CACHE_DIR, EmbeddingCache
+from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
 from .consensus import combine
 from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
@@ -63,6 +64,29 @@ class _Timer:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> ScorerResult:
+    stored = score_cache.load(name)
+    if stored is not None:
+        return ScorerResult(
+            quality=stored["quality"],
+            is_issue=stored["is_issue"].astype(bool),
+            suggested=stored["suggested"],
+            pred_probs=stored.get("pred_probs"),
+            settings={**json.loads(str(stored["settings"])), "from_cache": True},
+        )
+    result = get_scorer(name).score(context)
+    arrays = {
+        "quality": result.quality,
+        "is_issue": result.is_issue,
+        "suggested": result.suggested,
+        "settings": np.array(json.dumps(result.settings, default=str)),
+    }
+    if result.pred_probs is not None:
+        arrays["pred_probs"] = result.pred_probs
+    score_cache.save(name, arrays)
+    return result
 
 
 def audit(
@@ -221,10 +245,24 @@ def audit(
             "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
         },
     )
+    score_cache = ScoreCache(
+        cache.folder / "scores" if cache.folder is not None else None,
+        [
+            __version__,
+            encoder.identity,
+            json.dumps(context.options, sort_keys=True),
+            str(seed),
+            str(folds),
+            dataset.modality,
+            "\n".join(prompt_names),
+            *samples["content_hash"].astype(str),
+            *map(str, labels.tolist()),
+        ],
+    )
     results: dict[str, ScorerResult] = {}
     for name in method_names:
         with timer.stage(f"score_{name}"):
-            results[name] = get_scorer(name).score(context)
+            results[name] = _score_cached(name, context, score_cache)
 
     with timer.stage("neighbor_issues"):
         graph = context.neighbor_graph(20)

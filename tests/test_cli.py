@@ -160,3 +160,40 @@ def test_cli_default_methods_match_the_library_default() -> None:
     from labelaudit.scorers import DEFAULT_METHODS
 
     assert DEFAULT_METHODS_SPEC.split(",") == list(DEFAULT_METHODS)
+
+
+def test_unchanged_rerun_reads_scores_back_and_writes_the_same_report(tmp_path: Path) -> None:
+    import shutil
+
+    cache = tmp_path / "cache"
+    args = ["audit", str(SAMPLE_TEXT), "--cache-dir", str(cache), "--quiet", "--methods", "deft,confident"]
+    assert main([*args, "--out", str(tmp_path / "cold")]) == 0
+    assert main([*args, "--out", str(tmp_path / "warm")]) == 0
+    cold = pd.read_parquet(tmp_path / "cold" / "report.parquet")
+    warm = pd.read_parquet(tmp_path / "warm" / "report.parquet")
+    pd.testing.assert_frame_equal(cold, warm)
+    summary = json.loads((tmp_path / "warm" / "summary.json").read_text())
+    assert summary["method_settings"]["deft"].get("from_cache") is True
+
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(SAMPLE_TEXT, relabelled)
+    (relabelled / "space" / "t26.txt").rename(relabelled / "cooking" / "t26.txt")
+    assert (
+        main(
+            [
+                "audit",
+                str(relabelled),
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+                "--methods",
+                "deft,confident",
+                "--out",
+                str(tmp_path / "changed"),
+            ]
+        )
+        == 0
+    )
+    changed = json.loads((tmp_path / "changed" / "summary.json").read_text())
+    assert "from_cache" not in changed["method_settings"]["deft"]
+    assert changed["cache"]["embedded"] == 0
