@@ -152,7 +152,7 @@ def train_deft(
     n, k = len(labels), context.n_classes
     batch_size = settings.batch_size or default_batch_size(n)
     steps_per_epoch = math.ceil(n / batch_size)
-    lr = settings.lr or (0.002 if variant == "prompt" else 0.01)
+    lr = learning_rate(settings, variant)
     optimizer = torch.optim.AdamW([p for p in prompts.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch)
     rows = torch.arange(batch_size)
@@ -195,6 +195,10 @@ def train_deft(
     return prompts
 
 
+def learning_rate(settings: DeftSettings, variant: str) -> float:
+    return settings.lr or (0.002 if variant == "prompt" else 0.01)
+
+
 def default_batch_size(n: int) -> int:
     """About 50 optimiser steps per epoch whatever N is: enough steps on a small set, few text-tower passes
     on a large one (each step costs one pass over 2K prompts)."""
@@ -233,7 +237,9 @@ class DeftScorer:
         p_clean = np.zeros(n)
         probs = np.zeros((n, context.n_classes))
         fold_ids = stratified_folds(context.labels, folds, context.seed) if folds > 1 else np.zeros(n, dtype=int)
-        batch_size = settings.batch_size or default_batch_size(n)
+        # Reported as trained: with cross-fitting each model sees only the training folds.
+        train_size = int((fold_ids != 0).sum()) if folds > 1 else n
+        batch_size = settings.batch_size or default_batch_size(train_size)
         # Embedding-variant steps are tiny matrix products: one thread is faster than a contended pool.
         threads = 1 if variant == "embedding" else torch.get_num_threads()
         with context.reporter.task("Scoring: deft", total=folds * settings.epochs) as task, torch_threads(threads):
@@ -253,7 +259,7 @@ class DeftScorer:
                 "warmup_epochs": settings.warmup_epochs,
                 "n_ctx": settings.n_ctx if variant == "prompt" else None,
                 "folds": folds,
-                "lr": settings.lr or (0.002 if variant == "prompt" else 0.01),
+                "lr": learning_rate(settings, variant),
                 "logit_scale": _scale(context, settings),
                 "batch_size": batch_size,
             },
