@@ -63,7 +63,7 @@ class EmbeddingCache:
             return None
 
     def lookup(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Return (found mask, float32 matrix with a row per hash; rows not found are zero)."""
+        """Return (found mask, float16 matrix with a row per hash; rows not found are zero)."""
         wanted = {h: i for i, h in enumerate(hashes)}
         found = np.zeros(len(hashes), dtype=bool)
         matrix: np.ndarray | None = None
@@ -75,7 +75,7 @@ class EmbeddingCache:
                 if i is None or found[i]:
                     continue
                 if matrix is None:
-                    matrix = np.zeros((len(hashes), shard_vectors.shape[1]), dtype=np.float32)
+                    matrix = np.zeros((len(hashes), shard_vectors.shape[1]), dtype=np.float16)
                 matrix[i] = shard_vectors[row]
                 found[i] = True
 

@@ -35,19 +35,49 @@ def rank_normalise(quality: np.ndarray) -> np.ndarray:
     return (rankdata(quality, method="average") - 1.0) / (len(quality) - 1.0)
 
 
-def combine(results: dict[str, ScorerResult], labels: np.ndarray) -> Consensus:
+class ProbabilityMean:
+    """Running mean of the methods' (N, K) probability tables in one float32 array, so a scorer's table
+    can be dropped as soon as it is added: holding all four at 1M x 1000 would take 16 GB."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, probs: np.ndarray) -> None:
+        if self.total is None:
+            self.total = np.array(probs, dtype=np.float32)
+        else:
+            self.total += probs
+        self.count += 1
+
+    def mean(self) -> np.ndarray | None:
+        if self.total is None:
+            return None
+        if self.count > 1:
+            self.total /= self.count
+            self.count = 1
+        return self.total
+
+
+def combine(results: dict[str, ScorerResult], labels: np.ndarray, mean_probs: np.ndarray | None = None) -> Consensus:
+    """``mean_probs``: the mean of the methods' probabilities when the caller folded them in already
+    (``ProbabilityMean``) and dropped them from ``results``; else it is computed here."""
     if not results:
         raise ValueError("combine() needs at least one scorer result")
     scores = np.mean([rank_normalise(r.quality) for r in results.values()], axis=0)
     votes = np.sum([r.is_issue for r in results.values()], axis=0)
     is_issue = votes * 2 > len(results)
-    probs_list = [r.pred_probs for r in results.values() if r.pred_probs is not None]
-    if probs_list:
-        pred_probs = np.mean(probs_list, axis=0)
+    pred_probs = mean_probs
+    if pred_probs is None:
+        running = ProbabilityMean()
+        for result in results.values():
+            if result.pred_probs is not None:
+                running.add(result.pred_probs)
+        pred_probs = running.mean()
+    if pred_probs is not None:
         suggested = pred_probs.argmax(axis=1)
-        suggested_prob = pred_probs[np.arange(len(suggested)), suggested]
+        suggested_prob = pred_probs[np.arange(len(suggested)), suggested].astype(np.float64)
     else:
-        pred_probs = None
         suggested = next(iter(results.values())).suggested
         suggested_prob = np.full(len(suggested), np.nan)
     return Consensus(

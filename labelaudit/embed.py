@@ -29,7 +29,7 @@ SHARD_ROWS = 4096
 
 @dataclass
 class EmbeddingResult:
-    vectors: np.ndarray  # (n_kept, dim) float32, rows in the order of the kept samples
+    vectors: np.ndarray  # (n_kept, dim) float16 as cached (half the memory), rows in the order of the kept samples
     kept: np.ndarray  # bool mask over the input samples
     skipped: list[SkippedFile] = field(default_factory=list)
     n_cached: int = 0
@@ -137,9 +137,9 @@ def embed_samples(
     def put(rows: list[int], batch_vectors: np.ndarray) -> None:
         nonlocal vectors
         if vectors is None:
-            vectors = np.zeros((n, batch_vectors.shape[1]), dtype=np.float32)
-        # Round through float16 now so a cold run and a cached re-run give byte-identical reports.
-        vectors[rows] = batch_vectors.astype(np.float16).astype(np.float32)
+            vectors = np.zeros((n, batch_vectors.shape[1]), dtype=np.float16)
+        # float16, as the cache stores it, so a cold run and a cached re-run give byte-identical reports.
+        vectors[rows] = batch_vectors.astype(np.float16)
         kept[rows] = True
 
     buffer = _ShardBuffer(cache)
@@ -180,10 +180,10 @@ def embed_samples(
     finally:
         buffer.flush()  # keep what was embedded, also when interrupted
     if vectors is None:
-        vectors = np.zeros((0, 0), dtype=np.float32)
+        vectors = np.zeros((0, 0), dtype=np.float16)
         kept[:] = False
     return EmbeddingResult(
-        vectors=vectors[kept],
+        vectors=vectors if kept.all() else vectors[kept],
         kept=kept,
         skipped=skipped,
         n_cached=int(found.sum()),

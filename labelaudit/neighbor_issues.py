@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .chunked import project, row_blocks
 from .neighbors import NeighborGraph
 
 # Calibrated by reading nearest-neighbour pairs of the shared wrench sms/youtube/trec sets with
@@ -162,7 +163,9 @@ def find_outliers(
     score = robust_z(kth_distance)
     is_outlier = score >= distance_z
     if class_embeddings is not None:
-        best_prompt = (embeddings @ class_embeddings.T).max(axis=1).astype(np.float64)
+        best_prompt = np.concatenate(
+            [project(embeddings[block], class_embeddings).max(axis=1) for block in row_blocks(n)]
+        ).astype(np.float64)
         # Far from its neighbours *and* from every class: a sample in a sparse corner of a class is not one.
         is_outlier &= -robust_z(best_prompt) >= prompt_z
     settings: dict[str, float | int | bool] = {

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunked import rows_float32
 from .io import write_atomic
 
 GRAPH_FORMAT = 1
@@ -60,7 +61,6 @@ def _exact_search(
 
     n_db = len(database)
     k = min(k, n_db - (0 if query_offset is None else 1))
-    db = torch.from_numpy(np.ascontiguousarray(database, dtype=np.float32))
     db_block = max(1, min(n_db, 65_536))
     q_block = max(1, min(len(queries), TILE_BYTES // (4 * db_block)))
     out_idx = np.empty((len(queries), k), dtype=np.int64)
@@ -71,7 +71,8 @@ def _exact_search(
             best_sim = torch.full((len(q), k), -torch.inf)
             best_idx = torch.full((len(q), k), -1, dtype=torch.int64)
             for d0 in range(0, n_db, db_block):
-                sims = q @ db[d0 : d0 + db_block].T
+                # The database may be the float16 embedding matrix: convert a tile, never all of it.
+                sims = q @ torch.from_numpy(rows_float32(database, slice(d0, d0 + db_block))).T
                 if query_offset is not None:
                     rows = torch.arange(len(q)) + q0 + query_offset
                     local = rows - d0
@@ -107,7 +108,7 @@ def faiss_graph(
 ) -> NeighborGraph:
     import faiss
 
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    x = embeddings  # float16 in an audit; each use below converts only the rows it needs
     n, dim = x.shape
     rng = np.random.default_rng(seed)
     # ~3 sqrt(N) lists (FAISS suggests 4-16 sqrt(N)): on 2 cores k-means training and the coarse
@@ -119,17 +120,18 @@ def faiss_graph(
     )
     train_rows = np.sort(rng.choice(n, size=min(n, 32 * nlist), replace=False))
     start = time.perf_counter()
-    index.train(x[train_rows])
+    index.train(rows_float32(x, train_rows))
     for s in range(0, n, 100_000):
-        index.add(x[s : s + 100_000])
+        index.add(rows_float32(x, slice(s, s + 100_000)))
     build_s = time.perf_counter() - start
 
     sample = np.sort(rng.choice(n, size=min(n, recall_sample), replace=False))
-    truth = _exclude_self(sample, *_exact_search(x[sample], x, k + 1, query_offset=None))[0]
+    queries = rows_float32(x, sample)
+    truth = _exclude_self(sample, *_exact_search(queries, x, k + 1, query_offset=None))[0]
     nprobe, recall = 4, 0.0
     while True:
         index.nprobe = nprobe
-        found = _faiss_search(index, x[sample], sample, k)[0]
+        found = _faiss_search(index, queries, sample, k)[0]
         recall = recall_at_k(found, truth)
         if recall >= target_recall or nprobe >= nlist:
             break
@@ -138,7 +140,7 @@ def faiss_graph(
     indices = np.empty((n, k), dtype=np.int64)
     for s in range(0, n, 50_000):
         rows = np.arange(s, min(n, s + 50_000))
-        indices[rows] = _faiss_search(index, x[s : s + len(rows)], rows, k)[0]  # a slice: no 100 MB copy
+        indices[rows] = _faiss_search(index, rows_float32(x, slice(s, s + len(rows))), rows, k)[0]
     search_s = time.perf_counter() - start
     del index
     indices, sims = _exact_similarities(x, indices)
@@ -181,8 +183,8 @@ def _exact_similarities(x: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray,
     for s in range(0, len(x), step):
         block = indices[s : s + step]
         valid = block >= 0
-        gathered = x[np.where(valid, block, 0)]
-        block_sims = np.einsum("nkd,nd->nk", gathered, x[s : s + step])
+        gathered = rows_float32(x, np.where(valid, block, 0))
+        block_sims = np.einsum("nkd,nd->nk", gathered, rows_float32(x, slice(s, s + step)))
         sims[s : s + step] = np.where(valid, block_sims, -np.inf)
     order = np.argsort(-sims, axis=1, kind="stable")
     return np.take_along_axis(indices, order, 1), np.take_along_axis(sims, order, 1)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import __version__
 from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
-from .consensus import combine
+from .consensus import ProbabilityMean, combine
 from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
@@ -87,6 +87,27 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
         arrays["pred_probs"] = result.pred_probs
     score_cache.save(name, arrays)
     return result
+
+
+def score_methods(
+    method_names: list[str], context: ScoreContext, score_cache: ScoreCache, timer: _Timer | None = None
+) -> tuple[dict[str, ScorerResult], np.ndarray | None]:
+    """Run (or read back) every scorer; returns their results and the mean of their probabilities.
+
+    Each scorer's (N, K) table is folded into one running mean and dropped from its result right away, so
+    the scoring stage holds one such table however many methods run.
+    """
+    timer = timer or _Timer()
+    results: dict[str, ScorerResult] = {}
+    probs = ProbabilityMean()
+    for name in method_names:
+        with timer.stage(f"score_{name}"):
+            result = _score_cached(name, context, score_cache)
+            if result.pred_probs is not None:
+                probs.add(result.pred_probs)
+                result.pred_probs = None
+            results[name] = result
+    return results, probs.mean()
 
 
 def audit(
@@ -259,10 +280,7 @@ def audit(
             *map(str, labels.tolist()),
         ],
     )
-    results: dict[str, ScorerResult] = {}
-    for name in method_names:
-        with timer.stage(f"score_{name}"):
-            results[name] = _score_cached(name, context, score_cache)
+    results, mean_probs = score_methods(method_names, context, score_cache, timer)
 
     with timer.stage("neighbor_issues"):
         graph = context.neighbor_graph(20)
@@ -276,7 +294,7 @@ def audit(
         outliers = find_outliers(graph, embedded.vectors, class_embeddings)
 
     with timer.stage("report"):
-        consensus = combine(results, labels)
+        consensus = combine(results, labels, mean_probs)
         neighbor_columns = pd.DataFrame(
             {
                 "issue_type": issue_types(consensus.is_issue, duplicates, outliers),

@@ -12,6 +12,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from .chunked import project, row_blocks
 from .consensus import Consensus
 from .errors import LabelAuditError
 from .io import write_json_atomic, write_table_atomic
@@ -112,12 +113,15 @@ def classes_table(
         rows.append(row)
     frame = pd.DataFrame(rows)
     if class_embeddings is not None:
-        sims = embeddings @ class_embeddings.T
-        own = sims[np.arange(len(labels)), labels]
-        masked = sims.copy()
-        masked[np.arange(len(labels)), labels] = -np.inf
-        margin = own - masked.max(axis=1)
-        correct = sims.argmax(axis=1) == labels
+        margin = np.empty(len(labels), dtype=np.float32)
+        correct = np.empty(len(labels), dtype=bool)
+        for block in row_blocks(len(labels)):
+            sims = project(embeddings[block], class_embeddings)
+            rows, given = np.arange(len(sims)), labels[block]
+            correct[block] = sims.argmax(axis=1) == given
+            own = sims[rows, given].copy()
+            sims[rows, given] = -np.inf
+            margin[block] = own - sims.max(axis=1)
         frame["zeroshot_accuracy"] = [float(correct[labels == c].mean()) if counts[c] else np.nan for c in range(k)]
         frame["zeroshot_margin"] = [float(margin[labels == c].mean()) if counts[c] else np.nan for c in range(k)]
     return frame.sort_values(["estimated_error_rate", "class"], ascending=[False, True], kind="mergesort").reset_index(

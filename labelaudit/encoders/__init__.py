@@ -97,7 +97,7 @@ def embed_class_prompts(
                 vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
             vectors[missing] = fresh
             cache.store([hashes[i] for i in missing], fresh)
-    vectors = np.asarray(vectors).reshape(len(class_names), len(templates), -1).mean(axis=1)
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(class_names), len(templates), -1).mean(axis=1)
     return normalize(vectors)
 
 

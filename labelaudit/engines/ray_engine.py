@@ -161,7 +161,7 @@ def embed_samples_ray(
     skipped = [
         SkippedFile(samples["sample_id"].iat[row], reason, "embed") for row, reason in sorted(skipped_rows.items())
     ]
-    vectors = matrix[found] if matrix is not None else np.zeros((0, 0), dtype=np.float32)
+    vectors = matrix[found] if matrix is not None else np.zeros((0, 0), dtype=np.float16)
     return EmbeddingResult(
         vectors=vectors,
         kept=found,

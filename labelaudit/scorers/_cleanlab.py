@@ -10,10 +10,13 @@ from . import ScorerResult
 
 
 def cleanlab_result(labels: np.ndarray, pred_probs: np.ndarray, settings: dict[str, object]) -> ScorerResult:
+    """cleanlab's flags and quality scores for ``pred_probs``, which this call may overwrite (it is the
+    caller's scratch array: at 1M x 1000 every extra N x K copy is 4-8 GB)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    pred_probs = np.clip(pred_probs.astype(np.float64), 1e-12, None)
+    pred_probs = np.asarray(pred_probs, dtype=np.float64)  # cleanlab's own thresholds are computed in float64
+    np.clip(pred_probs, 1e-12, None, out=pred_probs)
     pred_probs /= pred_probs.sum(axis=1, keepdims=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cleanlab warns about tiny classes; discover() already told the user
@@ -23,7 +26,7 @@ def cleanlab_result(labels: np.ndarray, pred_probs: np.ndarray, settings: dict[s
         quality=np.asarray(quality, dtype=np.float64),
         is_issue=np.asarray(is_issue, dtype=bool),
         suggested=pred_probs.argmax(axis=1),
-        pred_probs=pred_probs,
+        pred_probs=pred_probs.astype(np.float32),  # kept for the consensus; float32 halves it
         settings={
             **settings,
             "filter": "cleanlab.filter.find_label_issues (prune_by_noise_rate)",

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..chunked import class_means, row_blocks, rows_float32
 from ..encoders import SoftPromptModel
 from ..errors import LabelAuditError
 from . import ScoreContext, ScorerResult
@@ -103,8 +104,7 @@ def _build_prompts(
     context: ScoreContext,
     settings: DeftSettings,
     variant: str,
-    embeddings: torch.Tensor,
-    labels: torch.Tensor,
+    train_index: np.ndarray,
     generator: torch.Generator,
 ) -> torch.nn.Module:
     if variant == "prompt":
@@ -113,12 +113,8 @@ def _build_prompts(
     if context.class_embeddings is not None:
         init = torch.as_tensor(context.class_embeddings, dtype=torch.float32)
     else:
-        init = torch.stack(
-            [
-                embeddings[labels == k].mean(0) if (labels == k).any() else torch.zeros(embeddings.shape[1])
-                for k in range(context.n_classes)
-            ]
-        )
+        means = class_means(context.embeddings, context.labels, context.n_classes, train_index)
+        init = torch.from_numpy(means)
     return EmbeddingPrompts(F.normalize(init, dim=-1), generator)
 
 
@@ -145,9 +141,11 @@ def train_deft(
 ) -> torch.nn.Module:
     """Learn positive/negative prompts on the samples in ``train_index`` only."""
     generator = torch.Generator().manual_seed(seed)
-    embeddings = torch.as_tensor(context.embeddings[train_index], dtype=torch.float32)
+    # Rows are gathered and converted to float32 per batch: a float32 copy of the training folds would be
+    # 1.6 GB at 1M x 512, on top of the float16 matrix it copies.
+    train_index = np.asarray(train_index)
     labels = torch.as_tensor(context.labels[train_index], dtype=torch.long)
-    prompts = _build_prompts(context, settings, variant, embeddings, labels, generator)
+    prompts = _build_prompts(context, settings, variant, train_index, generator)
     scale = _scale(context, settings)
     n, k = len(labels), context.n_classes
     batch_size = settings.batch_size or default_batch_size(n)
@@ -161,7 +159,8 @@ def train_deft(
         clean_seen = total_seen = 0
         for start in range(0, n, batch_size):
             batch = order[start : start + batch_size]
-            f, y = embeddings[batch], labels[batch]
+            f = torch.from_numpy(rows_float32(context.embeddings, train_index[batch.numpy()]))
+            y = labels[batch]
             r = rows[: len(batch)]
             pos, neg = prompts()
             pos_logits = scale * f @ pos.T
@@ -213,16 +212,21 @@ def _scale(context: ScoreContext, settings: DeftSettings) -> float:
 def score_with(
     prompts: torch.nn.Module, context: ScoreContext, settings: DeftSettings, index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(p_clean, softmax of positive logits) for the samples in ``index``."""
+    """(p_clean, float32 softmax of positive logits) for the samples in ``index``, a block of rows at a time."""
     pos, neg = prompts()
     scale = _scale(context, settings)
-    f = torch.as_tensor(context.embeddings[index], dtype=torch.float32)
-    y = torch.as_tensor(context.labels[index], dtype=torch.long)
-    pos_logits = scale * f @ pos.T
-    neg_logits = scale * f @ neg.T
-    rows = torch.arange(len(y))
-    p_clean = torch.sigmoid(pos_logits[rows, y] - neg_logits[rows, y])
-    return p_clean.double().numpy(), pos_logits.softmax(dim=1).double().numpy()
+    index = np.asarray(index)
+    p_clean = np.empty(len(index), dtype=np.float64)
+    probs = np.empty((len(index), pos.shape[0]), dtype=np.float32)
+    for block in row_blocks(len(index)):
+        f = torch.from_numpy(rows_float32(context.embeddings, index[block]))
+        y = torch.as_tensor(context.labels[index[block]], dtype=torch.long)
+        pos_logits = scale * f @ pos.T
+        neg_logits = scale * f @ neg.T
+        rows = torch.arange(len(y))
+        p_clean[block] = torch.sigmoid(pos_logits[rows, y] - neg_logits[rows, y]).double().numpy()
+        probs[block] = pos_logits.softmax(dim=1).numpy()
+    return p_clean, probs
 
 
 class DeftScorer:
@@ -235,7 +239,7 @@ class DeftScorer:
         n = len(context.labels)
         folds = min(settings.folds, n)
         p_clean = np.zeros(n)
-        probs = np.zeros((n, context.n_classes))
+        probs = np.zeros((n, context.n_classes), dtype=np.float32)
         fold_ids = stratified_folds(context.labels, folds, context.seed) if folds > 1 else np.zeros(n, dtype=int)
         # Reported as trained: with cross-fitting each model sees only the training folds.
         train_size = int((fold_ids != 0).sum()) if folds > 1 else n

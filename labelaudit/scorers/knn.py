@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..chunked import row_blocks
 from . import ScoreContext, ScorerResult
 
 DEFAULT_K = 20
@@ -56,14 +57,23 @@ class KnnScorer:
         weighting = str(context.options.get("knn_weighting", DEFAULT_WEIGHTING))
         with context.reporter.task("Scoring: knn (neighbour agreement)", total=1) as task:
             graph = context.neighbor_graph(k)
-            dist = neighbor_label_distribution(
-                graph.indices, graph.similarities, context.labels, context.n_classes, weighting
-            )
+            n = len(context.labels)
+            dist = np.empty((n, context.n_classes), dtype=np.float32)
+            given = np.empty(n, dtype=np.float64)
+            top = np.empty(n, dtype=np.int64)
+            # float64 per block, so ties are exact ties; the stored table is float32 (N x K at 1M x 1000).
+            for block in row_blocks(n):
+                part = neighbor_label_distribution(
+                    graph.indices[block], graph.similarities[block], context.labels, context.n_classes, weighting
+                )
+                rows = np.arange(len(part))
+                labels = context.labels[block]
+                given[block] = part[rows, labels]
+                best = part.argmax(axis=1)
+                # Ties go to the given label: an even split is not evidence that the label is wrong.
+                top[block] = np.where(given[block] >= part[rows, best] - 1e-12, labels, best)
+                dist[block] = part
             task.advance()
-        given = dist[np.arange(len(dist)), context.labels]
-        # Ties go to the given label: an even split is not evidence that the label is wrong.
-        top = dist.argmax(axis=1)
-        top = np.where(given >= dist[np.arange(len(dist)), top] - 1e-12, context.labels, top)
         return ScorerResult(
             quality=given,
             is_issue=top != context.labels,

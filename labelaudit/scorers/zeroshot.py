@@ -10,9 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..chunked import project, row_blocks
 from ..errors import LabelAuditError
 from . import ScoreContext, ScorerResult
 from ._cleanlab import cleanlab_result
+
+# One scalar is fitted, so 100k rows pin it down; more would only multiply the 60 full passes over N x K.
+TEMPERATURE_FIT_ROWS = 100_000
 
 
 def fit_temperature(similarities: np.ndarray, labels: np.ndarray) -> float:
@@ -42,7 +46,7 @@ def fit_temperature(similarities: np.ndarray, labels: np.ndarray) -> float:
 def zero_shot_similarities(context: ScoreContext) -> np.ndarray:
     if context.class_embeddings is None:
         raise LabelAuditError("the zeroshot method needs class-prompt embeddings from the encoder")
-    return context.embeddings @ context.class_embeddings.T
+    return project(context.embeddings, context.class_embeddings)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -56,8 +60,14 @@ class ZeroShotScorer:
 
     def score(self, context: ScoreContext) -> ScorerResult:
         sims = zero_shot_similarities(context)
-        scale = fit_temperature(sims, context.labels)
-        probs = softmax(sims * scale)
+        fit_rows = np.arange(len(sims))
+        if len(fit_rows) > TEMPERATURE_FIT_ROWS:
+            fit_rows = np.sort(np.random.default_rng(context.seed).choice(len(sims), TEMPERATURE_FIT_ROWS, False))
+        scale = fit_temperature(sims[fit_rows], context.labels[fit_rows])
+        probs = np.empty(sims.shape, dtype=np.float64)
+        for block in row_blocks(len(sims)):
+            probs[block] = softmax(sims[block] * scale)
+        del sims
         return cleanlab_result(
             context.labels, probs, {"temperature_fitted_scale": round(scale, 3), "prompts": "template ensemble"}
         )
