@@ -34,7 +34,10 @@ ASSETS = REPO.parent / "shared" / "assets"
 CIFAR_IMAGES = ASSETS / "cifar10n" / "images"
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_MODEL = "ViT-B-32"
-METHODS = ("deft", "confident", "zeroshot", "consensus")
+METHODS = ("deft", "confident", "zeroshot", "knn", "consensus", "stage")
+# "stage" is the whole scoring stage of an audit in one process (labelaudit.pipeline.score_methods + the
+# consensus): its peak RSS is the figure that must stay under 4 GB at 1M x 512.
+STAGE_METHODS = ("deft", "confident", "zeroshot", "knn")
 
 
 # ---- shared helpers ------------------------------------------------------------------------------------
@@ -373,14 +376,15 @@ def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
 
 def synthetic_problem(n: int, k: int, dim: int, seed: int = 0, noise_rate: float = 0.1) -> dict[str, Any]:
     """Clustered unit vectors (one Gaussian cluster per class, 10 % symmetric label noise) and class prompts
-    that are noisy copies of the class centres. Built in float32 blocks so 1M x 512 stays ~2 GB."""
+    that are noisy copies of the class centres. Built in blocks straight into float16, the dtype the pipeline
+    holds embeddings in (1 GB at 1M x 512; no float32 copy of the whole matrix is ever made)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((k, dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     true = rng.integers(0, k, size=n)
-    x = np.empty((n, dim), dtype=np.float32)
+    x = np.empty((n, dim), dtype=np.float16)
     sigma = np.float32(1.0 / np.sqrt(dim))  # noise norm ~1, so a sample's cosine to its centre is ~0.7
     for start in range(0, n, 1 << 16):
         stop = min(n, start + (1 << 16))
@@ -406,12 +410,14 @@ def _rss_now_mb() -> float:
     return _status_mb("VmRSS")
 
 
-def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dict[str, Any]:
+def score_one(
+    n: int, k: int, method: str, dim: int = 512, seed: int = 0, stage_methods: Sequence[str] = STAGE_METHODS
+) -> dict[str, Any]:
     """Time one method on one synthetic problem in this process (the child side of ``scale``).
 
-    ``consensus`` times ``combine()`` on three ScorerResults shaped like the real ones (quality, flags and
-    (N, K) probabilities), so its figure is the consensus step itself; the whole scoring stage of an audit
-    is deft + confident + zeroshot + consensus.
+    ``consensus`` times ``combine()`` on four ScorerResults shaped like the real ones (quality, flags and
+    float32 (N, K) probabilities), so its figure is the consensus step itself. ``stage`` runs the whole scoring
+    stage as an audit does (``score_methods`` over ``stage_methods``, then the consensus) in one process.
     """
     # Import what the scorers import lazily, so no run times its own library imports.
     import cleanlab.filter  # noqa: F401
@@ -432,8 +438,8 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
 
         rng = np.random.default_rng(seed + 1)
         results = {}
-        for name in ("deft", "confident", "zeroshot"):
-            probs = rng.random((n, k))
+        for name in ("deft", "confident", "zeroshot", "knn"):
+            probs = rng.random((n, k), dtype=np.float32)
             probs /= probs.sum(axis=1, keepdims=True)
             quality = rng.random(n)
             results[name] = ScorerResult(quality, quality < 0.1, probs.argmax(axis=1), probs)
@@ -454,9 +460,16 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
             folds=5,
             options={"deft_variant": "embedding", "deft_epochs": 10, "deft_ctx": 16, "deft_lr": None, "deft_folds": 5},
         )
-        scorer = get_scorer(method)
         cpu0, start = _cpu_s(), time.perf_counter()
-        result = scorer.score(context)
+        if method == "stage":
+            from labelaudit.cache import ScoreCache
+            from labelaudit.consensus import combine
+            from labelaudit.pipeline import score_methods
+
+            results, mean_probs = score_methods(list(stage_methods), context, ScoreCache(None, ["benchmark"]))
+            result = combine(results, labels, mean_probs)
+        else:
+            result = get_scorer(method).score(context)
         seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu0
         flagged = float(result.is_issue.mean())
         wrong = labels != data["true"]
@@ -467,6 +480,7 @@ def score_one(n: int, k: int, method: str, dim: int = 512, seed: int = 0) -> dic
         "k": k,
         "dim": dim,
         "method": method,
+        **({"stage_methods": list(stage_methods)} if method == "stage" else {}),
         "seconds": round(seconds, 3),
         "cpu_s": round(cpu, 3),  # user + system CPU seconds of this process: less sensitive to a busy machine
         "data_s": round(data_s, 3),
@@ -493,7 +507,9 @@ def _self_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_child(n: int, k: int, method: str, dim: int, threads: int, timeout: float) -> dict[str, Any]:
+def run_child(
+    n: int, k: int, method: str, dim: int, threads: int, timeout: float, stage_methods: Sequence[str] = STAGE_METHODS
+) -> dict[str, Any]:
     """Run ``score_one`` in a fresh process; its peak RSS comes from the kernel's rusage for that child alone."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -512,6 +528,8 @@ def run_child(n: int, k: int, method: str, dim: int, threads: int, timeout: floa
         str(dim),
         "--threads",
         str(threads),
+        "--stage-methods",
+        ",".join(stage_methods),
     ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -569,6 +587,7 @@ def run_scale(
     threads: int,
     timeout: float,
     log: Any = None,
+    stage_methods: Sequence[str] = STAGE_METHODS,
 ) -> list[dict[str, Any]]:
     """Every (N, K, method) in its own process, smallest first. A method that timed out is not run again
     on a larger problem with as many or more classes (it would only time out again)."""
@@ -589,7 +608,7 @@ def run_scale(
                     }
                 )
                 continue
-            row = run_child(n, k, method, dim, threads, timeout)
+            row = run_child(n, k, method, dim, threads, timeout, stage_methods)
             if row["status"].startswith("timed out"):
                 too_slow.append((n, k, method))
             rows.append(row)
@@ -615,7 +634,14 @@ def scale_markdown(payload: dict[str, Any]) -> str:
             ]
         )
     totals = [
-        [f"{t['n']:,}", t["k"], t["scoring_stage_s"] if t["scoring_stage_s"] is not None else "incomplete"]
+        [
+            f"{t['n']:,}",
+            t["k"],
+            t["scoring_stage_s"] if t["scoring_stage_s"] is not None else "incomplete",
+            t.get("peak_rss_mb") or "",
+            t.get("methods", ""),
+            t.get("measured", "sum of separate runs"),
+        ]
         for t in payload["scoring_stage_totals"]
     ]
     notes = "\n".join(f"- {line}" for line in payload["findings"])
@@ -623,8 +649,8 @@ def scale_markdown(payload: dict[str, Any]) -> str:
         "# Scoring scale: time and peak RSS per method\n\n"
         f"{payload['setup']}\n\n"
         + md_table(["N", "classes", "method", "seconds", "CPU s", "peak RSS MB", "RSS before scoring MB"], table)
-        + "\nWhole scoring stage (deft + confident + zeroshot + consensus, as in a default audit):\n\n"
-        + md_table(["N", "classes", "seconds"], totals)
+        + "\nWhole scoring stage (as in a default audit):\n\n"
+        + md_table(["N", "classes", "seconds", "peak RSS MB", "methods", "measured as"], totals)
         + ("\n" + notes + "\n" if notes else "")
     )
 
@@ -635,9 +661,32 @@ def scale_findings(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     by = {(r["n"], r["k"], r["method"]): r for r in rows}
     totals = []
     for n, k in sorted({(r["n"], r["k"]) for r in rows}):
-        parts = [by.get((n, k, m), {}).get("seconds") for m in METHODS]
-        total = round(sum(parts), 2) if all(p is not None for p in parts) else None
-        totals.append({"n": n, "k": k, "scoring_stage_s": total})
+        stage = by.get((n, k, "stage"), {})
+        if stage.get("seconds") is not None:  # measured in one process: the figure an audit sees
+            totals.append(
+                {
+                    "n": n,
+                    "k": k,
+                    "scoring_stage_s": stage["seconds"],
+                    "peak_rss_mb": stage["peak_rss_mb"],
+                    "methods": "+".join(stage.get("stage_methods", STAGE_METHODS)) + " + consensus",
+                    "measured": "one process",
+                }
+            )
+            continue
+        parts = [by.get((n, k, m), {}).get("seconds") for m in (*STAGE_METHODS, "consensus")]
+        known = [p for p in parts if p is not None]
+        missing = [m for m, p in zip((*STAGE_METHODS, "consensus"), parts, strict=True) if p is None]
+        totals.append(
+            {
+                "n": n,
+                "k": k,
+                "scoring_stage_s": round(sum(known), 2) if known else None,
+                "peak_rss_mb": None,
+                "methods": "+".join(m for m in (*STAGE_METHODS, "consensus") if m not in missing),
+                "measured": "sum of separate runs",
+            }
+        )
     findings = []
     for method in METHODS:
         for k in sorted({r["k"] for r in rows}):
@@ -665,7 +714,7 @@ def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {10: "-", 100: "--", 1000: ":"}
-    colours = {"deft": "C0", "confident": "C1", "zeroshot": "C2", "consensus": "C3"}
+    colours = {"deft": "C0", "confident": "C1", "zeroshot": "C2", "knn": "C4", "consensus": "C3", "stage": "k"}
     for method in METHODS:
         for k, style in styles.items():
             pts = sorted(
@@ -705,7 +754,9 @@ def cmd_scale(args: argparse.Namespace) -> dict[str, Any]:
         configs = sorted({(r["n"], r["k"]) for r in rows})
     else:
         with open(stem.with_suffix(".log"), "a" if args.merge else "w") as log:
-            rows = run_scale(configs, args.methods.split(","), args.dim, args.threads, timeout, log)
+            rows = run_scale(
+                configs, args.methods.split(","), args.dim, args.threads, timeout, log, args.stage_methods.split(",")
+            )
     if args.merge and stem.with_suffix(".json").exists():
         new = {(r["n"], r["k"], r["method"]) for r in rows}
         old = json.loads(stem.with_suffix(".json").read_text())["rows"]
@@ -716,17 +767,20 @@ def cmd_scale(args: argparse.Namespace) -> dict[str, Any]:
     setup = (
         f"Synthetic {args.dim}-d clustered unit vectors with 10 % symmetric label noise and noisy class-centre "
         f"prompts; default settings (DeFT embedding variant, 10 epochs, 5-fold cross-fitting; confident: 5-fold "
-        f"sklearn LogisticRegression; zeroshot: fitted temperature). Each (N, classes, method) runs in its own "
-        f"process with {args.threads} threads; seconds = the scorer call only (data generation excluded); peak "
-        f"RSS = the child's own VmHWM (whole process: interpreter, libraries and the N x {args.dim} float32 "
-        f"embeddings included; ru_maxrss from wait4 is kept as ru_maxrss_mb but also counts the launcher's RSS "
-        f"at fork time). Timeout per run: {timeout:.0f} s."
+        f"sklearn LogisticRegression, at most 100k training rows per fold; zeroshot: fitted temperature; knn: "
+        f"k=20, similarity-weighted). Each (N, classes, method) runs in its own process with {args.threads} "
+        f"threads; seconds = the scorer call only (data generation excluded); 'stage' = the whole scoring stage "
+        f"of an audit in one process. Peak RSS = the child's own VmHWM (whole process: interpreter, libraries "
+        f"and the N x {args.dim} float16 embeddings, as an audit holds them; ru_maxrss from wait4 is kept as "
+        f"ru_maxrss_mb but also counts the launcher's RSS at fork time). Rows measured before the float16 "
+        f"change (commit f7eadd7) held float32 embeddings. Timeout per run: {timeout:.0f} s."
     )
     return save("scale", rows, setup, stem, args.quick)
 
 
 def cmd_child(args: argparse.Namespace) -> None:
-    print(json.dumps(score_one(args.n, args.k, args.method, args.dim)), flush=True)
+    stage_methods = args.stage_methods.split(",")
+    print(json.dumps(score_one(args.n, args.k, args.method, args.dim, stage_methods=stage_methods)), flush=True)
 
 
 # ---- command line -----------------------------------------------------------------------------------------
@@ -763,6 +817,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--with-1m", action="store_true", help="also N = 1,000,000 (10 and 100 classes)")
     p.add_argument("--configs", default=None, help="only these N x classes, e.g. 1000x10,1000x100")
     p.add_argument("--merge", action="store_true", help="replace these runs' rows in the existing results")
+    p.add_argument(
+        "--stage-methods",
+        default=",".join(STAGE_METHODS),
+        help="methods of the 'stage' row (default: an audit's defaults; at 1M leave out knn, whose graph alone "
+        "takes over 20 min here)",
+    )
     p.add_argument("--from-log", action="store_true", help="write the results from the run log (interrupted run)")
 
     p = sub.add_parser("_child", help=argparse.SUPPRESS)
@@ -771,6 +831,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--method", required=True)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--stage-methods", default=",".join(STAGE_METHODS))
 
     args = parser.parse_args(argv)
     set_threads(args.threads)

@@ -52,7 +52,7 @@ def test_cached_rerun(speed: Any, image_folder: Path, tmp_path: Path) -> None:
 
 
 def test_scoring_scale(speed: Any, tmp_path: Path) -> None:
-    rows = [speed.score_one(500, 5, method, dim=32) for method in ("deft", "confident", "zeroshot")]
+    rows = [speed.score_one(500, 5, method, dim=32) for method in ("deft", "confident", "zeroshot", "knn", "stage")]
     # one run through the real subprocess path: the peak RSS must come from the child
     rows += speed.run_scale([(500, 5)], ["consensus"], dim=32, threads=1, timeout=120)
     for row in rows:
@@ -61,9 +61,29 @@ def test_scoring_scale(speed: Any, tmp_path: Path) -> None:
     child = rows[-1]
     assert child["status"] == "ok" and child["peak_rss_mb"] > 10
     assert child["peak_rss_mb"] <= child["ru_maxrss_mb"] + 1
-    for row in rows[:3]:
+    stage = rows[4]
+    assert stage["stage_methods"] == ["deft", "confident", "zeroshot", "knn"] and stage["flag_precision"] > 0.5
+    for row in rows[:5]:
         row["status"] = "ok"
     payload = speed.save("scale", rows, "smoke", tmp_path / "speed_scale", quick=True)
-    assert payload["scoring_stage_totals"][0]["scoring_stage_s"] is not None
+    total = payload["scoring_stage_totals"][0]
+    assert total["scoring_stage_s"] == stage["seconds"] and total["measured"] == "one process"
     assert (tmp_path / "speed_scale.png").stat().st_size > 1000
     assert "consensus" in (tmp_path / "speed_scale.md").read_text()
+
+
+def test_stream_memory_child_and_table(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("stream_bench", ROOT / "benchmarks" / "stream.py")
+    assert spec is not None and spec.loader is not None
+    stream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stream)
+    manifest = tmp_path / "manifest.csv"
+    stream.write_manifest(manifest, 700, classes=7)
+    cold = stream.child(manifest, tmp_path / "cache")
+    warm = stream.child(manifest, tmp_path / "cache")
+    assert (cold["n"], cold["embedded"], cold["cached"]) == (700, 700, 0)
+    assert (warm["embedded"], warm["cached"]) == (0, 700)
+    assert cold["dtype"] == "float16" and cold["embeddings_mb"] == round(700 * 512 * 2 / 2**20, 1)
+    assert cold["peak_rss_mb"] >= cold["rss_after_imports_mb"] > 0
+    text = stream.markdown({"setup": "smoke", "rows": [{"run": "cold", **cold}], "findings": ["f"]})
+    assert "| 700 | cold |" in text
