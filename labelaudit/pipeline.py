@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
@@ -26,7 +27,7 @@ from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
-from .scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
+from .scorers import FoldRunner, ScoreContext, ScorerResult, SerialFolds, get_scorer, parse_methods
 
 
 @dataclass
@@ -187,100 +188,113 @@ def audit(
     cache_root = Path(cache_dir) if cache_dir is not None else None
     cache = EmbeddingCache(cache_root, encoder.identity)
 
-    with timer.stage("embed"):
+    with contextlib.ExitStack() as engine_session:
+        fold_runner: FoldRunner = SerialFolds()
         if engine == "ray":
-            from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
+            from .engines.ray_engine import audit_session
+            from .engines.ray_folds import RayFolds
 
-            embedded = embed_samples_ray(
-                dataset.samples,
-                dataset.modality,
-                encoder,
-                fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
-                cache,
-                batch_size=batch_size,
-                max_pixels=max_pixels,
-                concurrency=ray_concurrency,
-                address=ray_address,
-                reporter=reporter,
+            # One Ray session from embedding through scoring: a local Ray starts once per audit.
+            fold_runner = RayFolds(engine_session.enter_context(audit_session(ray_address)))
+        with timer.stage("embed"):
+            if engine == "ray":
+                from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
+
+                embedded = embed_samples_ray(
+                    dataset.samples,
+                    dataset.modality,
+                    encoder,
+                    fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
+                    cache,
+                    batch_size=batch_size,
+                    max_pixels=max_pixels,
+                    concurrency=ray_concurrency,
+                    address=ray_address,
+                    reporter=reporter,
+                )
+            else:
+                embedded = embed_samples(
+                    dataset.samples,
+                    dataset.modality,
+                    encoder,
+                    cache,
+                    batch_size=batch_size,
+                    workers=workers,
+                    max_pixels=max_pixels,
+                    reporter=reporter,
+                )
+        skipped = dataset.skipped + embedded.skipped
+        if cache.corrupt_shards:
+            reporter.note(
+                f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
             )
-        else:
-            embedded = embed_samples(
-                dataset.samples,
-                dataset.modality,
-                encoder,
-                cache,
-                batch_size=batch_size,
-                workers=workers,
-                max_pixels=max_pixels,
-                reporter=reporter,
+        samples = dataset.samples[embedded.kept].reset_index(drop=True)
+        present = [c for c in dataset.classes if c in set(samples["label"])]
+        if len(present) < 2:
+            raise DataError(
+                f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)"
             )
-    skipped = dataset.skipped + embedded.skipped
-    if cache.corrupt_shards:
-        reporter.note(f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded")
-    samples = dataset.samples[embedded.kept].reset_index(drop=True)
-    present = [c for c in dataset.classes if c in set(samples["label"])]
-    if len(present) < 2:
-        raise DataError(f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)")
-    dataset = Dataset(
-        samples=samples,
-        classes=present,
-        class_names=dataset.class_names,
-        modality=dataset.modality,
-        root=dataset.root,
-        kind=dataset.kind,
-        skipped=skipped,
-        ignored_files=dataset.ignored_files,
-        warnings=dataset.warnings,
-    )
-    labels = np.asarray(dataset.label_indices(), dtype=np.int64)
-    prompt_names = dataset.prompt_names()
+        dataset = Dataset(
+            samples=samples,
+            classes=present,
+            class_names=dataset.class_names,
+            modality=dataset.modality,
+            root=dataset.root,
+            kind=dataset.kind,
+            skipped=skipped,
+            ignored_files=dataset.ignored_files,
+            warnings=dataset.warnings,
+        )
+        labels = np.asarray(dataset.label_indices(), dtype=np.int64)
+        prompt_names = dataset.prompt_names()
 
-    with timer.stage("class_prompts"):
-        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
-        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+        with timer.stage("class_prompts"):
+            prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
+            class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
 
-    needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
-    context = ScoreContext(
-        embeddings=embedded.vectors,
-        labels=labels,
-        class_names=prompt_names,
-        class_embeddings=class_embeddings,
-        logit_scale=encoder.logit_scale,
-        soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
-        seed=seed,
-        folds=folds,
-        reporter=reporter,
-        neighbors=NeighborSource(
-            embedded.vectors,
-            folder=cache.folder / "neighbors" if cache.folder is not None else None,
-            identity=encoder.identity,
-            hashes=samples["content_hash"].astype(str).tolist(),
+        needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
+        context = ScoreContext(
+            embeddings=embedded.vectors,
+            labels=labels,
+            class_names=prompt_names,
+            class_embeddings=class_embeddings,
+            logit_scale=encoder.logit_scale,
+            soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
             seed=seed,
-        ),
-        options={
-            "deft_variant": deft_variant,
-            "deft_epochs": deft_epochs,
-            "deft_ctx": deft_ctx,
-            "deft_lr": deft_lr,
-            "deft_folds": deft_folds,
-            "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
-        },
-    )
-    score_cache = ScoreCache(
-        cache.folder / "scores" if cache.folder is not None else None,
-        [
-            __version__,
-            encoder.identity,
-            json.dumps(context.options, sort_keys=True),
-            str(seed),
-            str(folds),
-            dataset.modality,
-            "\n".join(prompt_names),
-            *samples["content_hash"].astype(str),
-            *map(str, labels.tolist()),
-        ],
-    )
-    results, mean_probs = score_methods(method_names, context, score_cache, timer)
+            folds=folds,
+            reporter=reporter,
+            fold_runner=fold_runner,
+            neighbors=NeighborSource(
+                embedded.vectors,
+                folder=cache.folder / "neighbors" if cache.folder is not None else None,
+                identity=encoder.identity,
+                hashes=samples["content_hash"].astype(str).tolist(),
+                seed=seed,
+            ),
+            options={
+                "deft_variant": deft_variant,
+                "deft_epochs": deft_epochs,
+                "deft_ctx": deft_ctx,
+                "deft_lr": deft_lr,
+                "deft_folds": deft_folds,
+                "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
+            },
+        )
+        score_cache = ScoreCache(
+            cache.folder / "scores" if cache.folder is not None else None,
+            [
+                __version__,
+                encoder.identity,
+                json.dumps(context.options, sort_keys=True),
+                str(seed),
+                str(folds),
+                dataset.modality,
+                "\n".join(prompt_names),
+                *samples["content_hash"].astype(str),
+                *map(str, labels.tolist()),
+            ],
+        )
+        results, mean_probs = score_methods(method_names, context, score_cache, timer)
 
     with timer.stage("neighbor_issues"):
         graph = context.neighbor_graph(20)

@@ -83,6 +83,8 @@ def test_ray_report_equals_local_and_both_engines_share_the_cache(
     assert ray_run.skipped["path"].tolist() == ["red/broken.png"]
     assert "not a readable image" in ray_run.skipped["reason"].iat[0]
     _assert_same_report(local, ray_run)
+    assert ray_run.summary["method_settings"]["confident"]["folds_ran_on"] == "ray"
+    assert local.summary["method_settings"]["confident"]["folds_ran_on"] == "local"
     assert sorted(_shard_hashes(ray_cache)) == sorted(_shard_hashes(local_cache))  # each sample stored once
 
     # ray after local, and local after ray: nothing new is embedded, and the report is the same again.
@@ -211,3 +213,29 @@ def test_importing_labelaudit_never_imports_ray() -> None:
         "assert 'ray' not in sys.modules, 'ray was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _pid_and_value(values: np.ndarray, index: int) -> tuple[int, float]:
+    return os.getpid(), float(values[index])
+
+
+def test_fold_jobs_run_as_ray_tasks_and_come_back_in_job_order(ray_cluster: object) -> None:
+    from labelaudit.engines.ray_folds import RayFolds
+
+    runner = RayFolds(ray_cluster)  # type: ignore[arg-type]
+    out = runner.map(_pid_and_value, {"values": np.arange(5.0)}, [{"index": i} for i in (4, 0, 2)])
+    assert [value for _, value in out] == [4.0, 0.0, 2.0]
+    assert all(pid != os.getpid() for pid, _ in out) and runner.submitted == 3
+
+
+def test_confident_probe_folds_on_ray_equal_the_serial_folds(ray_cluster: object) -> None:
+    from labelaudit.engines.ray_folds import RayFolds
+    from labelaudit.scorers.confident import out_of_fold_probabilities
+
+    from .conftest import synthetic_embeddings
+
+    x, given, _, _ = synthetic_embeddings(n=600, k=4, noise_rate=0.1)
+    half = x.astype(np.float16)
+    serial = out_of_fold_probabilities(half, given, 4, 5, seed=0)
+    on_ray = out_of_fold_probabilities(half, given, 4, 5, seed=0, runner=RayFolds(ray_cluster))  # type: ignore[arg-type]
+    np.testing.assert_allclose(on_ray, serial, rtol=1e-10, atol=1e-12)

@@ -12,11 +12,13 @@ This module imports ray only inside its functions (``require_ray``), so importin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from ..embed import DEFAULT_MAX_IMAGE_PIXELS, EmbeddingResult, _skip_reason, loa
 from ..encoders import Encoder
 from ..errors import LabelAuditError
 from ..progress import QUIET, Reporter
-from . import require_ray
+from .ray_folds import ray_session
 
 EncoderFactory = Callable[[], Encoder]
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -184,27 +186,15 @@ def _run_ray(
     address: str | None,
     reporter: Reporter,
 ) -> dict[int, str]:
-    ray = require_ray()
-    started_here = False
-    if not ray.is_initialized():
-        try:
-            ray.init(
-                address=None if address in (None, "local") else address,
-                runtime_env=_runtime_env(address),
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
-        except Exception as exc:  # a wrong address or an unreachable head node
-            raise LabelAuditError(f"cannot start or reach Ray (--ray-address {address}): {exc}") from None
-        started_here = True
-    try:
+    with ray_session(address, _runtime_env(address)) as ray:
         return _execute(
             ray, samples, modality, encoder, factory, cache, missing, batch_size, max_pixels, concurrency, reporter
         )
-    finally:
-        if started_here:
-            ray.shutdown()
+
+
+def audit_session(address: str | None) -> contextlib.AbstractContextManager[ModuleType]:
+    """The Ray session an ``--engine ray`` audit holds from embedding through scoring."""
+    return ray_session(address, _runtime_env(address))
 
 
 def _execute(

@@ -8,6 +8,7 @@ A new method is one module that defines a scorer class plus one line in ``SCORER
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +29,41 @@ SCORER_MODULES: dict[str, str] = {
 DEFAULT_METHODS = ("deft", "confident", "zeroshot", "knn")
 
 
+class FoldRunner(Protocol):
+    """Runs independent per-fold jobs: ``function(**shared, **job)`` for every job, results in job order.
+    ``shared`` holds the large read-only arrays every job needs (sent once to a cluster, not per job)."""
+
+    where: str
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        shared: dict[str, np.ndarray],
+        jobs: list[dict[str, Any]],
+        task: Any | None = None,
+    ) -> list[Any]: ...
+
+
+class SerialFolds:
+    """The default: every fold in this process, one after the other."""
+
+    where = "local"
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        shared: dict[str, np.ndarray],
+        jobs: list[dict[str, Any]],
+        task: Any | None = None,
+    ) -> list[Any]:
+        results = []
+        for job in jobs:
+            results.append(function(**shared, **job))
+            if task is not None:
+                task.advance()
+        return results
+
+
 @dataclass
 class ScoreContext:
     embeddings: np.ndarray  # (N, D) float32, L2-normalised
@@ -41,6 +77,7 @@ class ScoreContext:
     options: dict[str, Any] = field(default_factory=dict)
     reporter: Reporter = QUIET
     neighbors: NeighborSource | None = None  # the shared k-NN graph (cached on disk by the pipeline)
+    fold_runner: FoldRunner = field(default_factory=SerialFolds)  # Ray tasks with --engine ray
 
     @property
     def n_classes(self) -> int:

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ..chunked import row_blocks, rows_float32
-from . import ScoreContext, ScorerResult
+from . import FoldRunner, ScoreContext, ScorerResult, SerialFolds
 from ._cleanlab import cleanlab_result, stratified_folds
 
 PROBE_MAX_TRAIN_ROWS = 100_000
@@ -32,6 +32,38 @@ def stratified_subsample(index: np.ndarray, labels: np.ndarray, limit: int, seed
     return np.sort(np.concatenate(chosen))
 
 
+def fit_fold(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    fold_ids: np.ndarray,
+    fold: int,
+    n_classes: int,
+    seed: int,
+    c: float,
+    max_train_rows: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the probe without fold ``fold`` and predict it: (held-out rows, their probabilities).
+
+    A module-level function of plain arrays, so a Ray worker can run it as a task."""
+    from sklearn.linear_model import LogisticRegression
+
+    held_out = np.flatnonzero(fold_ids == fold)
+    if not len(held_out):
+        return held_out, np.zeros((0, n_classes))
+    train = stratified_subsample(np.flatnonzero(fold_ids != fold), labels, max_train_rows, seed + fold)
+    model = LogisticRegression(C=c, max_iter=1000, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings on tiny folds are expected and harmless
+        model.fit(rows_float32(embeddings, train), labels[train])
+    probs = np.empty((len(held_out), n_classes), dtype=np.float64)
+    for block in row_blocks(len(held_out)):
+        # A class absent from this fold's training rows gets no column from sklearn: give it ~0.
+        full = np.full((block.stop - block.start, n_classes), 1e-6)
+        full[:, model.classes_] = model.predict_proba(rows_float32(embeddings, held_out[block]))
+        probs[block] = full / full.sum(axis=1, keepdims=True)
+    return held_out, probs
+
+
 def out_of_fold_probabilities(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -41,29 +73,24 @@ def out_of_fold_probabilities(
     c: float = 1.0,
     task: object | None = None,
     max_train_rows: int | None = None,
+    runner: FoldRunner | None = None,
 ) -> np.ndarray:
-    max_train_rows = max_train_rows or PROBE_MAX_TRAIN_ROWS
-    from sklearn.linear_model import LogisticRegression
-
-    folds = stratified_folds(labels, n_folds, seed)
+    """(N, K) out-of-sample probabilities; the folds are independent jobs for ``runner`` (default serial)."""
+    fold_ids = stratified_folds(labels, n_folds, seed)
+    jobs = [
+        {
+            "fold": fold,
+            "n_classes": n_classes,
+            "seed": seed,
+            "c": c,
+            "max_train_rows": max_train_rows or PROBE_MAX_TRAIN_ROWS,
+        }
+        for fold in range(n_folds)
+    ]
+    shared = {"embeddings": embeddings, "labels": labels, "fold_ids": fold_ids}
     probs = np.zeros((len(labels), n_classes), dtype=np.float64)
-    for fold in range(n_folds):
-        held_out = np.flatnonzero(folds == fold)
-        if not len(held_out):
-            continue
-        train = stratified_subsample(np.flatnonzero(folds != fold), labels, max_train_rows, seed + fold)
-        model = LogisticRegression(C=c, max_iter=1000, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings on tiny folds are expected and harmless
-            model.fit(rows_float32(embeddings, train), labels[train])
-        for block in row_blocks(len(held_out)):
-            rows = held_out[block]
-            # A class absent from this fold's training rows gets no column from sklearn: give it ~0.
-            full = np.full((len(rows), n_classes), 1e-6)
-            full[:, model.classes_] = model.predict_proba(rows_float32(embeddings, rows))
-            probs[rows] = full / full.sum(axis=1, keepdims=True)
-        if task is not None:
-            task.advance()  # type: ignore[attr-defined]
+    for held_out, fold_probs in (runner or SerialFolds()).map(fit_fold, shared, jobs, task):
+        probs[held_out] = fold_probs
     return probs
 
 
@@ -81,12 +108,14 @@ class ConfidentScorer:
                 context.seed,
                 task=task,
                 max_train_rows=PROBE_MAX_TRAIN_ROWS,
+                runner=context.fold_runner,
             )
         n_train = int(len(context.labels) * (folds - 1) / folds)
         settings = {
             "model": "logistic regression",
             "folds": folds,
             "train_rows_per_fold": min(n_train, PROBE_MAX_TRAIN_ROWS),
+            "folds_ran_on": context.fold_runner.where,
         }
         return cleanlab_result(context.labels, probs, settings)
 
