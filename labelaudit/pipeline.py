@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, storage
 from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
 from .consensus import combine
 from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
-from .engines import check_cache_location, check_engine, require_ray
+from .engines import check_engine, require_ray
 from .errors import DataError
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
@@ -109,7 +109,7 @@ def audit(
     device: str = "auto",
     batch_size: int = 64,
     workers: int | None = None,
-    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    cache_dir: str | Path | storage.Location | None = DEFAULT_CACHE_DIR,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     folds: int = 5,
     seed: int = 0,
@@ -128,13 +128,13 @@ def audit(
     ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
     DataFrame with a label column and a path or text column. Returns an ``AuditResult`` whose
     ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
-    ``cache_dir=None`` keeps embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster
-    (``ray_address``, default a local Ray; ``ray_concurrency`` embedding actors) into the same cache.
+    ``cache_dir`` is a folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps
+    embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
+    ``ray_concurrency`` embedding actors) into the same cache.
     """
     timer = _Timer()
     check_engine(engine)
-    if cache_dir is not None:
-        check_cache_location(cache_dir)
+    cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
     if engine == "ray":
         require_ray()  # fail before discovery when the extra is missing
     method_names = parse_methods(methods)
@@ -163,7 +163,6 @@ def audit(
             encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
-    cache_root = Path(cache_dir) if cache_dir is not None else None
     cache = EmbeddingCache(cache_root, encoder.identity)
 
     with timer.stage("embed"):
