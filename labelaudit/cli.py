@@ -64,9 +64,11 @@ def _root(
 @app.command()
 def audit(
     data: Annotated[
-        Path,
+        str,
         typer.Argument(
-            help="Image folder, text folder (ROOT/<class>/<file>) or CSV/Parquet manifest.", show_default=False
+            help="Image folder, text folder (ROOT/<class>/<file>) or CSV/Parquet manifest; "
+            "a path or an object-store URI (s3://bucket/dataset/manifest.parquet).",
+            show_default=False,
         ),
     ],
     out: Annotated[

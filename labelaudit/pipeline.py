@@ -90,7 +90,7 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
 
 
 def audit(
-    data: str | Path | pd.DataFrame,
+    data: str | Path | storage.Location | pd.DataFrame,
     *,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -126,10 +126,11 @@ def audit(
     """Audit the labels of a dataset.
 
     ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
-    DataFrame with a label column and a path or text column. Returns an ``AuditResult`` whose
-    ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
-    ``cache_dir`` is a folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps
-    embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
+    DataFrame with a label column and a path or text column; a folder or manifest may be an object-store
+    URI (``s3://bucket/dataset/manifest.parquet``). Returns an ``AuditResult`` whose ``samples`` table
+    ranks every sample most-suspect first; with ``out`` the report is also written. ``cache_dir`` is a
+    folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps embeddings in memory
+    only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
     ``ray_concurrency`` embedding actors) into the same cache.
     """
     timer = _Timer()

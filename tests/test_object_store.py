@@ -19,17 +19,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import labelaudit
 from labelaudit.cache import EmbeddingCache
 from labelaudit.cli import main
+from labelaudit.discover import discover
 from labelaudit.storage import Location
 
-from .conftest import TINY_MODEL, make_image
+from .conftest import ROOT, TINY_MODEL, make_image
 
 moto_server = pytest.importorskip(
     "moto.server", reason="moto[server] is not installed (pip install 'moto[server]>=5'); it serves a local S3"
 )
 boto3 = pytest.importorskip("boto3", reason="boto3 (installed with moto) creates the test bucket")
 
+MODEL = {"model": str(TINY_MODEL), "pretrained": "random"}
 METHODS = "confident,zeroshot,knn"
 BUCKET = "labelaudit-test"
 
@@ -106,6 +109,11 @@ def _summary(out: Path) -> dict[str, Any]:
     return json.loads((out / "summary.json").read_text())
 
 
+def _scores(result: labelaudit.AuditResult) -> pd.DataFrame:
+    columns = ["sample_id", "given_label", "consensus_score", "is_issue", "confident_score", "zeroshot_score"]
+    return result.samples[columns].sort_values("sample_id").reset_index(drop=True)
+
+
 def test_cache_in_a_bucket_is_written_and_an_unchanged_rerun_embeds_nothing(
     s3: S3, dataset: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -158,6 +166,102 @@ def test_corrupt_shard_object_is_removed_and_its_rows_are_embedded_again(s3: S3)
     assert again.all()
 
 
+def test_manifest_in_a_bucket_audits_like_the_same_data_on_disk(
+    s3: S3, dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    local = labelaudit.audit(dataset["local"], cache_dir=None, methods=METHODS, seed=1, workers=0, **MODEL)
+    remote = labelaudit.audit(
+        dataset["uri"], cache_dir=None, methods=METHODS, seed=1, workers=2, out=tmp_path / "report", **MODEL
+    )
+    pd.testing.assert_frame_equal(_scores(local), _scores(remote))
+    assert "data:image/jpeg;base64" in (tmp_path / "report" / "report.html").read_text()  # thumbnails from S3
+    paths = remote.samples.set_index("sample_id")["path"]
+    assert paths["img/red/red_0.png"] == f"s3://{BUCKET}/dataset/img/red/red_0.png"  # reports say where it is
+    assert remote.summary["dataset"]["kind"] == "manifest"
+    assert sorted(local.samples["content_hash"]) == sorted(remote.samples["content_hash"])
+
+    # A folder in a bucket is discovered like a local folder (one recursive listing).
+    folder = discover(f"s3://{BUCKET}/dataset/img/")
+    on_disk = discover(dataset["local"].parent / "img")
+    assert folder.samples["sample_id"].tolist() == on_disk.samples["sample_id"].tolist()
+    assert folder.samples["content_hash"].tolist() == on_disk.samples["content_hash"].tolist()
+
+
+def test_text_folder_in_a_bucket_reads_like_a_local_one(s3: S3, tmp_path: Path) -> None:
+    prefix = _prefix()
+    files = {"spam/a.txt": "win money now", "spam/b.txt": "cheap pills", "ham/c.txt": "\ufefflunch at noon?"}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    (tmp_path / "ham" / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "ham" / ".hidden.txt").write_text("ignored")
+    for file in tmp_path.rglob("*.txt"):
+        s3.upload(file, f"{prefix}/text/{file.relative_to(tmp_path).as_posix()}")
+    remote, local = discover(f"s3://{BUCKET}/{prefix}/text"), discover(tmp_path)
+    columns = ["sample_id", "text", "label", "content_hash"]
+    pd.testing.assert_frame_equal(remote.samples[columns], local.samples[columns])
+    assert [(s.path, s.reason) for s in remote.skipped] == [(s.path, s.reason) for s in local.skipped]
+    assert remote.modality == "text" and len(remote.skipped) == 1
+
+
+def test_manifest_rows_outside_its_folder_missing_or_on_another_filesystem_are_skipped(
+    s3: S3, dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    rows = [
+        *dataset["rows"],
+        {"path": "../elsewhere/x.png", "label": "red"},
+        {"path": "img/red/missing.png", "label": "red"},
+        {"path": f"s3://{BUCKET}/dataset/img/blue/blue_0.png", "label": "blue"},  # an absolute URI: same object
+        {"path": "gs://other-bucket/y.png", "label": "green"},
+        {"path": "/data/z.png", "label": "green"},
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    s3.upload(tmp_path / "manifest.csv", "dataset/manifest-extra.csv")
+    found = discover(f"s3://{BUCKET}/dataset/manifest-extra.csv", modality="image")
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert "outside the manifest folder" in reasons["../elsewhere/x.png"]
+    assert reasons["img/red/missing.png"] == "file not found"
+    assert "filesystem" in reasons["gs://other-bucket/y.png"]
+    assert "absolute local path" in reasons["/data/z.png"]
+    assert len(found.samples) == 19
+
+
+def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_local_both_ways(
+    s3: S3, dataset: dict[str, Any]
+) -> None:
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    # Started after the s3 fixture set AWS_*: the workers inherit the endpoint and credentials, as a real
+    # cluster's nodes must have them in their own environment.
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
+    )
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        settings = {"methods": "zeroshot,knn", "seed": 2, **MODEL}
+        first, second = (f"s3://{BUCKET}/{_prefix()}/cache" for _ in range(2))
+        local_first = labelaudit.audit(dataset["uri"], cache_dir=first, workers=0, **settings)
+        ray_after_local = labelaudit.audit(dataset["uri"], cache_dir=first, engine="ray", **settings)
+        ray_first = labelaudit.audit(dataset["uri"], cache_dir=second, engine="ray", batch_size=8, **settings)
+        local_after_ray = labelaudit.audit(dataset["uri"], cache_dir=second, workers=0, **settings)
+    finally:
+        ray.shutdown()
+    counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (local_first, ray_after_local)]
+    assert counts == [(0, 18), (18, 0)]
+    counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (ray_first, local_after_ray)]
+    assert counts == [(0, 18), (18, 0)]
+    assert len([k for k in s3.keys(second.split(BUCKET + "/")[1]) if "/shard-" in k]) >= 3  # the actors wrote them
+    for result in (ray_after_local, ray_first, local_after_ray):
+        np.testing.assert_allclose(
+            result.samples["consensus_score"].to_numpy(), local_first.samples["consensus_score"].to_numpy(), atol=1e-5
+        )
+        assert result.samples["sample_id"].tolist() == local_first.samples["sample_id"].tolist()
+
+
 @pytest.mark.parametrize(
     ("cache", "message"),
     [
@@ -178,6 +282,16 @@ def test_unusable_cache_location_fails_fast_with_a_clear_message(
     assert message in err and "Traceback" not in err
     assert "secret" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_manifest_in_a_missing_bucket_or_key_is_a_clear_error(
+    s3: S3, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _audit_cli("s3://no-such-bucket-here/dataset/manifest.csv", f"s3://{BUCKET}/c", tmp_path / "a") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _audit_cli(f"s3://{BUCKET}/nowhere/manifest.csv", f"s3://{BUCKET}/c", tmp_path / "b") == 2
+    err = capsys.readouterr().err
+    assert f"s3://{BUCKET}/nowhere/manifest.csv does not exist" in err
 
 
 def test_locations_keep_their_filesystem_options_and_never_climb_out_of_a_folder() -> None:
