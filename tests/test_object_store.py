@@ -226,13 +226,12 @@ def test_manifest_rows_outside_its_folder_missing_or_on_another_filesystem_are_s
     assert len(found.samples) == 19
 
 
-def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_local_both_ways(
-    s3: S3, dataset: dict[str, Any]
-) -> None:
+@pytest.fixture(scope="module")
+def ray_cluster(s3: S3) -> Iterator[Any]:
+    """A 2-CPU local Ray, started after ``s3`` set AWS_*: the workers inherit the endpoint and credentials,
+    as a real cluster's nodes must have them in their own environment."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    # Started after the s3 fixture set AWS_*: the workers inherit the endpoint and credentials, as a real
-    # cluster's nodes must have them in their own environment.
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -240,16 +239,20 @@ def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_lo
         logging_level="ERROR",
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
     )
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        settings = {"methods": "zeroshot,knn", "seed": 2, **MODEL}
-        first, second = (f"s3://{BUCKET}/{_prefix()}/cache" for _ in range(2))
-        local_first = labelaudit.audit(dataset["uri"], cache_dir=first, workers=0, **settings)
-        ray_after_local = labelaudit.audit(dataset["uri"], cache_dir=first, engine="ray", **settings)
-        ray_first = labelaudit.audit(dataset["uri"], cache_dir=second, engine="ray", batch_size=8, **settings)
-        local_after_ray = labelaudit.audit(dataset["uri"], cache_dir=second, workers=0, **settings)
-    finally:
-        ray.shutdown()
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_local_both_ways(
+    s3: S3, dataset: dict[str, Any], ray_cluster: Any
+) -> None:
+    settings = {"methods": "zeroshot,knn", "seed": 2, **MODEL}
+    first, second = (f"s3://{BUCKET}/{_prefix()}/cache" for _ in range(2))
+    local_first = labelaudit.audit(dataset["uri"], cache_dir=first, workers=0, **settings)
+    ray_after_local = labelaudit.audit(dataset["uri"], cache_dir=first, engine="ray", **settings)
+    ray_first = labelaudit.audit(dataset["uri"], cache_dir=second, engine="ray", batch_size=8, **settings)
+    local_after_ray = labelaudit.audit(dataset["uri"], cache_dir=second, workers=0, **settings)
     counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (local_first, ray_after_local)]
     assert counts == [(0, 18), (18, 0)]
     counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (ray_first, local_after_ray)]
