@@ -64,9 +64,11 @@ def _root(
 @app.command()
 def audit(
     data: Annotated[
-        Path,
+        str,
         typer.Argument(
-            help="Image folder, text folder (ROOT/<class>/<file>) or CSV/Parquet manifest.", show_default=False
+            help="Image folder, text folder (ROOT/<class>/<file>) or CSV/Parquet manifest; "
+            "a path or an object-store URI (s3://bucket/dataset/manifest.parquet).",
+            show_default=False,
         ),
     ],
     out: Annotated[
@@ -126,9 +128,12 @@ def audit(
         int | None,
         typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
     ] = None,
-    cache_dir: Annotated[Path, typer.Option(help="Embedding cache folder (env LABELAUDIT_CACHE_DIR).")] = Path(
-        "~/.cache/labelaudit"
-    ),
+    cache_dir: Annotated[
+        str,
+        typer.Option(
+            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR)."
+        ),
+    ] = "~/.cache/labelaudit",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
     engine: Annotated[
         EngineChoice, typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; labelaudit[ray]).")
@@ -176,12 +181,9 @@ def audit(
     from .progress import Reporter
     from .report import print_summary
 
-    cache_text = os.environ.get("LABELAUDIT_CACHE_DIR", str(cache_dir))
-    if not no_cache:
-        from .engines import check_cache_location
-
-        check_cache_location(cache_text)
-    resolved_cache = None if no_cache else Path(cache_text).expanduser()
+    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
+    cache_text = os.environ.get("LABELAUDIT_CACHE_DIR", cache_dir)
+    resolved_cache = None if no_cache else cache_text
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     result = run_audit(
         data,

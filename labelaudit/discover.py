@@ -8,15 +8,18 @@ returned in ``Dataset.skipped`` with a reason, so one bad file never stops an au
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
-from .errors import DataError
+from . import storage
+from .errors import DataError, LabelAuditError
 from .progress import QUIET, Reporter
+from .storage import Location, StoragePath
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 TEXT_EXTENSIONS = frozenset({".txt"})
@@ -45,7 +48,7 @@ class Dataset:
     classes: list[str]
     class_names: dict[str, str]
     modality: Modality
-    root: Path | None
+    root: Path | Location | None
     kind: str
     skipped: list[SkippedFile] = field(default_factory=list)
     ignored_files: int = 0
@@ -71,17 +74,17 @@ def hash_text(text: str) -> str:
     return hash_bytes(text.encode("utf-8"))
 
 
-def hash_file(path: Path, chunk_size: int = 1 << 20) -> str:
+def hash_file(path: StoragePath, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
+    with storage.open_input(path) as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def read_text_file(path: Path) -> str:
+def read_text_file(path: StoragePath) -> str:
     """Read a UTF-8 text sample (a BOM is dropped). Raises ValueError naming the file otherwise."""
-    data = path.read_bytes()
+    data = storage.read_bytes(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -147,14 +150,7 @@ def discover_folder(
             "or pass a CSV/Parquet manifest."
         )
     files_by_class = {d.name: _walk_class_folder(d) for d in class_dirs}
-    if modality is None:
-        n_images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for fs in files_by_class.values() for p in fs)
-        n_texts = sum(p.suffix.lower() in TEXT_EXTENSIONS for fs in files_by_class.values() for p in fs)
-        if n_images == 0 and n_texts == 0:
-            raise DataError(
-                f"{root} has class folders but no image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or .txt files in them."
-            )
-        modality = "image" if n_images >= n_texts else "text"
+    modality = modality or _folder_modality(root, files_by_class)
     extensions = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
 
     rows: list[dict[str, object]] = []
@@ -198,6 +194,92 @@ def discover_folder(
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS), modality, skipped, ignored
 
 
+def _folder_modality(root: object, files_by_class: dict[str, list[Any]]) -> Modality:
+    n_images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for fs in files_by_class.values() for p in fs)
+    n_texts = sum(p.suffix.lower() in TEXT_EXTENSIONS for fs in files_by_class.values() for p in fs)
+    if n_images == 0 and n_texts == 0:
+        raise DataError(
+            f"{root} has class folders but no image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or .txt files in them."
+        )
+    return "image" if n_images >= n_texts else "text"
+
+
+def _read_remote(file: Location, modality: Modality) -> tuple[str | None, str | None, str | None]:
+    """(text, content hash, None), or (None, None, skip reason): runs on an I/O thread, so it never raises."""
+    try:
+        if modality == "text":
+            text = read_text_file(file)
+            return text, hash_text(text), None
+        return None, hash_file(file), None
+    except (OSError, ValueError) as exc:
+        return None, None, _reason(exc)[:300]
+
+
+def _read_remote_rows(
+    rows: list[dict[str, object]], files: list[Location], modality: Modality, task: Any
+) -> list[SkippedFile]:
+    """Fill text and content_hash of ``rows`` from ``files`` on a thread pool: on a bucket every file is a
+    request, and one after another they would take latency x files. An unreadable file is returned as a
+    skip and its row keeps content_hash None."""
+    skipped: list[SkippedFile] = []
+    for row, (text, content_hash, reason) in zip(
+        rows, storage.map_io(lambda file: _read_remote(file, modality), files), strict=True
+    ):
+        task.advance()
+        if reason is not None:
+            skipped.append(SkippedFile(str(row["sample_id"]), reason))
+        else:
+            row["text"], row["content_hash"] = text, content_hash
+    return skipped
+
+
+def discover_remote_folder(
+    root: Location, modality: Modality | None = None, reporter: Reporter = QUIET
+) -> tuple[pd.DataFrame, Modality, list[SkippedFile], int]:
+    """``discover_folder`` for ``s3://bucket/folder/``: one recursive listing, then the files are read."""
+    try:
+        files = storage.walk_files(root)
+    except OSError as exc:
+        raise storage.storage_error("list", root, exc) from None
+    files_by_class: dict[str, list[Location]] = {}
+    for file in files:
+        parts = file.relative_to(root).split("/")
+        # Like a local folder: files beside the class folders belong to no class; hidden names are ignored.
+        if len(parts) >= 2 and not any(_is_hidden(part) for part in parts):
+            files_by_class.setdefault(parts[0], []).append(file)
+    if not files_by_class:
+        storage.check_reachable(root, "data")
+        raise DataError(
+            f"{root} has no files in class sub-folders (or does not exist). Expected ROOT/<class>/<file> "
+            "(one folder per class), or pass a CSV/Parquet manifest."
+        )
+    files_by_class = dict(sorted(files_by_class.items()))
+    modality = modality or _folder_modality(root, files_by_class)
+    extensions = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
+    wanted = [(label, f) for label, fs in files_by_class.items() for f in fs if f.suffix.lower() in extensions]
+    ignored = sum(len(fs) for fs in files_by_class.values()) - len(wanted)
+    rows: list[dict[str, object]] = [
+        {"sample_id": f.relative_to(root), "path": f.uri, "text": None, "label": label, "content_hash": None}
+        for label, f in wanted
+    ]
+    with reporter.task("Reading files", total=len(rows)) as task:
+        skipped = _read_remote_rows(rows, [f for _, f in wanted], modality, task)
+    rows = [row for row in rows if row["content_hash"] is not None]
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS), modality, skipped, ignored
+
+
+def _remote_target(raw: str, root: Location) -> Location:
+    """The object a manifest row names: relative to the manifest's folder, or a URI on the same filesystem."""
+    if storage.is_uri(raw):
+        target = Location.parse(raw)
+        if target.scheme != root.scheme:
+            raise ValueError(f"not on the manifest's filesystem ({root.scheme}://); copy it there or list it there")
+        return target if target.query else Location(target.scheme, target.netloc, target.key, root.query)
+    if raw.startswith("/"):
+        raise ValueError("an absolute local path in an object-store manifest: write it relative to the manifest")
+    return root.child(raw)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
@@ -229,21 +311,32 @@ def _pick_column(
     return None
 
 
-def read_manifest(path: Path) -> pd.DataFrame:
+def read_manifest(path: StoragePath) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    source: Path | io.BytesIO = path if isinstance(path, Path) else _fetch_manifest(path)
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-        return pd.read_parquet(path)
+            return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_parquet(source)
     except UnicodeDecodeError:
         raise DataError(f"manifest {path} is not UTF-8: re-save it as UTF-8") from None
     except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
         raise DataError(f"cannot read manifest {path}: {exc}") from None
 
 
+def _fetch_manifest(path: Location) -> io.BytesIO:
+    try:
+        return io.BytesIO(storage.read_bytes(path))
+    except FileNotFoundError:
+        storage.check_reachable(path, "manifest")  # a missing bucket gets its own message
+        raise DataError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise storage.storage_error("read the manifest", path, exc) from None
+
+
 def discover_table(
     frame: pd.DataFrame,
-    base_dir: Path | None,
+    base_dir: Path | Location | None,
     label_col: str | None = None,
     path_col: str | None = None,
     text_col: str | None = None,
@@ -269,9 +362,11 @@ def discover_table(
         if duplicated:
             raise DataError(f"manifest id column {id_col!r} has duplicate ids, e.g. {duplicated[:3]}")
 
-    root = (base_dir or Path.cwd()).resolve()
+    remote_root = base_dir if isinstance(base_dir, Location) else None
+    root = Path.cwd().resolve() if remote_root is not None else (base_dir or Path.cwd()).resolve()
     rows: list[dict[str, object]] = []
     skipped: list[SkippedFile] = []
+    remote: list[tuple[dict[str, object], Location]] = []  # read after the loop, many at a time
     with reporter.task("Reading manifest", total=len(frame)) as task:
         for position, record in enumerate(frame.to_dict("records")):
             task.advance()
@@ -307,8 +402,23 @@ def discover_table(
                 skipped.append(SkippedFile(sample_id or where, "empty path"))
                 continue
             rel = str(raw_path).replace("\\", "/")
-            file = Path(rel) if Path(rel).is_absolute() else root / rel
             sample_id = sample_id or rel
+            if remote_root is not None:
+                try:
+                    target = _remote_target(rel, remote_root)
+                    if not allow_outside_root and not target.is_relative_to(remote_root):
+                        raise ValueError(
+                            f"path resolves outside the manifest folder {remote_root} "
+                            "(pass --allow-outside-root to accept)"
+                        )
+                except (LabelAuditError, ValueError) as exc:
+                    skipped.append(SkippedFile(sample_id, str(exc)))
+                    continue
+                row = {"sample_id": sample_id, "path": target.uri, "text": None, "label": label, "content_hash": None}
+                rows.append(row)
+                remote.append((row, target))
+                continue
+            file = Path(rel) if Path(rel).is_absolute() else root / rel
             try:
                 resolved = file.resolve()
                 if not allow_outside_root and not resolved.is_relative_to(root):
@@ -333,6 +443,10 @@ def discover_table(
                 )
             except (OSError, ValueError) as exc:
                 skipped.append(SkippedFile(sample_id, _reason(exc)))
+    if remote:
+        with reporter.task("Reading files", total=len(remote)) as task:
+            skipped.extend(_read_remote_rows([r for r, _ in remote], [t for _, t in remote], modality, task))
+        rows = [row for row in rows if row["content_hash"] is not None]
     samples = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if samples["sample_id"].duplicated().any():
         duplicated = samples.loc[samples["sample_id"].duplicated(), "sample_id"].head(3).tolist()
@@ -347,7 +461,7 @@ def _label_to_str(value: object) -> str:
 
 
 def discover(
-    data: str | Path | pd.DataFrame,
+    data: str | Path | Location | pd.DataFrame,
     *,
     modality: Modality | None = None,
     label_col: str | None = None,
@@ -365,8 +479,27 @@ def discover(
             data, None, label_col, path_col, text_col, id_col, modality, allow_outside_root, reporter
         )
         root, kind = None, "dataframe"
+    elif isinstance(location := storage.resolve(data), Location):
+        if location.suffix.lower() in MANIFEST_EXTENSIONS:
+            frame = read_manifest(location)
+            samples, modality, skipped = discover_table(
+                frame,
+                location.parent,
+                label_col,
+                path_col,
+                text_col,
+                id_col,
+                modality,
+                allow_outside_root,
+                reporter,
+            )
+            kind = "manifest"
+        else:  # s3://bucket/folder/: a bucket has no folders to test for, so list it and see
+            samples, modality, skipped, ignored = discover_remote_folder(location, modality, reporter)
+            kind = f"{modality}_folder"
+        root = location
     else:
-        path = Path(data).expanduser()
+        path = location
         if not path.exists():
             raise DataError(f"{path} does not exist")
         if path.is_dir():

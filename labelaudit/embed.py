@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
+from . import storage
 from .cache import EmbeddingCache
 from .discover import SkippedFile
 from .encoders import Encoder
@@ -37,11 +38,13 @@ class EmbeddingResult:
 
 
 def load_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """Open an image the way every user file should be opened: size-capped, first frame, upright, RGB."""
+    """Open an image the way every user file should be opened: size-capped, first frame, upright, RGB.
+
+    ``path`` may be a URI (``s3://bucket/img/a.jpg``): its bytes are read through pyarrow.fs in this process."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         Image.MAX_IMAGE_PIXELS = max_pixels
-        with Image.open(path) as image:
+        with Image.open(storage.readable(path)) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ValueError(f"image is {width}x{height}, over the {max_pixels:,}-pixel cap (--max-pixels)")

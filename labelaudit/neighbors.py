@@ -9,13 +9,14 @@ the indices and cosine similarities of its k nearest other samples (itself exclu
   is what keeps 1M x 512-d under 4 GB). ``nprobe`` is raised until recall@k against exact search on a
   random query sample reaches ``TARGET_RECALL``; the measured recall is stored in ``graph.settings``.
   Similarities of the found neighbours are recomputed exactly, so quantisation never reaches a threshold.
-- ``NeighborSource`` caches the graph beside the embeddings (``<encoder cache>/neighbors/<key>.npz``),
-  keyed by the encoder identity, the content hashes in order and k, so a re-run loads it.
+- ``NeighborSource`` caches the graph beside the embeddings (``<encoder cache>/neighbors/<key>.npz``, on a
+  disk or in a bucket), keyed by the encoder identity, the content hashes in order and k, so a re-run loads it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .chunked import rows_float32
 from .io import write_atomic
+from .storage import Location
 
 GRAPH_FORMAT = 1
 DEFAULT_K = 20  # the largest k any consumer asks for by default; smaller requests slice this graph
@@ -223,7 +226,7 @@ class NeighborSource:
         self,
         embeddings: np.ndarray,
         *,
-        folder: Path | None = None,
+        folder: Path | Location | None = None,
         identity: str = "",
         hashes: Sequence[str] | None = None,
         k: int = DEFAULT_K,
@@ -240,7 +243,7 @@ class NeighborSource:
         self.loaded_from_cache = False
         self._graph: NeighborGraph | None = None
 
-    def path(self, k: int) -> Path | None:
+    def path(self, k: int) -> Path | Location | None:
         if self.folder is None:
             return None
         return self.folder / f"{graph_key(self.identity, self.hashes, k, self.method)}.npz"
@@ -253,7 +256,11 @@ class NeighborSource:
 
     def _load_or_build(self, k: int) -> NeighborGraph:
         path = self.path(k)
-        if path is not None and path.is_file():
+        if isinstance(path, Location):
+            graph = self._load_object(path)
+            if graph is not None:
+                return graph
+        elif path is not None and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
                     graph = NeighborGraph(data["indices"], data["similarities"], dict(_settings(data)))
@@ -269,9 +276,37 @@ class NeighborSource:
             self._save(path, graph)
         return graph
 
+    def _load_object(self, path: Location) -> NeighborGraph | None:
+        try:
+            content = storage.read_bytes(path)  # one GET; a missing object is the common miss
+        except OSError:  # missing, or unreadable just now: either way the graph is built again
+            return None
+        try:
+            with np.load(io.BytesIO(content), allow_pickle=False) as data:
+                graph = NeighborGraph(data["indices"], data["similarities"], dict(_settings(data)))
+        except Exception:  # a corrupt or foreign object is rebuilt, never trusted
+            storage.remove(path)
+            return None
+        if graph.indices.shape[0] != len(self.embeddings):
+            return None
+        self.loaded_from_cache = True
+        return graph
+
     @staticmethod
-    def _save(path: Path, graph: NeighborGraph) -> None:
+    def _save(path: Path | Location, graph: NeighborGraph) -> None:
         import json
+
+        if isinstance(path, Location):
+            arrays = {
+                "indices": graph.indices,
+                "similarities": graph.similarities,
+                "settings": np.array(json.dumps(graph.settings)),
+            }
+            try:
+                storage.save_npz(path, arrays)
+            except OSError as exc:
+                raise storage.storage_error("write the neighbour graph cache", path, exc) from None
+            return
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:

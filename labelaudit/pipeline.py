@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, storage
 from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
 from .consensus import ProbabilityMean, combine
 from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
-from .engines import check_cache_location, check_engine, require_ray
+from .engines import check_engine, require_ray
 from .errors import DataError
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
@@ -112,7 +112,7 @@ def score_methods(
 
 
 def audit(
-    data: str | Path | pd.DataFrame,
+    data: str | Path | storage.Location | pd.DataFrame,
     *,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -131,7 +131,7 @@ def audit(
     device: str = "auto",
     batch_size: int = 64,
     workers: int | None = None,
-    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    cache_dir: str | Path | storage.Location | None = DEFAULT_CACHE_DIR,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     folds: int = 5,
     seed: int = 0,
@@ -148,15 +148,16 @@ def audit(
     """Audit the labels of a dataset.
 
     ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
-    DataFrame with a label column and a path or text column. Returns an ``AuditResult`` whose
-    ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
-    ``cache_dir=None`` keeps embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster
-    (``ray_address``, default a local Ray; ``ray_concurrency`` embedding actors) into the same cache.
+    DataFrame with a label column and a path or text column; a folder or manifest may be an object-store
+    URI (``s3://bucket/dataset/manifest.parquet``). Returns an ``AuditResult`` whose ``samples`` table
+    ranks every sample most-suspect first; with ``out`` the report is also written. ``cache_dir`` is a
+    folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps embeddings in memory
+    only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
+    ``ray_concurrency`` embedding actors) into the same cache.
     """
     timer = _Timer()
     check_engine(engine)
-    if cache_dir is not None:
-        check_cache_location(cache_dir)
+    cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
     if engine == "ray":
         require_ray()  # fail before discovery when the extra is missing
     method_names = parse_methods(methods)
@@ -185,7 +186,6 @@ def audit(
             encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
-    cache_root = Path(cache_dir) if cache_dir is not None else None
     cache = EmbeddingCache(cache_root, encoder.identity)
 
     with contextlib.ExitStack() as engine_session:

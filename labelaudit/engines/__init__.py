@@ -33,13 +33,3 @@ def require_ray() -> ModuleType:
             f"{RAY_INSTALL_HINT}"
         ) from None
     return ray
-
-
-def check_cache_location(cache_dir: object) -> None:
-    """Object-store cache URIs are not supported yet; say so instead of creating a folder named 's3:'."""
-    text = str(cache_dir)
-    if "://" in text or text.startswith(("s3:", "gs:", "gcs:", "az:", "abfs:", "hdfs:")):
-        raise LabelAuditError(
-            f"--cache-dir {text}: object-store cache URIs (s3://, gs://, ...) are not supported yet. Use a local "
-            "folder or a shared file system mounted on every node (NFS, EFS, Filestore, a FUSE-mounted bucket)."
-        )

@@ -4,6 +4,8 @@ Discovery stays on the driver. Only the samples whose content hash is not in the
 Ray Dataset; ``map_batches`` CPU tasks open and preprocess the images exactly like the local engine
 (``load_image`` + the encoder's own transform), an actor pool with one model per actor embeds them, and
 every actor writes its batches straight into the same ``EmbeddingCache`` shards the local engine uses.
+Sample paths and the cache location travel as strings; a worker given ``s3://...`` opens the bucket itself
+through pyarrow.fs, so every node needs credentials (and the endpoint, if not AWS) in its own environment.
 The driver then reads all embeddings back through the normal cache lookup, so a dead actor, an
 interrupted run, a later local run or a CI run never recompute what is already stored.
 
@@ -90,7 +92,8 @@ class EmbedActor:
         self.encoder = factory()
         if self.encoder.identity != identity:
             raise RuntimeError(f"actor built encoder {self.encoder.identity!r}, the driver uses {identity!r}")
-        self.cache = EmbeddingCache(Path(cache_root), identity) if cache_root is not None else None
+        # A folder path or a bucket URI: this actor opens the bucket itself, with its own node's credentials.
+        self.cache = EmbeddingCache(cache_root, identity) if cache_root is not None else None
         self.modality = modality
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -158,7 +161,8 @@ def embed_samples_ray(
     if lost:
         raise LabelAuditError(
             f"the Ray workers embedded {len(lost)} sample(s) that the driver cannot find in the cache folder "
-            f"{cache.folder}: on a multi-node cluster --cache-dir must be a file system shared by every node"
+            f"{cache.folder}: on a multi-node cluster --cache-dir must be a file system shared by every node "
+            "or an object-store URI (s3://..., gs://...) every node can reach"
         )
     skipped = [
         SkippedFile(samples["sample_id"].iat[row], reason, "embed") for row, reason in sorted(skipped_rows.items())

@@ -74,7 +74,9 @@ def thumbnail_bytes(path: str | None, size: int = THUMB_SIZE) -> bytes | None:
     try:
         from PIL import Image
 
-        with Image.open(path) as image:
+        from ..storage import readable
+
+        with Image.open(readable(path)) as image:
             image.draft("RGB", (size * 2, size * 2))
             image = image.convert("RGB")
             image.thumbnail((size, size))

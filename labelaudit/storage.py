@@ -1,0 +1,373 @@
+"""Where labelaudit reads and writes: a local path, or an object-store URI through ``pyarrow.fs``.
+
+A location string is either a plain path, kept as a ``pathlib.Path`` so the local code paths stay exactly
+as fast and as atomic (temp file + rename) as before, or a URI that ``pyarrow.fs.FileSystem.from_uri``
+understands: ``s3://``, ``gs://``, ``abfs://``, ``hdfs://`` (``file://`` becomes a plain path). A URI
+becomes a ``Location``: plain strings (scheme, bucket, key, query) that pickle as they are, so a Ray
+worker or a DataLoader process opens the filesystem itself, with the credentials of its own environment.
+
+Credentials never go into a URI: every URI is written into reports and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import numpy as np
+
+from .errors import LabelAuditError
+from .io import write_atomic
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Object stores make an object visible only when its upload completes, so a single PUT is already atomic.
+OBJECT_STORES = frozenset({"s3", "gcs", "abfs"})
+# Reading many small objects one after another is bound by request latency, not bandwidth.
+IO_THREADS = 16
+# Defaults added to the URI when the filesystem is built (never to the URIs written into reports):
+# - s3 allow_delayed_open: a small object is one PutObject instead of a three-request multipart upload;
+# - gs retry_limit_seconds: google-cloud-cpp otherwise retries an unreachable endpoint for 15 minutes.
+DEFAULT_QUERY = {"s3": {"allow_delayed_open": "true"}, "gs": {"retry_limit_seconds": "20"}}
+DEFAULT_QUERY["gcs"] = DEFAULT_QUERY["gs"]
+HINTS = {
+    "s3": "check the endpoint (AWS_ENDPOINT_URL, or ?endpoint_override=HOST:PORT&scheme=http in the URI), the "
+    "network, and the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) in this environment",
+    "gs": "check the network and the credentials (GOOGLE_APPLICATION_CREDENTIALS, or `gcloud auth "
+    "application-default login`) in this environment",
+}
+HINTS["gcs"] = HINTS["gs"]
+
+T = TypeVar("T")
+
+
+def is_uri(location: object) -> bool:
+    return isinstance(location, str) and _URI.match(location) is not None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or folder on a pyarrow filesystem, named by URI parts (``s3://netloc/key?query``)."""
+
+    scheme: str
+    netloc: str  # the bucket (s3, gs), container@account (abfs) or host:port (hdfs)
+    key: str  # the path below netloc, without leading or trailing slash; "" is the bucket itself
+    query: str = ""  # filesystem options from the URI (endpoint_override, region, ...), kept for children
+
+    @classmethod
+    def parse(cls, uri: str) -> Location:
+        scheme, rest = uri.split("://", 1)
+        rest, _, query = rest.partition("?")
+        netloc, _, key = rest.partition("/")
+        if "@" in netloc and scheme.lower() not in ("abfs", "abfss"):
+            raise LabelAuditError(
+                f"{_redact(uri)}: put credentials in the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...), "
+                "not in the URI: URIs are written into reports"
+            )
+        return cls(scheme.lower(), netloc, _normalize(key), query)
+
+    @property
+    def uri(self) -> str:
+        base = f"{self.scheme}://{self.netloc}" + (f"/{self.key}" if self.key else "")
+        return base + (f"?{self.query}" if self.query else "")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __truediv__(self, name: str) -> Location:
+        return self.child(name)
+
+    def child(self, relative: str) -> Location:
+        return Location(self.scheme, self.netloc, _normalize(f"{self.key}/{relative}"), self.query)
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return posixpath.splitext(self.name)[1]
+
+    @property
+    def parent(self) -> Location:
+        return Location(self.scheme, self.netloc, self.key.rsplit("/", 1)[0] if "/" in self.key else "", self.query)
+
+    @property
+    def bucket(self) -> Location:
+        return Location(self.scheme, self.netloc, "", self.query)
+
+    def is_relative_to(self, other: Location) -> bool:
+        if (self.scheme, self.netloc) != (other.scheme, other.netloc) or self.key.split("/")[0] == "..":
+            return False
+        return not other.key or self.key == other.key or self.key.startswith(other.key + "/")
+
+    def relative_to(self, other: Location) -> str:
+        if not self.is_relative_to(other):
+            raise ValueError(f"{self.uri} is not under {other.uri}")
+        return self.key[len(other.key) :].lstrip("/")
+
+    @property
+    def filesystem(self) -> Any:
+        return _filesystem(self.scheme, self.netloc, self.query)[0]
+
+    @property
+    def fs_path(self) -> str:
+        root = _filesystem(self.scheme, self.netloc, self.query)[1]
+        return f"{root}/{self.key}" if self.key else root or "/"
+
+    @property
+    def is_object_store(self) -> bool:
+        return self.filesystem.type_name in OBJECT_STORES
+
+
+StoragePath = Path | Location
+
+
+def _normalize(key: str) -> str:
+    """Collapse ``a//b``, ``./`` and ``..`` like a path; a key that climbs above the bucket keeps its ``..``,
+    so it is never inside any folder of the bucket."""
+    key = posixpath.normpath(key.strip("/")) if key.strip("/") else ""
+    return "" if key == "." else key
+
+
+def _redact(uri: str) -> str:
+    scheme, _, rest = uri.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    return f"{scheme}://***@{netloc.rsplit('@', 1)[-1]}{slash}{tail}" if "@" in netloc else uri
+
+
+_filesystems: dict[tuple[int, str, str, str], tuple[Any, str]] = {}
+_filesystems_lock = threading.Lock()
+
+
+def _filesystem(scheme: str, netloc: str, query: str) -> tuple[Any, str]:
+    """The filesystem for one bucket and its root path, built once per process.
+
+    Keyed by process id: a forked DataLoader worker must not share the parent's pooled HTTP connections.
+    """
+    key = (os.getpid(), scheme, netloc, query)
+    cached = _filesystems.get(key)
+    if cached is not None:
+        return cached
+    with _filesystems_lock:
+        if key not in _filesystems:
+            _filesystems[key] = _build_filesystem(scheme, netloc, query)
+        return _filesystems[key]
+
+
+def _build_filesystem(scheme: str, netloc: str, query: str) -> tuple[Any, str]:
+    from urllib.parse import parse_qsl, urlencode
+
+    import pyarrow.fs as pafs
+
+    given = dict(parse_qsl(query, keep_blank_values=True))
+    defaults = {k: v for k, v in DEFAULT_QUERY.get(scheme, {}).items() if k not in given}
+    uri = f"{scheme}://{netloc}/"
+    for extra in (defaults, {}):  # an older pyarrow may not know a default option: then go without it
+        options = {**given, **extra}
+        try:
+            fs, root = pafs.FileSystem.from_uri(uri + (f"?{urlencode(options)}" if options else ""))
+            return fs, root.rstrip("/")
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a URI it cannot use
+            if extra and any(name in str(exc) for name in extra):
+                continue
+            raise LabelAuditError(
+                f"cannot open {Location(scheme, netloc, '', query).uri}: {_first_line(exc)}; {hint(scheme)}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def hint(scheme: str) -> str:
+    return HINTS.get(scheme, "check the network and the credentials in this environment")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def resolve(location: str | Path | Location) -> Path | Location:
+    """A plain path (``~`` expanded) or a ``Location`` for a URI; builds no filesystem and makes no request."""
+    if isinstance(location, Location | Path):
+        return location.expanduser() if isinstance(location, Path) else location
+    text = str(location)
+    if not is_uri(text):
+        return Path(text).expanduser()
+    if text.lower().startswith("file://"):
+        import pyarrow.fs as pafs
+
+        return Path(pafs.FileSystem.from_uri(text)[1])
+    return Location.parse(text)
+
+
+def check_reachable(location: Location, what: str) -> None:
+    """Fail in seconds, with a message that says what to fix, when the bucket is missing or unreachable."""
+    bucket = location.bucket
+    try:
+        info = bucket.filesystem.get_file_info(bucket.fs_path)
+    except LabelAuditError:
+        raise
+    except Exception as exc:  # network, credentials, endpoint: pyarrow reports all of them as OSError
+        raise LabelAuditError(
+            f"{what} {location.uri}: cannot reach it ({_first_line(exc)}); {hint(location.scheme)}"
+        ) from None
+    import pyarrow.fs as pafs
+
+    if info.type == pafs.FileType.NotFound:
+        raise LabelAuditError(
+            f"{what} {location.uri}: the bucket {bucket.uri} does not exist (or these credentials cannot see it); "
+            f"create it first, or {hint(location.scheme)}"
+        )
+
+
+def open_location(location: str | Path | Location, what: str) -> Path | Location:
+    """``resolve``, and for a URI check up front that its bucket exists and answers: a wrong endpoint or a
+    missing bucket then stops the run in seconds, before discovery and model loading."""
+    resolved = resolve(location)
+    if isinstance(resolved, Location):
+        check_reachable(resolved, what)
+    return resolved
+
+
+def storage_error(action: str, location: Location, exc: BaseException) -> LabelAuditError:
+    return LabelAuditError(f"cannot {action} {location.uri}: {_first_line(exc)}; {hint(location.scheme)}")
+
+
+def is_file(path: StoragePath) -> bool:
+    if isinstance(path, Path):
+        return path.is_file()
+    import pyarrow.fs as pafs
+
+    return path.filesystem.get_file_info(path.fs_path).type == pafs.FileType.File
+
+
+def read_bytes(path: StoragePath) -> bytes:
+    """The whole file; FileNotFoundError when it is missing, OSError when it cannot be read."""
+    if isinstance(path, Path):
+        return path.read_bytes()
+    with path.filesystem.open_input_stream(path.fs_path) as stream:
+        return stream.read()
+
+
+def open_input(path: StoragePath) -> IO[bytes]:
+    if isinstance(path, Path):
+        return open(path, "rb")
+    return path.filesystem.open_input_stream(path.fs_path)
+
+
+def readable(path: str) -> str | IO[bytes]:
+    """What PIL can open: a local path as is, a URI as an in-memory buffer of the object's bytes."""
+    if not is_uri(path):
+        return path
+    location = resolve(path)
+    if isinstance(location, Path):
+        return str(location)
+    return io.BytesIO(read_bytes(location))
+
+
+def write_bytes_atomic(path: StoragePath, data: bytes) -> None:
+    """Readers see the old content or the new one, never a part: temp + rename on a disk, one PUT on a bucket."""
+    if isinstance(path, Path):
+        write_atomic(path, lambda tmp: tmp.write_bytes(data))
+        return
+    fs = path.filesystem
+    if path.is_object_store:
+        target = path.fs_path
+    else:  # e.g. HDFS: a write is visible while it runs, so write beside the target and move it over
+        target = f"{path.parent.fs_path}/.{path.name}.{uuid.uuid4().hex}.tmp"
+        fs.create_dir(path.parent.fs_path, recursive=True)
+    try:
+        # One write() of the whole buffer, then close(): the object appears complete at close or not at all.
+        # (Readers check a digest or treat an unreadable entry as a miss anyway.)
+        with fs.open_output_stream(target) as stream:
+            stream.write(data)
+        if target != path.fs_path:
+            fs.move(target, path.fs_path)
+    except Exception:
+        if target != path.fs_path:
+            with contextlib.suppress(OSError):
+                fs.delete_file(target)
+        raise
+
+
+def remove(path: StoragePath) -> None:
+    """Delete a file; one that is already gone is fine (another run may have removed it first)."""
+    with contextlib.suppress(OSError):
+        if isinstance(path, Path):
+            path.unlink(missing_ok=True)
+        else:
+            path.filesystem.delete_file(path.fs_path)
+
+
+def list_files(folder: StoragePath, prefix: str, suffix: str) -> list[Any]:
+    """Files directly in ``folder`` named ``prefix*suffix``, sorted; one listing request on a bucket."""
+    if isinstance(folder, Path):
+        return sorted(folder.glob(f"{prefix}*{suffix}")) if folder.is_dir() else []
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder.fs_path, allow_not_found=True, recursive=False)
+    names = [
+        info.base_name
+        for info in folder.filesystem.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.base_name.startswith(prefix) and info.base_name.endswith(suffix)
+    ]
+    return [folder / name for name in sorted(names)]
+
+
+def walk_files(folder: Location) -> list[Location]:
+    """Every file below ``folder`` (one recursive listing), sorted by key."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder.fs_path, allow_not_found=True, recursive=True)
+    root = folder.fs_path.rstrip("/")
+    found = [
+        folder.child(info.path[len(root) :].lstrip("/"))
+        for info in folder.filesystem.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.path.startswith(root)
+    ]
+    return sorted(found, key=lambda location: location.key)
+
+
+def load_npz(path: StoragePath) -> Any:
+    """``np.load`` of a local file (lazy, as before), or of an object's bytes."""
+    if isinstance(path, Path):
+        return np.load(path, allow_pickle=False)
+    return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+
+
+def save_npz(path: StoragePath, arrays: dict[str, np.ndarray]) -> None:
+    if isinstance(path, Path):
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        write_atomic(path, write)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def map_io(function: Callable[[T], Any], items: Iterable[T], threads: int = IO_THREADS) -> Iterator[Any]:
+    """``map`` over I/O-bound calls on a thread pool (pyarrow releases the GIL), in order.
+
+    Submitted in chunks of two per thread, so at most that many results (e.g. cache shards of a few MB)
+    wait in memory, and a consumer that stops early leaves little work running."""
+    items = list(items)
+    if len(items) <= 1:
+        yield from map(function, items)
+        return
+    chunk = threads * 2
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        for start in range(0, len(items), chunk):
+            yield from pool.map(function, items[start : start + chunk])
