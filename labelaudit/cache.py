@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .io import write_atomic, write_text_atomic
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("LABELAUDIT_CACHE_DIR", "~/.cache/labelaudit")).expanduser()
 CACHE_FORMAT = 1
+STALE_TEMP_S = 3600
 
 
 def _digest(hashes: np.ndarray, vectors: np.ndarray) -> str:
@@ -45,7 +47,18 @@ class EmbeddingCache:
     def _shards(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
             return []
+        self._remove_stale_temp_files()
         return sorted(self.folder.glob("shard-*.npz"))
+
+    def _remove_stale_temp_files(self) -> None:
+        """Drop shard temp files a killed run left behind. Another audit may be writing one right now (the
+        folder may be shared), so only those untouched for STALE_TEMP_S go; a write takes seconds."""
+        assert self.folder is not None
+        now = time.time()
+        for tmp in self.folder.glob(".shard-*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                    tmp.unlink()
 
     def _read_shard(self, shard: Path) -> tuple[np.ndarray, np.ndarray] | None:
         try:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +159,19 @@ def test_class_prompts_are_cached_and_identical_on_a_warm_run(
     np.testing.assert_array_equal(cold, warm)
     embed_class_prompts(tiny_encoder, ["cat", "dog", "bird"], "image", EmbeddingCache(tmp_path, "prompts"))
     assert calls == [len(tiny_encoder.templates("image"))]
+
+
+def test_temp_files_of_killed_shard_writes_are_removed_once_stale(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.store(["h1"], np.ones((1, 4), dtype=np.float32))
+    stale = cache.folder / ".shard-dead.npz.abc123.tmp"
+    fresh = cache.folder / ".shard-busy.npz.def456.tmp"  # another audit sharing the cache may be writing it
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+
+    found, _ = EmbeddingCache(tmp_path, "m").lookup(["h1"])
+
+    assert found.all()
+    assert not stale.exists() and fresh.exists()
