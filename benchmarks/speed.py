@@ -309,8 +309,8 @@ def measure_cache(
         total = time.perf_counter() - start
         return {
             "total_s": round(total, 3),
-            "timings_s": result.summary["timings_s"],
-            "cache": {k: result.summary["cache"][k] for k in ("hits", "embedded")},
+            "timings_s": result.run["timings_s"],
+            "cache": {k: result.run["cache"][k] for k in ("hits", "embedded")},
             "n_samples": result.summary["dataset"]["n_samples"],
             "estimated_error_rate": result.estimated_error_rate,
         }

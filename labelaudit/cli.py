@@ -168,7 +168,10 @@ def audit(
         float | None,
         typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of tables.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print summary.json, with run.json under 'run', to stdout instead of tables."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
 ) -> None:
     """Audit the labels of DATA and write a ranked report of suspect labels."""
@@ -216,7 +219,7 @@ def audit(
         reporter=reporter,
     )
     if json_out:
-        typer.echo(json.dumps(result.summary, indent=2, default=str))
+        typer.echo(json.dumps({**result.summary, "run": result.run}, indent=2, default=str))
     elif not quiet:
         print_summary(Console(), result.samples, result.classes, result.summary)
         if result.summary["n_skipped"]:

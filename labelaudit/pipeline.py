@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,31 @@ from .errors import DataError
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
-from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
+from .report import (
+    classes_table,
+    confused_pairs,
+    prepare_output_dir,
+    samples_table,
+    write_report,
+)
 from .scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
+
+# Wall-clock figures that graph building stores in its settings: they go to run.json, not summary.json.
+NEIGHBOR_TIMING_KEYS = ("seconds", "build_s", "search_s")
 
 
 @dataclass
 class AuditResult:
     samples: pd.DataFrame  # one row per audited sample, most suspect first
     classes: pd.DataFrame  # one row per class, worst first
+    # What ran and what it found: a function of the inputs, seed and versions only, so that two runs
+    # on the same inputs write byte-identical reports.
     summary: dict[str, Any]
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
     embeddings: np.ndarray | None = None  # (N, D), rows in discovery order (not report order)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
+    # How this particular run went: timestamps, timings, cache hits, platform (run.json).
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def estimated_error_rate(self) -> float:
@@ -49,7 +63,7 @@ class AuditResult:
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         out = Path(out)
         prepare_output_dir(out, overwrite)
-        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates)
+        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates, self.run or None)
         return out
 
 
@@ -66,16 +80,19 @@ class _Timer:
             self.timings[name] = round(time.perf_counter() - start, 3)
 
 
-def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> ScorerResult:
+def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> tuple[ScorerResult, bool]:
+    """The scorer's result and whether it came from the cache (recorded in run.json, not in the
+    settings: the summary must not differ between a cold and a cached run)."""
     stored = score_cache.load(name)
     if stored is not None:
-        return ScorerResult(
+        result = ScorerResult(
             quality=stored["quality"],
             is_issue=stored["is_issue"].astype(bool),
             suggested=stored["suggested"],
             pred_probs=stored.get("pred_probs"),
-            settings={**json.loads(str(stored["settings"])), "from_cache": True},
+            settings=json.loads(str(stored["settings"])),
         )
+        return result, True
     result = get_scorer(name).score(context)
     arrays = {
         "quality": result.quality,
@@ -86,7 +103,7 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
     if result.pred_probs is not None:
         arrays["pred_probs"] = result.pred_probs
     score_cache.save(name, arrays)
-    return result
+    return result, False
 
 
 def audit(
@@ -131,6 +148,7 @@ def audit(
     ``cache_dir=None`` keeps embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster
     (``ray_address``, default a local Ray; ``ray_concurrency`` embedding actors) into the same cache.
     """
+    started_at = datetime.now(timezone.utc)
     timer = _Timer()
     check_engine(engine)
     if cache_dir is not None:
@@ -260,9 +278,10 @@ def audit(
         ],
     )
     results: dict[str, ScorerResult] = {}
+    scores_from_cache: dict[str, bool] = {}
     for name in method_names:
         with timer.stage(f"score_{name}"):
-            results[name] = _score_cached(name, context, score_cache)
+            results[name], scores_from_cache[name] = _score_cached(name, context, score_cache)
 
     with timer.stage("neighbor_issues"):
         graph = context.neighbor_graph(20)
@@ -324,22 +343,36 @@ def audit(
                 "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
             },
             "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
-            "neighbor_graph": {**graph.settings, "from_cache": context.neighbors.loaded_from_cache},
+            "neighbor_graph": {k: v for k, v in graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
             "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
             "n_skipped": len(skipped),
             "skipped": [s.as_dict() for s in skipped[:1000]],
             "warnings": dataset.warnings + notes,
-            "cache": {
-                "dir": str(cache.folder) if cache.folder else None,
-                "hits": embedded.n_cached,
-                "embedded": embedded.n_embedded,
-                "corrupt_shards_removed": cache.corrupt_shards,
-            },
             "seed": seed,
             "engine": engine,
-            "timings_s": timer.timings,
-            "platform": {"python": platform.python_version(), "device": str(encoder.device)},
         }
+    run = {
+        "labelaudit_version": __version__,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timings_s": timer.timings,
+        "cache": {
+            "dir": str(cache.folder) if cache.folder else None,
+            "hits": embedded.n_cached,
+            "embedded": embedded.n_embedded,
+            "corrupt_shards_removed": cache.corrupt_shards,
+        },
+        "scores_from_cache": scores_from_cache,
+        "neighbor_graph": {
+            "from_cache": context.neighbors.loaded_from_cache,
+            **{k: v for k, v in graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
+        },
+        "platform": {
+            "python": platform.python_version(),
+            "torch": torch_version(),
+            "device": str(encoder.device),
+        },
+    }
     result = AuditResult(
         samples=table,
         classes=classes,
@@ -347,7 +380,14 @@ def audit(
         skipped=skipped_frame,
         embeddings=embedded.vectors,
         duplicates=duplicates.table,
+        run=run,
     )
     if out is not None:
         result.save(out, overwrite=True)
     return result
+
+
+def torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)

@@ -18,12 +18,15 @@ from .io import write_json_atomic, write_table_atomic
 from .scorers import ScorerResult
 
 TEXT_EXCERPT_CHARS = 200
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
 REPORT_FILES = (
     "report.parquet",
     "report.csv",
     "classes.parquet",
     "classes.csv",
-    "summary.json",
+    SUMMARY_FILE,
+    RUN_FILE,
     "skipped.csv",
     "duplicates.parquet",
     "duplicates.csv",
@@ -151,6 +154,7 @@ def write_report(
     summary: dict[str, Any],
     skipped: pd.DataFrame,
     duplicates: pd.DataFrame | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
     write_table_atomic(samples, out / "report")
     if duplicates is not None:
@@ -158,7 +162,11 @@ def write_report(
     write_table_atomic(classes, out / "classes")
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
-    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    if run is not None:
+        write_json_atomic(out / RUN_FILE, run)
+    else:
+        (out / RUN_FILE).unlink(missing_ok=True)  # an earlier run's timings would describe another run
     from .html import render_html  # last: the page is a view of the tables above
 
     render_html(samples, classes, summary, out)
@@ -166,7 +174,7 @@ def write_report(
 
 def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     folder = Path(folder)
-    summary_file = folder / "summary.json"
+    summary_file = folder / SUMMARY_FILE
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
