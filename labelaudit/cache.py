@@ -38,6 +38,7 @@ class EmbeddingCache:
         key = hashlib.blake2b(f"{CACHE_FORMAT}:{identity}".encode(), digest_size=8).hexdigest()
         self.folder = None if root is None else Path(root).expanduser() / key
         self.corrupt_shards = 0
+        self.stored_rows = 0  # rows this process saved, for the message of an interrupted run
         self._memory: dict[str, np.ndarray] = {}
 
     @property
@@ -124,6 +125,7 @@ class EmbeddingCache:
                 np.savez(handle, hashes=hash_array, vectors=vectors16, digest=np.array(digest))
 
         write_atomic(target, write)
+        self.stored_rows += len(hashes)
 
 
 class ScoreCache:

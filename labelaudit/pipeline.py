@@ -22,17 +22,12 @@ from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
 from .engines import check_cache_location, check_engine, require_ray
-from .errors import DataError
+from .errors import AuditInterrupted, DataError
+from .io import WRITING_MARKER
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
-from .report import (
-    classes_table,
-    confused_pairs,
-    prepare_output_dir,
-    samples_table,
-    write_report,
-)
+from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
 from .scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
 
 # Wall-clock figures that graph building stores in its settings: they go to run.json, not summary.json.
@@ -70,14 +65,49 @@ class AuditResult:
 class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.current = "starting"  # the stage running now, for the message of an interrupted run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self.current = name
         try:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+_STAGE_WORDS = {
+    "starting": "starting",
+    "discover": "finding the samples",
+    "load_model": "loading the model",
+    "embed": "embedding",
+    "class_prompts": "embedding the class prompts",
+    "neighbor_issues": "finding duplicates and outliers",
+    "report": "building the report",
+    "write": "writing the report",
+}
+
+
+def _interrupt_message(stage: str, cache: EmbeddingCache | None, engine: str, out: Path | None) -> str:
+    """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
+    words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
+    parts = [f"Interrupted while {words}."]
+    if cache is None:
+        parts.append("Nothing had been embedded yet.")
+    elif not cache.enabled:
+        parts.append("Nothing was saved (--no-cache): running the same command again starts over.")
+    elif engine == "ray":
+        parts.append(f"Embeddings the Ray actors finished are saved in the cache ({cache.folder}).")
+    else:
+        parts.append(f"{cache.stored_rows:,} new embedding(s) were saved in the cache ({cache.folder}).")
+    if stage == "write" and out is not None:
+        parts.append(
+            f"The report in {out} is incomplete and marked so ({WRITING_MARKER}); labelaudit will not read it."
+        )
+    if cache is not None and cache.enabled:
+        parts.append("Run the same command again to resume: cached embeddings are read back, not computed again.")
+    return " ".join(parts)
 
 
 def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> tuple[ScorerResult, bool]:
@@ -147,9 +177,93 @@ def audit(
     ``samples`` table ranks every sample most-suspect first; with ``out`` the report is also written.
     ``cache_dir=None`` keeps embeddings in memory only. ``engine="ray"`` embeds on a Ray cluster
     (``ray_address``, default a local Ray; ``ray_concurrency`` embedding actors) into the same cache.
+    Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
     """
     started_at = datetime.now(timezone.utc)
     timer = _Timer()
+    caches: list[EmbeddingCache] = []  # filled once the encoder is known
+    try:
+        return _audit(
+            data=data,
+            out=out,
+            overwrite=overwrite,
+            methods=methods,
+            modality=modality,
+            label_col=label_col,
+            path_col=path_col,
+            text_col=text_col,
+            id_col=id_col,
+            classes_file=classes_file,
+            allow_outside_root=allow_outside_root,
+            model=model,
+            pretrained=pretrained,
+            checkpoint=checkpoint,
+            encoder=encoder,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            cache_dir=cache_dir,
+            max_pixels=max_pixels,
+            folds=folds,
+            seed=seed,
+            deft_variant=deft_variant,
+            deft_epochs=deft_epochs,
+            deft_ctx=deft_ctx,
+            deft_lr=deft_lr,
+            deft_folds=deft_folds,
+            engine=engine,
+            ray_address=ray_address,
+            ray_concurrency=ray_concurrency,
+            reporter=reporter,
+            started_at=started_at,
+            timer=timer,
+            caches=caches,
+        )
+    except AuditInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        out_path = Path(out) if out is not None else None
+        message = _interrupt_message(timer.current, caches[0] if caches else None, engine, out_path)
+        raise AuditInterrupted(message) from exc
+
+
+def _audit(
+    *,
+    data: str | Path | pd.DataFrame,
+    out: str | Path | None,
+    overwrite: bool,
+    methods: str | list[str] | None,
+    modality: Modality | None,
+    label_col: str | None,
+    path_col: str | None,
+    text_col: str | None,
+    id_col: str | None,
+    classes_file: str | Path | None,
+    allow_outside_root: bool,
+    model: str | None,
+    pretrained: str | None,
+    checkpoint: str | None,
+    encoder: Encoder | None,
+    device: str,
+    batch_size: int,
+    workers: int | None,
+    cache_dir: str | Path | None,
+    max_pixels: int,
+    folds: int,
+    seed: int,
+    deft_variant: str,
+    deft_epochs: int,
+    deft_ctx: int,
+    deft_lr: float | None,
+    deft_folds: int,
+    engine: str,
+    ray_address: str | None,
+    ray_concurrency: int | None,
+    reporter: Reporter,
+    started_at: datetime,
+    timer: _Timer,
+    caches: list[EmbeddingCache],
+) -> AuditResult:
     check_engine(engine)
     if cache_dir is not None:
         check_cache_location(cache_dir)
@@ -183,6 +297,7 @@ def audit(
         reporter.note(f"[cyan]note:[/] {note}")
     cache_root = Path(cache_dir) if cache_dir is not None else None
     cache = EmbeddingCache(cache_root, encoder.identity)
+    caches.append(cache)
 
     with timer.stage("embed"):
         if engine == "ray":
@@ -383,6 +498,7 @@ def audit(
         run=run,
     )
     if out is not None:
+        timer.current = "write"
         result.save(out, overwrite=True)
     return result
 
