@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -241,3 +242,41 @@ def test_report_interrupted_mid_write_is_refused_by_readers_and_replaced_without
     assert not list(out.glob(".*"))
     with pytest.raises(LabelAuditError, match="--overwrite"):
         labelaudit.audit(image_folder, out=out, **kwargs)  # a complete report is still protected
+
+
+# --- Names ------------------------------------------------------------------------------------------------
+
+AWKWARD_CLASSES = ["a b", "ćłass", "$(rm -rf x)", ";|&"]
+
+
+def test_awkward_folder_and_file_names_round_trip_into_every_report_file(tmp_path: Path, tiny_encoder) -> None:
+    root = tmp_path / "data"
+    long_name = "ł" * 123 + ".png"  # 250 bytes
+    names = ("one.png", "two words.png", long_name)
+    rng = np.random.default_rng(1)
+    for label in AWKWARD_CLASSES:
+        for name in names:
+            (root / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / label / name)
+    latin1 = Path(os.fsdecode(os.fsencode(root / "a b") + b"/caf\xe9.png"))
+    Image.new("RGB", (16, 16)).save(latin1)
+    out = tmp_path / "out"
+
+    labelaudit.audit(root, out=out, encoder=tiny_encoder, cache_dir=None, methods="zeroshot,knn", workers=0)
+
+    expected_ids = sorted(f"{label}/{name}" for label in AWKWARD_CLASSES for name in names)
+    report = pd.read_parquet(out / "report.parquet")
+    csv = pd.read_csv(out / "report.csv", dtype=str, keep_default_na=False)
+    assert sorted(report["sample_id"]) == sorted(csv["sample_id"]) == expected_ids
+    for frame in (report, csv):
+        assert (frame["sample_id"].str.split("/").str[0] == frame["given_label"]).all()
+        assert set(frame["suggested_label"]) <= set(AWKWARD_CLASSES)
+    assert sorted(pd.read_parquet(out / "classes.parquet")["class"]) == sorted(AWKWARD_CLASSES)
+    assert sorted(pd.read_csv(out / "classes.csv", dtype=str, keep_default_na=False)["class"]) == sorted(
+        AWKWARD_CLASSES
+    )
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["classes"] == sorted(AWKWARD_CLASSES)
+    skipped = pd.read_csv(out / "skipped.csv", dtype=str, keep_default_na=False)
+    assert skipped["path"].tolist() == ["a b/caf\\xe9.png"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "ćłass" in page and "$(rm -rf x)" in page and ";|&amp;" in page
