@@ -312,8 +312,8 @@ def measure_cache(
         total = time.perf_counter() - start
         return {
             "total_s": round(total, 3),
-            "timings_s": result.summary["timings_s"],
-            "cache": {k: result.summary["cache"][k] for k in ("hits", "embedded")},
+            "timings_s": result.run["timings_s"],
+            "cache": {k: result.run["cache"][k] for k in ("hits", "embedded")},
             "n_samples": result.summary["dataset"]["n_samples"],
             "estimated_error_rate": result.estimated_error_rate,
         }
@@ -466,7 +466,7 @@ def score_one(
             from labelaudit.consensus import combine
             from labelaudit.pipeline import score_methods
 
-            results, mean_probs = score_methods(list(stage_methods), context, ScoreCache(None, ["benchmark"]))
+            results, mean_probs, _ = score_methods(list(stage_methods), context, ScoreCache(None, ["benchmark"]))
             result = combine(results, labels, mean_probs)
         else:
             result = get_scorer(method).score(context)

@@ -26,6 +26,7 @@ from .discover import (
     TEXT_COLUMN_CANDIDATES,
     _is_hidden,
     _label_to_str,
+    _manifest_file,
     _pick_column,
     hash_file,
     hash_text,
@@ -364,6 +365,7 @@ def _manifest_ids(
     text_col: str | None,
     id_col: str | None,
     modality: str | None,
+    root: Path,
 ) -> tuple[str, str | None, str | None, list[str]]:
     """Sample ids of every manifest row, derived exactly as discovery derived them at the audit."""
     label_col = _pick_column(frame, label_col, LABEL_COLUMN_CANDIDATES, "label", required=True)
@@ -389,7 +391,8 @@ def _manifest_ids(
             ids.append(str(position))
         else:
             raw = record[path_col] if path_col else None
-            ids.append("" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw).replace("\\", "/"))
+            missing = raw is None or (isinstance(raw, float) and pd.isna(raw))
+            ids.append("" if missing else _manifest_file(str(raw), root)[0])
     return label_col, (None if use_text else path_col), (text_col if use_text else None), ids
 
 
@@ -417,7 +420,7 @@ def _plan_manifest(
     if out.exists():
         raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
     frame = read_manifest(manifest)
-    label_col, path_col, text_col, ids = _manifest_ids(frame, label_col, path_col, text_col, id_col, modality)
+    label_col, path_col, text_col, ids = _manifest_ids(frame, label_col, path_col, text_col, id_col, modality, root)
     row_of = {sid: i for i, sid in enumerate(ids)}
     labels = frame[label_col]
     known = {_label_to_str(v) for v in labels if _optional(v) is not None}
@@ -483,8 +486,7 @@ def _manifest_hash_problem(
     if text_col is not None:
         return None if hash_text(str(frame.iloc[row][text_col])) == expected else "text changed since the audit"
     assert path_col is not None
-    rel = str(frame.iloc[row][path_col]).replace("\\", "/")
-    file = Path(rel) if Path(rel).is_absolute() else root / rel
+    _, file = _manifest_file(str(frame.iloc[row][path_col]), root)
     if not allow_outside_root and not file.resolve().is_relative_to(root):
         return f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)"
     if not file.is_file():

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import uuid
 from collections.abc import Generator
 from pathlib import Path
@@ -31,6 +32,7 @@ def _default_cache_dir() -> Path | Location:
 
 DEFAULT_CACHE_DIR = _default_cache_dir()
 CACHE_FORMAT = 1
+STALE_TEMP_S = 3600
 
 
 def _digest(hashes: np.ndarray, vectors: np.ndarray) -> str:
@@ -46,6 +48,7 @@ class EmbeddingCache:
         key = hashlib.blake2b(f"{CACHE_FORMAT}:{identity}".encode(), digest_size=8).hexdigest()
         self.folder: Path | Location | None = None if root is None else storage.resolve(root) / key
         self.corrupt_shards = 0
+        self.stored_rows = 0  # rows this process saved, for the message of an interrupted run
         self._memory: dict[str, np.ndarray] = {}
         self._marker_written = False
 
@@ -57,11 +60,24 @@ class EmbeddingCache:
         if self.folder is None:
             return []
         if isinstance(self.folder, Path):
-            return sorted(self.folder.glob("shard-*.npz")) if self.folder.is_dir() else []
+            if not self.folder.is_dir():
+                return []
+            self._remove_stale_temp_files()
+            return sorted(self.folder.glob("shard-*.npz"))
         try:
             return storage.list_files(self.folder, "shard-", ".npz")
         except OSError as exc:
             raise storage.storage_error("list the embedding cache", self.folder, exc) from None
+
+    def _remove_stale_temp_files(self) -> None:
+        """Drop shard temp files a killed run left behind. Another audit may be writing one right now (the
+        folder may be shared), so only those untouched for STALE_TEMP_S go; a write takes seconds."""
+        assert isinstance(self.folder, Path)  # object stores have no temp files: a PUT is atomic
+        now = time.time()
+        for tmp in self.folder.glob(".shard-*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                    tmp.unlink()
 
     def _read_shard(self, shard: Path) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -163,6 +179,7 @@ class EmbeddingCache:
                 np.savez(handle, hashes=hash_array, vectors=vectors16, digest=np.array(digest))
 
         write_atomic(target, write)
+        self.stored_rows += len(hashes)
 
     def _store_object(self, hash_array: np.ndarray, vectors16: np.ndarray, digest: str) -> None:
         assert isinstance(self.folder, Location)

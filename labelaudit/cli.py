@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import LabelAuditError
+from .errors import AuditInterrupted, LabelAuditError
 
 app = typer.Typer(
     name="labelaudit",
@@ -173,7 +173,10 @@ def audit(
         float | None,
         typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of tables.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print summary.json, with run.json under 'run', to stdout instead of tables."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
 ) -> None:
     """Audit the labels of DATA and write a ranked report of suspect labels."""
@@ -185,40 +188,45 @@ def audit(
     cache_text = os.environ.get("LABELAUDIT_CACHE_DIR", cache_dir)
     resolved_cache = None if no_cache else cache_text
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
-    result = run_audit(
-        data,
-        out=out,
-        overwrite=overwrite,
-        methods=methods,
-        modality=modality.value if modality else None,
-        label_col=label_col,
-        path_col=path_col,
-        text_col=text_col,
-        id_col=id_col,
-        classes_file=classes,
-        allow_outside_root=allow_outside_root,
-        model=model,
-        pretrained=pretrained,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        cache_dir=resolved_cache,
-        max_pixels=max_pixels,
-        folds=folds,
-        seed=seed,
-        deft_variant=deft_variant,
-        deft_epochs=deft_epochs,
-        deft_ctx=deft_ctx,
-        deft_lr=deft_lr,
-        deft_folds=deft_folds,
-        engine=engine.value,
-        ray_address=ray_address,
-        ray_concurrency=ray_concurrency,
-        reporter=reporter,
-    )
+    try:
+        result = run_audit(
+            data,
+            out=out,
+            overwrite=overwrite,
+            methods=methods,
+            modality=modality.value if modality else None,
+            label_col=label_col,
+            path_col=path_col,
+            text_col=text_col,
+            id_col=id_col,
+            classes_file=classes,
+            allow_outside_root=allow_outside_root,
+            model=model,
+            pretrained=pretrained,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            cache_dir=resolved_cache,
+            max_pixels=max_pixels,
+            folds=folds,
+            seed=seed,
+            deft_variant=deft_variant,
+            deft_epochs=deft_epochs,
+            deft_ctx=deft_ctx,
+            deft_lr=deft_lr,
+            deft_folds=deft_folds,
+            engine=engine.value,
+            ray_address=ray_address,
+            ray_concurrency=ray_concurrency,
+            reporter=reporter,
+        )
+    except KeyboardInterrupt as exc:
+        # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
+        # before main() could explain what was saved.
+        raise typer.Exit(_interrupted(exc)) from None
     if json_out:
-        typer.echo(json.dumps(result.summary, indent=2, default=str))
+        typer.echo(json.dumps({**result.summary, "run": result.run}, indent=2, default=str))
     elif not quiet:
         print_summary(Console(), result.samples, result.classes, result.summary)
         if result.summary["n_skipped"]:
@@ -541,10 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         # escape: a message may hold brackets ('labelaudit[ray]', paths) that rich would eat as markup
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # a wrapped path cannot be copied or grepped
         code = EXIT_USAGE
-    except (click.exceptions.Abort, typer.Abort):
-        code = _interrupted()
-    except KeyboardInterrupt:
-        code = _interrupted()
+    except (click.exceptions.Abort, typer.Abort) as exc:
+        code = _interrupted(exc)
+    except KeyboardInterrupt as exc:
+        code = _interrupted(exc)
     except (click.ClickException, typer.TyperException) as exc:
         # typer >= 0.20 vendors click: its usage errors are not click's classes, but still exit 2.
         show = getattr(exc, "show", None)
@@ -559,11 +567,18 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _interrupted() -> int:
-    err.print(
-        "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
-        "run the same command again to resume."
-    )
+def _interrupted(exc: BaseException) -> int:
+    # ``exc`` is the audit's AuditInterrupted, or a click Abort (other click/typer versions) caused by it.
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, AuditInterrupted):
+        cause = cause.__cause__
+    if cause is not None and str(cause):
+        err.print(f"[yellow]{escape(str(cause))}[/]", soft_wrap=True)
+    else:
+        err.print(
+            "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
+            "run the same command again to resume."
+        )
     return EXIT_INTERRUPTED
 
 

@@ -129,13 +129,58 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("_removed")
 
 
-def _walk_class_folder(folder: Path) -> list[Path]:
-    """Every non-hidden file below ``folder``, sorted; symlinked folders are not followed (no loops)."""
+def printable_path(text: str) -> str:
+    """``text`` safe to write as UTF-8: bytes of a non-UTF-8 file name become ``\\xNN`` escapes."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(text: str) -> bool:
+    # os.walk hands back undecodable name bytes as lone surrogates (PEP 383); those cannot be written
+    # to Parquet, CSV or HTML, and a report that names a file must be able to name it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+NOT_UTF8_NAME = "file name is not valid UTF-8: rename it (e.g. `convmv -f latin1 -t utf8 --notest`)"
+NOT_UTF8_FOLDER = "folder name is not valid UTF-8: rename it (e.g. `convmv -f latin1 -t utf8 --notest`)"
+FOLDER_UNREADABLE = "folder not readable: its files were not audited"
+FOLDER_LINK = "symbolic link to a folder: not followed (avoids link loops)"
+
+
+def _walk_class_folder(folder: Path, root: Path, skipped: list[SkippedFile]) -> list[Path]:
+    """Every non-hidden file below ``folder``, sorted. Folders that cannot be listed, symlinked folders
+    (not followed: a link loop would never end) and non-UTF-8 names go to ``skipped`` with a reason, so
+    a silently missing part of the dataset never looks like a complete audit."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if not _is_hidden(f))
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        skipped.append(SkippedFile(_relative(where, root) + "/", f"{FOLDER_UNREADABLE} ({_reason(exc)})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=False):
+        here = Path(dirpath)
+        kept: list[str] = []
+        for name in sorted(d for d in dirnames if not _is_hidden(d)):
+            if not _is_utf8(name):
+                skipped.append(SkippedFile(_relative(here / name, root) + "/", NOT_UTF8_FOLDER))
+            elif (here / name).is_symlink():
+                skipped.append(SkippedFile(_relative(here / name, root) + "/", FOLDER_LINK))
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(f for f in filenames if not _is_hidden(f)):
+            if _is_utf8(name):
+                found.append(here / name)
+            else:
+                skipped.append(SkippedFile(_relative(here / name, root), NOT_UTF8_NAME))
     return found
+
+
+def _relative(path: Path, root: Path) -> str:
+    return printable_path(path.relative_to(root).as_posix())
 
 
 def discover_folder(
@@ -143,18 +188,25 @@ def discover_folder(
     modality: Modality | None = None,
     reporter: Reporter = QUIET,
 ) -> tuple[pd.DataFrame, Modality, list[SkippedFile], int]:
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
+    if not _is_utf8(str(root)):
+        raise DataError(f"the dataset folder's path {printable_path(str(root))} is not valid UTF-8: rename or move it")
+    skipped: list[SkippedFile] = []
+    class_dirs: list[Path] = []
+    for entry in sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)):
+        if _is_utf8(entry.name):
+            class_dirs.append(entry)
+        else:  # the label would be the folder name, and it cannot be written to the report
+            skipped.append(SkippedFile(_relative(entry, root) + "/", NOT_UTF8_FOLDER))
     if not class_dirs:
         raise DataError(
             f"{root} has no class sub-folders. Expected ROOT/<class>/<file> (one folder per class), "
             "or pass a CSV/Parquet manifest."
         )
-    files_by_class = {d.name: _walk_class_folder(d) for d in class_dirs}
+    files_by_class = {d.name: _walk_class_folder(d, root, skipped) for d in class_dirs}
     modality = modality or _folder_modality(root, files_by_class)
     extensions = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
 
     rows: list[dict[str, object]] = []
-    skipped: list[SkippedFile] = []
     ignored = 0
     total = sum(len(fs) for fs in files_by_class.values())
     with reporter.task("Discovering files", total=total) as task:
@@ -349,7 +401,16 @@ def discover_table(
     if modality != "image":
         text_col = _pick_column(frame, text_col, TEXT_COLUMN_CANDIDATES, "text", required=False)
     if modality != "text" or text_col is None:
-        path_col = _pick_column(frame, path_col, PATH_COLUMN_CANDIDATES, "path", required=text_col is None)
+        path_col = _pick_column(
+            frame, path_col, PATH_COLUMN_CANDIDATES, "path", required=text_col is None and modality == "image"
+        )
+    if path_col is None and text_col is None:
+        # Name both: a text manifest whose column is called "review" must not be told only about paths.
+        raise DataError(
+            f"manifest has neither a path column (looked for {', '.join(PATH_COLUMN_CANDIDATES)}) nor a text "
+            f"column (looked for {', '.join(TEXT_COLUMN_CANDIDATES)}); name one with --path-col or --text-col. "
+            f"Its columns are: {', '.join(map(str, frame.columns))}"
+        )
     if modality is None:
         modality = "text" if text_col is not None and path_col is None else "image"
     if modality == "text" and text_col is None and path_col is not None:
@@ -401,9 +462,9 @@ def discover_table(
             if raw_path is None or (isinstance(raw_path, float) and pd.isna(raw_path)) or str(raw_path) == "":
                 skipped.append(SkippedFile(sample_id or where, "empty path"))
                 continue
-            rel = str(raw_path).replace("\\", "/")
-            sample_id = sample_id or rel
             if remote_root is not None:
+                rel = str(raw_path).replace("\\", "/")
+                sample_id = sample_id or rel
                 try:
                     target = _remote_target(rel, remote_root)
                     if not allow_outside_root and not target.is_relative_to(remote_root):
@@ -418,7 +479,8 @@ def discover_table(
                 rows.append(row)
                 remote.append((row, target))
                 continue
-            file = Path(rel) if Path(rel).is_absolute() else root / rel
+            rel, file = _manifest_file(str(raw_path), root)
+            sample_id = sample_id or rel
             try:
                 resolved = file.resolve()
                 if not allow_outside_root and not resolved.is_relative_to(root):
@@ -452,6 +514,19 @@ def discover_table(
         duplicated = samples.loc[samples["sample_id"].duplicated(), "sample_id"].head(3).tolist()
         raise DataError(f"manifest names the same sample more than once, e.g. {duplicated}; pass --id-col")
     return samples, modality, skipped
+
+
+def _manifest_file(raw: str, root: Path) -> tuple[str, Path]:
+    """(sample id, file) for a manifest path. Windows-made manifests write ``a\\b.jpg``: it means
+    ``a/b.jpg`` when that exists; only when it does not, a file literally named ``a\\b.jpg`` (legal on
+    Linux) is used. The id is then the name as found, so two such rows never collide."""
+    normalised = raw.replace("\\", "/")
+    candidates = [normalised] if normalised == raw else [normalised, raw]
+    for rel in candidates:
+        file = Path(rel) if Path(rel).is_absolute() else root / rel
+        if file.is_file():
+            return rel, file
+    return normalised, Path(normalised) if Path(normalised).is_absolute() else root / normalised
 
 
 def _label_to_str(value: object) -> str:

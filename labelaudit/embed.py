@@ -7,10 +7,12 @@ not wait on disk; a file that fails to decode is skipped with its reason, never 
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +22,9 @@ from PIL import Image, ImageOps
 
 from . import storage
 from .cache import EmbeddingCache
-from .discover import SkippedFile
+from .discover import SkippedFile, hash_bytes
 from .encoders import Encoder
+from .errors import LabelAuditError
 from .progress import QUIET, Reporter
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -37,14 +40,44 @@ class EmbeddingResult:
     n_embedded: int = 0
 
 
-def load_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+class FileChangedError(Exception):
+    """The file's bytes are not the ones discovery hashed: it was rewritten while the audit ran."""
+
+
+DELETED_DURING_AUDIT = "deleted during the audit"
+CHANGED_DURING_AUDIT = "changed during the audit (its content differs from when it was found): run again to include it"
+
+
+def shard_rows() -> int:
+    """Rows per cache shard: ``LABELAUDIT_SHARD_ROWS`` or ``SHARD_ROWS``. A hard kill (SIGKILL, OOM, power
+    loss) loses at most this many embeddings; smaller shards lose less but make more files to read back."""
+    raw = os.environ.get("LABELAUDIT_SHARD_ROWS")
+    if raw is None:
+        return SHARD_ROWS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise LabelAuditError(f"LABELAUDIT_SHARD_ROWS must be a whole number of at least 1, not {raw!r}")
+    return value
+
+
+def load_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, expected_hash: str | None = None) -> Image.Image:
     """Open an image the way every user file should be opened: size-capped, first frame, upright, RGB.
 
-    ``path`` may be a URI (``s3://bucket/img/a.jpg``): its bytes are read through pyarrow.fs in this process."""
+    With ``expected_hash`` (the content hash from discovery) the file is read once, checked against the
+    hash and decoded from those very bytes: the cache stores a vector under the hash of the content it
+    was computed from, so a file rewritten since discovery raises FileChangedError instead of filing
+    the new picture's vector under the old picture's hash. ``path`` may be a URI (``s3://bucket/a.jpg``):
+    its bytes are then read through pyarrow.fs in this process."""
+    data = storage.read_bytes(storage.resolve(path)) if storage.is_uri(path) else Path(path).read_bytes()
+    if expected_hash is not None and hash_bytes(data) != expected_hash:
+        raise FileChangedError(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         Image.MAX_IMAGE_PIXELS = max_pixels
-        with Image.open(storage.readable(path)) as image:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ValueError(f"image is {width}x{height}, over the {max_pixels:,}-pixel cap (--max-pixels)")
@@ -61,7 +94,9 @@ def _skip_reason(exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         return "image over the pixel cap (possible decompression bomb)"
     if isinstance(exc, FileNotFoundError):
-        return "file not found (deleted during the audit?)"
+        return DELETED_DURING_AUDIT  # discovery found and hashed it, so it went away since
+    if isinstance(exc, FileChangedError):
+        return CHANGED_DURING_AUDIT
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, Image.UnidentifiedImageError):
@@ -71,8 +106,11 @@ def _skip_reason(exc: BaseException) -> str:
 
 
 class _ImageFiles(torch.utils.data.Dataset):
-    def __init__(self, paths: list[str], transform: Callable[[Any], torch.Tensor], max_pixels: int) -> None:
+    def __init__(
+        self, paths: list[str], hashes: list[str], transform: Callable[[Any], torch.Tensor], max_pixels: int
+    ) -> None:
         self.paths = paths
+        self.hashes = hashes
         self.transform = transform
         self.max_pixels = max_pixels
 
@@ -81,7 +119,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            return index, self.transform(load_image(self.paths[index], self.max_pixels)), None
+            image = load_image(self.paths[index], self.max_pixels, self.hashes[index])
+            return index, self.transform(image), None
         except Exception as exc:  # any decoder failure means "skip this file", never "stop the audit"
             return index, None, _skip_reason(exc)
 
@@ -100,17 +139,18 @@ def default_workers() -> int:
 
 
 class _ShardBuffer:
-    """Collects embedded rows and stores them in the cache every ``SHARD_ROWS`` rows."""
+    """Collects embedded rows and stores them in the cache every ``shard_rows()`` rows."""
 
     def __init__(self, cache: EmbeddingCache) -> None:
         self.cache = cache
+        self.rows = shard_rows()
         self.hashes: list[str] = []
         self.vectors: list[np.ndarray] = []
 
     def add(self, hashes: list[str], vectors: np.ndarray) -> None:
         self.hashes.extend(hashes)
         self.vectors.append(vectors)
-        if len(self.hashes) >= SHARD_ROWS:
+        if len(self.hashes) >= self.rows:
             self.flush()
 
     def flush(self) -> None:
@@ -159,7 +199,7 @@ def embed_samples(
             elif len(missing):
                 transform = encoder.image_transform()
                 paths = samples["path"].tolist()
-                files = _ImageFiles([paths[i] for i in missing], transform, max_pixels)
+                files = _ImageFiles([paths[i] for i in missing], [hashes[i] for i in missing], transform, max_pixels)
                 n_workers = default_workers() if workers is None else workers
                 loader = torch.utils.data.DataLoader(
                     files,

@@ -13,3 +13,8 @@ class DataError(LabelAuditError):
 
 class ModelUnavailableError(LabelAuditError):
     """Encoder weights cannot be had (offline, unknown tag, unreadable checkpoint)."""
+
+
+class AuditInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an audit; the message says what was saved and how to resume. A KeyboardInterrupt,
+    so code that stops on Ctrl-C still does."""

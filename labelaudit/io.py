@@ -12,6 +12,21 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import LabelAuditError
+
+# Present in a report folder while report.write_report writes it. A folder holding it was left by a run
+# stopped mid-write: readers refuse it, and the next audit may replace it without --overwrite (the files
+# are labelaudit's own). Here, not in report.py, so that `labelaudit view` can check it without torch.
+WRITING_MARKER = ".labelaudit-writing"
+
+
+def refuse_incomplete_report(folder: Path) -> None:
+    if (Path(folder) / WRITING_MARKER).exists():
+        raise LabelAuditError(
+            f"{folder} holds an incomplete report: a run is writing it or was stopped while writing it. "
+            "Run the audit again; it replaces the incomplete files."
+        )
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:

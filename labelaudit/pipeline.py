@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,30 @@ from .discover import Dataset, Modality, discover
 from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
 from .engines import check_engine, require_ray
-from .errors import DataError
+from .errors import AuditInterrupted, DataError
+from .io import WRITING_MARKER
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
 from .scorers import FoldRunner, ScoreContext, ScorerResult, SerialFolds, get_scorer, parse_methods
 
+# Wall-clock figures that graph building stores in its settings: they go to run.json, not summary.json.
+NEIGHBOR_TIMING_KEYS = ("seconds", "build_s", "search_s")
+
 
 @dataclass
 class AuditResult:
     samples: pd.DataFrame  # one row per audited sample, most suspect first
     classes: pd.DataFrame  # one row per class, worst first
+    # What ran and what it found: a function of the inputs, seed and versions only, so that two runs
+    # on the same inputs write byte-identical reports.
     summary: dict[str, Any]
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
     embeddings: np.ndarray | None = None  # (N, D), rows in discovery order (not report order)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
+    # How this particular run went: timestamps, timings, cache hits, platform (run.json).
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def estimated_error_rate(self) -> float:
@@ -50,33 +59,71 @@ class AuditResult:
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         out = Path(out)
         prepare_output_dir(out, overwrite)
-        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates)
+        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates, self.run or None)
         return out
 
 
 class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.current = "starting"  # the stage running now, for the message of an interrupted run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self.current = name
         try:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
 
 
-def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> ScorerResult:
+_STAGE_WORDS = {
+    "starting": "starting",
+    "discover": "finding the samples",
+    "load_model": "loading the model",
+    "embed": "embedding",
+    "class_prompts": "embedding the class prompts",
+    "neighbor_issues": "finding duplicates and outliers",
+    "report": "building the report",
+    "write": "writing the report",
+}
+
+
+def _interrupt_message(stage: str, cache: EmbeddingCache | None, engine: str, out: Path | None) -> str:
+    """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
+    words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
+    parts = [f"Interrupted while {words}."]
+    if cache is None:
+        parts.append("Nothing had been embedded yet.")
+    elif not cache.enabled:
+        parts.append("Nothing was saved (--no-cache): running the same command again starts over.")
+    elif engine == "ray":
+        parts.append(f"Embeddings the Ray actors finished are saved in the cache ({cache.folder}).")
+    else:
+        parts.append(f"{cache.stored_rows:,} new embedding(s) were saved in the cache ({cache.folder}).")
+    if stage == "write" and out is not None:
+        parts.append(
+            f"The report in {out} is incomplete and marked so ({WRITING_MARKER}); labelaudit will not read it."
+        )
+    if cache is not None and cache.enabled:
+        parts.append("Run the same command again to resume: cached embeddings are read back, not computed again.")
+    return " ".join(parts)
+
+
+def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> tuple[ScorerResult, bool]:
+    """The scorer's result and whether it came from the cache (recorded in run.json, not in the
+    settings: the summary must not differ between a cold and a cached run)."""
     stored = score_cache.load(name)
     if stored is not None:
-        return ScorerResult(
+        result = ScorerResult(
             quality=stored["quality"],
             is_issue=stored["is_issue"].astype(bool),
             suggested=stored["suggested"],
             pred_probs=stored.get("pred_probs"),
-            settings={**json.loads(str(stored["settings"])), "from_cache": True},
+            settings=json.loads(str(stored["settings"])),
         )
+        return result, True
     result = get_scorer(name).score(context)
     arrays = {
         "quality": result.quality,
@@ -87,28 +134,30 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
     if result.pred_probs is not None:
         arrays["pred_probs"] = result.pred_probs
     score_cache.save(name, arrays)
-    return result
+    return result, False
 
 
 def score_methods(
     method_names: list[str], context: ScoreContext, score_cache: ScoreCache, timer: _Timer | None = None
-) -> tuple[dict[str, ScorerResult], np.ndarray | None]:
-    """Run (or read back) every scorer; returns their results and the mean of their probabilities.
+) -> tuple[dict[str, ScorerResult], np.ndarray | None, dict[str, bool]]:
+    """Run (or read back) every scorer: their results, the mean of their probabilities, and which of
+    them came from the score cache.
 
     Each scorer's (N, K) table is folded into one running mean and dropped from its result right away, so
     the scoring stage holds one such table however many methods run.
     """
     timer = timer or _Timer()
     results: dict[str, ScorerResult] = {}
+    from_cache: dict[str, bool] = {}
     probs = ProbabilityMean()
     for name in method_names:
         with timer.stage(f"score_{name}"):
-            result = _score_cached(name, context, score_cache)
+            result, from_cache[name] = _score_cached(name, context, score_cache)
             if result.pred_probs is not None:
                 probs.add(result.pred_probs)
                 result.pred_probs = None
             results[name] = result
-    return results, probs.mean()
+    return results, probs.mean(), from_cache
 
 
 def audit(
@@ -153,9 +202,95 @@ def audit(
     ranks every sample most-suspect first; with ``out`` the report is also written. ``cache_dir`` is a
     folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps embeddings in memory
     only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
-    ``ray_concurrency`` embedding actors) into the same cache.
+    ``ray_concurrency`` embedding actors) into the same cache, and runs the confident probe's folds as
+    Ray tasks.
+    Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
     """
+    started_at = datetime.now(timezone.utc)
     timer = _Timer()
+    caches: list[EmbeddingCache] = []  # filled once the encoder is known
+    try:
+        return _audit(
+            data=data,
+            out=out,
+            overwrite=overwrite,
+            methods=methods,
+            modality=modality,
+            label_col=label_col,
+            path_col=path_col,
+            text_col=text_col,
+            id_col=id_col,
+            classes_file=classes_file,
+            allow_outside_root=allow_outside_root,
+            model=model,
+            pretrained=pretrained,
+            checkpoint=checkpoint,
+            encoder=encoder,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            cache_dir=cache_dir,
+            max_pixels=max_pixels,
+            folds=folds,
+            seed=seed,
+            deft_variant=deft_variant,
+            deft_epochs=deft_epochs,
+            deft_ctx=deft_ctx,
+            deft_lr=deft_lr,
+            deft_folds=deft_folds,
+            engine=engine,
+            ray_address=ray_address,
+            ray_concurrency=ray_concurrency,
+            reporter=reporter,
+            started_at=started_at,
+            timer=timer,
+            caches=caches,
+        )
+    except AuditInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        out_path = Path(out) if out is not None else None
+        message = _interrupt_message(timer.current, caches[0] if caches else None, engine, out_path)
+        raise AuditInterrupted(message) from exc
+
+
+def _audit(
+    *,
+    data: str | Path | storage.Location | pd.DataFrame,
+    out: str | Path | None,
+    overwrite: bool,
+    methods: str | list[str] | None,
+    modality: Modality | None,
+    label_col: str | None,
+    path_col: str | None,
+    text_col: str | None,
+    id_col: str | None,
+    classes_file: str | Path | None,
+    allow_outside_root: bool,
+    model: str | None,
+    pretrained: str | None,
+    checkpoint: str | None,
+    encoder: Encoder | None,
+    device: str,
+    batch_size: int,
+    workers: int | None,
+    cache_dir: str | Path | storage.Location | None,
+    max_pixels: int,
+    folds: int,
+    seed: int,
+    deft_variant: str,
+    deft_epochs: int,
+    deft_ctx: int,
+    deft_lr: float | None,
+    deft_folds: int,
+    engine: str,
+    ray_address: str | None,
+    ray_concurrency: int | None,
+    reporter: Reporter,
+    started_at: datetime,
+    timer: _Timer,
+    caches: list[EmbeddingCache],
+) -> AuditResult:
     check_engine(engine)
     cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
     if engine == "ray":
@@ -187,6 +322,7 @@ def audit(
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
     cache = EmbeddingCache(cache_root, encoder.identity)
+    caches.append(cache)
 
     with contextlib.ExitStack() as engine_session:
         fold_runner: FoldRunner = SerialFolds()
@@ -294,7 +430,7 @@ def audit(
                 *map(str, labels.tolist()),
             ],
         )
-        results, mean_probs = score_methods(method_names, context, score_cache, timer)
+        results, mean_probs, scores_from_cache = score_methods(method_names, context, score_cache, timer)
 
     with timer.stage("neighbor_issues"):
         graph = context.neighbor_graph(20)
@@ -356,22 +492,37 @@ def audit(
                 "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
             },
             "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
-            "neighbor_graph": {**graph.settings, "from_cache": context.neighbors.loaded_from_cache},
+            "neighbor_graph": {k: v for k, v in graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
             "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
             "n_skipped": len(skipped),
             "skipped": [s.as_dict() for s in skipped[:1000]],
             "warnings": dataset.warnings + notes,
-            "cache": {
-                "dir": str(cache.folder) if cache.folder else None,
-                "hits": embedded.n_cached,
-                "embedded": embedded.n_embedded,
-                "corrupt_shards_removed": cache.corrupt_shards,
-            },
             "seed": seed,
             "engine": engine,
-            "timings_s": timer.timings,
-            "platform": {"python": platform.python_version(), "device": str(encoder.device)},
         }
+    run = {
+        "labelaudit_version": __version__,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timings_s": timer.timings,
+        "cache": {
+            "dir": str(cache.folder) if cache.folder else None,
+            "hits": embedded.n_cached,
+            "embedded": embedded.n_embedded,
+            "corrupt_shards_removed": cache.corrupt_shards,
+        },
+        "scores_from_cache": scores_from_cache,
+        "cross_validation_folds_ran_on": context.fold_runner.where,  # "ray": the probe's folds were Ray tasks
+        "neighbor_graph": {
+            "from_cache": context.neighbors.loaded_from_cache,
+            **{k: v for k, v in graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
+        },
+        "platform": {
+            "python": platform.python_version(),
+            "torch": torch_version(),
+            "device": str(encoder.device),
+        },
+    }
     result = AuditResult(
         samples=table,
         classes=classes,
@@ -379,7 +530,15 @@ def audit(
         skipped=skipped_frame,
         embeddings=embedded.vectors,
         duplicates=duplicates.table,
+        run=run,
     )
     if out is not None:
+        timer.current = "write"
         result.save(out, overwrite=True)
     return result
+
+
+def torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)

@@ -15,16 +15,19 @@ from rich.table import Table
 from .chunked import project, row_blocks
 from .consensus import Consensus
 from .errors import LabelAuditError
-from .io import write_json_atomic, write_table_atomic
+from .io import WRITING_MARKER, refuse_incomplete_report, write_json_atomic, write_table_atomic, write_text_atomic
 from .scorers import ScorerResult
 
 TEXT_EXCERPT_CHARS = 200
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
 REPORT_FILES = (
     "report.parquet",
     "report.csv",
     "classes.parquet",
     "classes.csv",
-    "summary.json",
+    SUMMARY_FILE,
+    RUN_FILE,
     "skipped.csv",
     "duplicates.parquet",
     "duplicates.csv",
@@ -143,9 +146,19 @@ def confused_pairs(
 def prepare_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise LabelAuditError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any((out / name).exists() for name in REPORT_FILES) and not overwrite:
+    interrupted = (out / WRITING_MARKER).exists()
+    if out.is_dir() and not interrupted and any((out / name).exists() for name in REPORT_FILES) and not overwrite:
         raise LabelAuditError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out)
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Temp files a killed run left beside the report files (io.atomic_path names them ``.<name>.*.tmp``);
+    only these names are touched, never anything else in the folder."""
+    for name in (*REPORT_FILES, WRITING_MARKER):
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def write_report(
@@ -155,22 +168,36 @@ def write_report(
     summary: dict[str, Any],
     skipped: pd.DataFrame,
     duplicates: pd.DataFrame | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
+    """Write every report file. Each is atomic on its own; the set is not, so the folder is marked while
+    it is written and ``summary.json`` goes last: a folder with ``summary.json`` and no marker holds one
+    complete run, and a run killed half-way leaves a marked folder that no reader mistakes for a report
+    (old and new files side by side) and that the next audit replaces."""
+    marker = out / WRITING_MARKER
+    write_text_atomic(marker, "a labelaudit run is writing this report, or was stopped while writing it\n")
+    (out / SUMMARY_FILE).unlink(missing_ok=True)  # scripts that read only summary.json must not see the old one
     write_table_atomic(samples, out / "report")
     if duplicates is not None:
         write_table_atomic(duplicates, out / "duplicates")
     write_table_atomic(classes, out / "classes")
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
-    write_json_atomic(out / "summary.json", summary)
-    from .html import render_html  # last: the page is a view of the tables above
+    from .html import render_html  # the page is a view of the tables and summary, rendered from memory
 
     render_html(samples, classes, summary, out)
+    if run is not None:
+        write_json_atomic(out / RUN_FILE, run)
+    else:
+        (out / RUN_FILE).unlink(missing_ok=True)  # an earlier run's timings would describe another run
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    marker.unlink()
 
 
 def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     folder = Path(folder)
-    summary_file = folder / "summary.json"
+    summary_file = folder / SUMMARY_FILE
+    refuse_incomplete_report(folder)
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
     summary = json.loads(summary_file.read_text(encoding="utf-8"))

@@ -273,3 +273,25 @@ def test_usage_errors(tmp_path: Path, queue: Path) -> None:
     assert main(["apply", "--undo", str(tmp_path / "missing.json")]) == 2
     (tmp_path / "no-decision.csv").write_text("sample_id\nred/red_1.png\n")
     assert main(["apply", str(tmp_path / "no-decision.csv"), "--data", str(tmp_path)]) == 2
+
+
+def test_manifest_backslash_paths_match_the_ids_discovery_gave_them(tmp_path: Path) -> None:
+    # Discovery reads a\b.png as a/b.png when that exists, else as a file literally named "a\b.png";
+    # apply must derive the same ids or a reviewed decision would find no row.
+    data = tmp_path / "ds"
+    for i in range(4):
+        make_image(data / "img" / f"{i}.png", (i * 60, 0, 0))
+    make_image(data / "odd\\name.png", (0, 0, 200))
+    paths = ["img\\0.png", "img\\1.png", "img/2.png", "img/3.png", "odd\\name.png"]
+    manifest = data / "train.csv"
+    pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog", "dog"]}).to_csv(manifest, index=False)
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog", "odd\\name.png": "cat"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"img/1.png": "relabel:dog", "odd\\name.png": "relabel:cat"})
+
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 0
+
+    corrected = pd.read_csv(manifest.with_name("train.corrected.csv"), dtype=str)
+    assert corrected["path"].tolist() == paths  # the manifest's own spelling is kept
+    assert corrected["label"].tolist() == ["cat", "dog", "dog", "dog", "cat"]

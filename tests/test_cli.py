@@ -138,7 +138,8 @@ def test_image_audit_end_to_end_with_a_tiny_random_model(tmp_path: Path) -> None
     assert len(report) == 100
     summary = json.loads((out / "summary.json").read_text())
     assert summary["encoder"]["identity"] == "open_clip:labelaudit-tiny:random-seed0"
-    assert summary["cache"]["embedded"] == 100
+    run = json.loads((out / "run.json").read_text())
+    assert run["cache"]["embedded"] == 100
 
 
 def test_console_script_runs_and_offline_weights_fail_fast(tmp_path: Path) -> None:
@@ -170,8 +171,8 @@ def test_unchanged_rerun_reads_scores_back_and_writes_the_same_report(tmp_path: 
     cold = pd.read_parquet(tmp_path / "cold" / "report.parquet")
     warm = pd.read_parquet(tmp_path / "warm" / "report.parquet")
     pd.testing.assert_frame_equal(cold, warm)
-    summary = json.loads((tmp_path / "warm" / "summary.json").read_text())
-    assert summary["method_settings"]["deft"].get("from_cache") is True
+    run = json.loads((tmp_path / "warm" / "run.json").read_text())
+    assert run["scores_from_cache"]["deft"] is True
 
     # Relabel one sample in a manifest, keeping the row order, so only the label differs.
     texts = sorted(SAMPLE_TEXT.glob("*/*.txt"))
@@ -182,6 +183,6 @@ def test_unchanged_rerun_reads_scores_back_and_writes_the_same_report(tmp_path: 
     common = ["--cache-dir", str(cache), "--quiet", "--methods", "deft,confident"]
     assert main(["audit", str(tmp_path / "before.csv"), *common, "--out", str(tmp_path / "before")]) == 0
     assert main(["audit", str(tmp_path / "after.csv"), *common, "--out", str(tmp_path / "changed")]) == 0
-    changed = json.loads((tmp_path / "changed" / "summary.json").read_text())
-    assert "from_cache" not in changed["method_settings"]["deft"]
+    changed = json.loads((tmp_path / "changed" / "run.json").read_text())
+    assert changed["scores_from_cache"]["deft"] is False
     assert changed["cache"]["embedded"] == 0

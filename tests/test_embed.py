@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import os
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from labelaudit.cache import EmbeddingCache
 from labelaudit.discover import discover
-from labelaudit.embed import embed_samples
+from labelaudit.embed import embed_samples, load_image
+from labelaudit.errors import LabelAuditError
 
 from .conftest import make_image
 
@@ -157,3 +162,123 @@ def test_class_prompts_are_cached_and_identical_on_a_warm_run(
     np.testing.assert_array_equal(cold, warm)
     embed_class_prompts(tiny_encoder, ["cat", "dog", "bird"], "image", EmbeddingCache(tmp_path, "prompts"))
     assert calls == [len(tiny_encoder.templates("image"))]
+
+
+def _hostile_images(folder: Path) -> dict[str, Path]:
+    """Files that are valid images but not plain 8-bit RGB with an honest extension."""
+    red = folder / "red"
+    red.mkdir(parents=True, exist_ok=True)
+    files = {name: red / name for name in ("png.jpg", "cmyk.jpg", "deep.png", "palette.png", "animated.gif")}
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(files["png.jpg"], format="PNG")
+    Image.new("CMYK", (16, 16), (0, 200, 200, 0)).save(files["cmyk.jpg"])
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 200).astype(np.uint16)
+    Image.fromarray(ramp).save(files["deep.png"])  # mode I;16
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 8, 16))
+    palette.save(files["palette.png"], transparency=0)
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    frames[0].save(files["animated.gif"], save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return files
+
+
+def test_hostile_but_valid_images_embed_without_warnings(image_folder: Path, tiny_encoder) -> None:
+    files = _hostile_images(image_folder)
+    assert Image.open(files["deep.png"]).mode == "I;16" and Image.open(files["palette.png"]).mode == "P"
+    assert getattr(Image.open(files["animated.gif"]), "n_frames", 1) == 3
+    samples = discover(image_folder).samples
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a decoder warning per file would flood a large audit's log
+        result = embed_samples(samples, "image", tiny_encoder, EmbeddingCache(None, tiny_encoder.identity), workers=0)
+
+    assert result.skipped == [] and result.kept.all()
+    assert load_image(str(files["png.jpg"])).getpixel((0, 0)) == (200, 10, 10)
+    assert load_image(str(files["cmyk.jpg"])).getpixel((0, 0)) == (255, 55, 55)
+    deep = np.asarray(load_image(str(files["deep.png"])))
+    assert deep.min() == 0 and deep.max() == 255 and len(np.unique(deep)) > 100  # a ramp, not clipped to white
+    palette = load_image(str(files["palette.png"]))
+    assert palette.getpixel((0, 0)) == (0, 255, 0) and palette.getpixel((15, 0)) == (255, 0, 0)
+    assert load_image(str(files["animated.gif"])).getpixel((8, 8)) == (255, 0, 0)  # the first frame
+
+
+def test_exif_orientation_is_applied_before_embedding(tmp_path: Path, tiny_encoder) -> None:
+    # A camera stores the sensor's landscape pixels plus "rotate 90 degrees clockwise to view" (orientation 6).
+    pixels = np.zeros((16, 32, 3), dtype=np.uint8)
+    pixels[:, :16] = (220, 20, 20)
+    pixels[:, 16:] = (20, 20, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated_by_tag = tmp_path / "a" / "tagged.jpg"
+    rotated_by_tag.parent.mkdir()
+    Image.fromarray(pixels).save(rotated_by_tag, quality=95, exif=exif)
+    with Image.open(rotated_by_tag) as raw:
+        upright = raw.convert("RGB").transpose(Image.Transpose.ROTATE_270)  # what a viewer shows
+    physically_rotated = tmp_path / "b" / "upright.png"
+    physically_rotated.parent.mkdir()
+    upright.save(physically_rotated)
+
+    loaded = load_image(str(rotated_by_tag))
+    assert loaded.size == (16, 32)
+    np.testing.assert_array_equal(np.asarray(loaded), np.asarray(upright))
+    samples = discover(tmp_path).samples
+    vectors = embed_samples(
+        samples, "image", tiny_encoder, EmbeddingCache(None, tiny_encoder.identity), workers=0
+    ).vectors
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+
+
+def test_files_deleted_or_rewritten_after_discovery_are_skipped_and_never_cached_wrongly(
+    image_folder: Path, tiny_encoder, tmp_path: Path
+) -> None:
+    samples = discover(image_folder).samples
+    by_id = samples.set_index("sample_id")
+    (image_folder / "red" / "red_0.png").unlink()
+    changed = image_folder / "green" / "green_0.png"
+    make_image(changed, (255, 255, 255))  # another picture under the same name
+    old_hash = by_id.loc["green/green_0.png", "content_hash"]
+
+    result = embed_samples(samples, "image", tiny_encoder, EmbeddingCache(tmp_path, tiny_encoder.identity), workers=0)
+
+    reasons = {s.path: s.reason for s in result.skipped}
+    assert reasons["red/red_0.png"] == "deleted during the audit"
+    assert reasons["green/green_0.png"].startswith("changed during the audit")
+    assert result.kept.sum() == 16
+    # The new picture's vector must not be filed under the old picture's hash, or every later run with the
+    # old picture would silently get the wrong embedding.
+    found, _ = EmbeddingCache(tmp_path, tiny_encoder.identity).lookup([old_hash])
+    assert not found.any()
+    again = discover(image_folder).samples
+    rerun = embed_samples(again, "image", tiny_encoder, EmbeddingCache(tmp_path, tiny_encoder.identity), workers=0)
+    assert (rerun.n_cached, rerun.n_embedded, rerun.skipped) == (16, 1, [])
+
+
+def test_shard_size_comes_from_the_environment(
+    image_folder: Path, tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABELAUDIT_SHARD_ROWS", "5")
+    samples = discover(image_folder).samples
+    embed_samples(
+        samples, "image", tiny_encoder, EmbeddingCache(tmp_path, tiny_encoder.identity), batch_size=5, workers=0
+    )
+    sizes = sorted(len(np.load(s)["hashes"]) for s in tmp_path.glob("*/shard-*.npz"))
+    assert sizes == [3, 5, 5, 5]
+    monkeypatch.setenv("LABELAUDIT_SHARD_ROWS", "zero")
+    with pytest.raises(LabelAuditError, match="LABELAUDIT_SHARD_ROWS"):
+        embed_samples(samples, "image", tiny_encoder, EmbeddingCache(None, tiny_encoder.identity), workers=0)
+
+
+def test_temp_files_of_killed_shard_writes_are_removed_once_stale(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.store(["h1"], np.ones((1, 4), dtype=np.float32))
+    stale = cache.folder / ".shard-dead.npz.abc123.tmp"
+    fresh = cache.folder / ".shard-busy.npz.def456.tmp"  # another audit sharing the cache may be writing it
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+
+    found, _ = EmbeddingCache(tmp_path, "m").lookup(["h1"])
+
+    assert found.all()
+    assert not stale.exists() and fresh.exists()

@@ -78,13 +78,13 @@ def test_ray_report_equals_local_and_both_engines_share_the_cache(
     ray_run = labelaudit.audit(
         folder_with_bad_file, cache_dir=ray_cache, methods=METHODS, seed=3, engine="ray", ray_concurrency=2, **MODEL
     )
-    assert ray_run.summary["cache"] == {**local.summary["cache"], "dir": ray_run.summary["cache"]["dir"]}
-    assert ray_run.summary["cache"]["embedded"] == 18
+    assert ray_run.run["cache"] == {**local.run["cache"], "dir": ray_run.run["cache"]["dir"]}
+    assert ray_run.run["cache"]["embedded"] == 18
     assert ray_run.skipped["path"].tolist() == ["red/broken.png"]
     assert "not a readable image" in ray_run.skipped["reason"].iat[0]
     _assert_same_report(local, ray_run)
-    assert ray_run.summary["method_settings"]["confident"]["folds_ran_on"] == "ray"
-    assert local.summary["method_settings"]["confident"]["folds_ran_on"] == "local"
+    assert ray_run.run["cross_validation_folds_ran_on"] == "ray"
+    assert local.run["cross_validation_folds_ran_on"] == "local"
     assert sorted(_shard_hashes(ray_cache)) == sorted(_shard_hashes(local_cache))  # each sample stored once
 
     # ray after local, and local after ray: nothing new is embedded, and the report is the same again.
@@ -93,7 +93,7 @@ def test_ray_report_equals_local_and_both_engines_share_the_cache(
     )
     local_after_ray = labelaudit.audit(folder_with_bad_file, cache_dir=ray_cache, methods=METHODS, seed=3, **MODEL)
     for result in (ray_after_local, local_after_ray):
-        assert (result.summary["cache"]["hits"], result.summary["cache"]["embedded"]) == (18, 0)
+        assert (result.run["cache"]["hits"], result.run["cache"]["embedded"]) == (18, 0)
         _assert_same_report(local, result)
 
 

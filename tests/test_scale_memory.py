@@ -104,8 +104,9 @@ def test_score_methods_keeps_one_probability_table_equal_to_the_mean(tmp_path) -
     context = _context(x.astype(np.float16), given, centres, deft_epochs=2, deft_folds=2)
     names = ["deft", "confident", "zeroshot", "knn"]
     separately = [get_scorer(name).score(context).pred_probs for name in names]
-    results, mean_probs = score_methods(names, context, ScoreCache(None, ["key"]))
+    results, mean_probs, from_cache = score_methods(names, context, ScoreCache(None, ["key"]))
     assert all(r.pred_probs is None for r in results.values())  # dropped once folded into the mean
+    assert from_cache == dict.fromkeys(names, False)
     assert mean_probs is not None and mean_probs.dtype == np.float32
     np.testing.assert_allclose(mean_probs, np.mean(separately, axis=0), rtol=1e-5, atol=1e-6)
 

@@ -67,9 +67,10 @@ def _decode_batch(
     pixels = np.zeros((n, *shape), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
     reasons = [""] * n
-    for i, path in enumerate(batch["path"].tolist()):
+    for i, (path, content_hash) in enumerate(zip(batch["path"].tolist(), batch["hash"].tolist(), strict=True)):
         try:
-            pixels[i] = np.asarray(transform(load_image(path, max_pixels)), dtype=np.float32)
+            image = load_image(path, max_pixels, str(content_hash))
+            pixels[i] = np.asarray(transform(image), dtype=np.float32)
             ok[i] = True
         except Exception as exc:  # any decoder failure means "skip this file", never "stop the audit"
             reasons[i] = _skip_reason(exc)

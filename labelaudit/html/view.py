@@ -8,6 +8,7 @@ import webbrowser
 from pathlib import Path
 
 from ..errors import LabelAuditError
+from ..io import refuse_incomplete_report
 from . import REPORT_HTML, render_report
 
 LOOPBACK = "127.0.0.1"
@@ -19,6 +20,8 @@ def ensure_page(folder: str | Path, rerender: bool = False) -> tuple[Path, bool]
     if not folder.is_dir():
         raise LabelAuditError(f"{folder} is not a folder: pass the --out folder of `labelaudit audit`")
     page = folder / REPORT_HTML
+    # The page may be from the run that was stopped or from the one before: neither matches the tables.
+    refuse_incomplete_report(folder)
     if page.is_file() and not rerender:
         return page, False
     return render_report(folder), True

@@ -115,7 +115,6 @@ class ConfidentScorer:
             "model": "logistic regression",
             "folds": folds,
             "train_rows_per_fold": min(n_train, PROBE_MAX_TRAIN_ROWS),
-            "folds_ran_on": context.fold_runner.where,
         }
         return cleanlab_result(context.labels, probs, settings)
 
