@@ -43,7 +43,7 @@ class AuditResult:
     # on the same inputs write byte-identical reports.
     summary: dict[str, Any]
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
-    embeddings: np.ndarray | None = None  # (N, D), rows in discovery order (not report order)
+    embeddings: np.ndarray | None = None  # (N, D) float16 as cached, rows in discovery order (not report order)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
     # How this particular run went: timestamps, timings, cache hits, platform (run.json).
     run: dict[str, Any] = field(default_factory=dict)

@@ -80,7 +80,8 @@ def test_capped_probe_scores_every_row_and_still_finds_the_errors(monkeypatch: p
     monkeypatch.setattr(confident_module, "PROBE_MAX_TRAIN_ROWS", 300)
     probs = confident_module.out_of_fold_probabilities(x, given, 5, 5, seed=0)
     assert len(fitted_rows) == 5 and max(fitted_rows) <= 305
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1, dtype=np.float64), 1.0, atol=1e-6)
     assert (probs > 0).all()
     wrong = given != true
     fitted_rows.clear()
@@ -117,3 +118,18 @@ def test_probability_mean_without_tables_is_none() -> None:
     running.add(np.full((2, 2), 0.5))
     running.add(np.array([[1.0, 0.0], [0.0, 1.0]]))
     np.testing.assert_allclose(running.mean(), [[0.75, 0.25], [0.25, 0.75]])
+
+
+def test_cleanlab_flags_on_float32_tables_match_float64() -> None:
+    from cleanlab.filter import find_label_issues
+
+    from labelaudit.scorers._cleanlab import cleanlab_result
+    from labelaudit.scorers.confident import out_of_fold_probabilities
+
+    x, given, _, _ = synthetic_embeddings(n=3000, k=6, noise_rate=0.15, seed=8)
+    probs = out_of_fold_probabilities(x, given, 6, 5, seed=0)
+    assert probs.dtype == np.float32
+    reference = find_label_issues(given, probs.astype(np.float64), n_jobs=1)
+    result = cleanlab_result(given, probs.copy(), {})
+    assert result.pred_probs is not None and result.pred_probs.dtype == np.float32
+    assert (result.is_issue == reference).mean() >= 0.999

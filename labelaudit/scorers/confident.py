@@ -88,7 +88,7 @@ def out_of_fold_probabilities(
         for fold in range(n_folds)
     ]
     shared = {"embeddings": embeddings, "labels": labels, "fold_ids": fold_ids}
-    probs = np.zeros((len(labels), n_classes), dtype=np.float64)
+    probs = np.zeros((len(labels), n_classes), dtype=np.float32)  # N x K: float32 halves the big table
     for held_out, fold_probs in (runner or SerialFolds()).map(fit_fold, shared, jobs, task):
         probs[held_out] = fold_probs
     return probs

@@ -64,7 +64,7 @@ class ZeroShotScorer:
         if len(fit_rows) > TEMPERATURE_FIT_ROWS:
             fit_rows = np.sort(np.random.default_rng(context.seed).choice(len(sims), TEMPERATURE_FIT_ROWS, False))
         scale = fit_temperature(sims[fit_rows], context.labels[fit_rows])
-        probs = np.empty(sims.shape, dtype=np.float64)
+        probs = np.empty(sims.shape, dtype=np.float32)
         for block in row_blocks(len(sims)):
             probs[block] = softmax(sims[block] * scale)
         del sims
