@@ -87,3 +87,20 @@ def test_stream_memory_child_and_table(tmp_path: Path) -> None:
     assert cold["peak_rss_mb"] >= cold["rss_after_imports_mb"] > 0
     text = stream.markdown({"setup": "smoke", "rows": [{"run": "cold", **cold}], "findings": ["f"]})
     assert "| 700 | cold |" in text
+
+
+def test_engines_subset_and_table(image_folder: Path, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("engines_bench", ROOT / "benchmarks" / "engines.py")
+    assert spec is not None and spec.loader is not None
+    engines = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engines)
+    subset = engines.image_subset(4, tmp_path / "subset", image_folder)
+    linked = sorted(p.relative_to(subset).as_posix() for p in subset.rglob("*") if p.is_symlink())
+    classes = sorted(p.name for p in image_folder.iterdir() if p.is_dir())
+    assert len(linked) == len(classes) * max(1, 4 // len(classes))
+    rows = [
+        {"engine": "local", "workers": 1, "images": 10, "embed_s": 2.0, "images_per_s": 5.0},
+        {"engine": "ray", "workers": 2, "images": 10, "embed_s": 4.0, "images_per_s": 2.5},
+    ]
+    text = engines.markdown({"setup": "smoke", "rows": rows})
+    assert "| ray | 2 | 10 | 4.0 | 2.5 | 0.50 |" in text
