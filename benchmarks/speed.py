@@ -365,8 +365,9 @@ def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
     setup = (
         f"`labelaudit.audit(folder, model={args.model!r}, pretrained='random', device='cpu', cache_dir=...)` on "
         f"{n} CIFAR-10 JPEGs (a copy, one folder per class), default methods, {args.threads} threads. The cold run "
-        "starts with an empty cache folder; the warm runs reuse it. Each run loads the model (random init) and "
-        "embeds the class prompts again, as a re-run of the CLI does; Python imports are not timed."
+        "starts with an empty cache folder; the warm runs reuse it. Each run loads the model (random init), as a "
+        "re-run of the CLI does; sample embeddings, class-prompt embeddings, scorer results and the neighbour "
+        "graph come from the cache on a warm run. Python imports are not timed."
     )
     return save("cache", result, setup, out_stem(args.out, "cache", args.quick), args.quick)
 
