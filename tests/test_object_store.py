@@ -105,8 +105,9 @@ def _audit_cli(data: str, cache: str, out: Path, *extra: str) -> int:
     return main([*args, "--model", str(TINY_MODEL), "--pretrained", "random", "--workers", "0", *extra])
 
 
-def _summary(out: Path) -> dict[str, Any]:
-    return json.loads((out / "summary.json").read_text())
+def _run_record(out: Path) -> dict[str, Any]:
+    """run.json: how this run went (cache hits, timings); summary.json holds only what the inputs determine."""
+    return json.loads((out / "run.json").read_text())
 
 
 def _scores(result: labelaudit.AuditResult) -> pd.DataFrame:
@@ -121,7 +122,7 @@ def test_cache_in_a_bucket_is_written_and_an_unchanged_rerun_embeds_nothing(
     cache = f"s3://{BUCKET}/{prefix}/cache"
     data = str(dataset["local"])
     assert _audit_cli(data, cache, tmp_path / "cold") == 0
-    cold = _summary(tmp_path / "cold")
+    cold = _run_record(tmp_path / "cold")
     assert (cold["cache"]["hits"], cold["cache"]["embedded"]) == (0, 18)
     assert cold["cache"]["dir"].startswith(cache + "/")
 
@@ -133,9 +134,9 @@ def test_cache_in_a_bucket_is_written_and_an_unchanged_rerun_embeds_nothing(
     assert not any(k.endswith(".tmp") for k in keys)  # one PUT per object: no temp objects left behind
 
     assert _audit_cli(data, cache, tmp_path / "warm") == 0
-    warm = _summary(tmp_path / "warm")
+    warm = _run_record(tmp_path / "warm")
     assert (warm["cache"]["hits"], warm["cache"]["embedded"]) == (18, 0)
-    assert warm["method_settings"]["confident"]["from_cache"] is True
+    assert warm["scores_from_cache"]["confident"] is True
     assert warm["neighbor_graph"]["from_cache"] is True
     assert s3.keys(f"{prefix}/cache/") == keys  # nothing new written
     pd.testing.assert_frame_equal(
@@ -253,9 +254,9 @@ def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_lo
     ray_after_local = labelaudit.audit(dataset["uri"], cache_dir=first, engine="ray", **settings)
     ray_first = labelaudit.audit(dataset["uri"], cache_dir=second, engine="ray", batch_size=8, **settings)
     local_after_ray = labelaudit.audit(dataset["uri"], cache_dir=second, workers=0, **settings)
-    counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (local_first, ray_after_local)]
+    counts = [(r.run["cache"]["hits"], r.run["cache"]["embedded"]) for r in (local_first, ray_after_local)]
     assert counts == [(0, 18), (18, 0)]
-    counts = [(r.summary["cache"]["hits"], r.summary["cache"]["embedded"]) for r in (ray_first, local_after_ray)]
+    counts = [(r.run["cache"]["hits"], r.run["cache"]["embedded"]) for r in (ray_first, local_after_ray)]
     assert counts == [(0, 18), (18, 0)]
     assert len([k for k in s3.keys(second.split(BUCKET + "/")[1]) if "/shard-" in k]) >= 3  # the actors wrote them
     for result in (ray_after_local, ray_first, local_after_ray):
