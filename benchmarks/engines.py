@@ -33,8 +33,11 @@ CONFIGS = (("local", 1), ("local", 2), ("ray", 1), ("ray", 2))
 
 
 def image_subset(n: int, folder: Path, images: Path) -> Path:
-    """A class-folder tree of symlinks to the first n/10 images of each class (the whole set as is)."""
+    """A class-folder tree of symlinks to the first n / classes images of each class; the image folder
+    itself when n covers all of it (CIFAR's classes are not exactly balanced)."""
     classes = sorted(p for p in images.iterdir() if p.is_dir())
+    if n >= sum(1 for cls in classes for _ in cls.iterdir()):
+        return images
     per_class = max(1, n // len(classes))
     for cls in classes:
         (folder / cls.name).mkdir(parents=True)
