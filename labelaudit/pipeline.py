@@ -160,6 +160,21 @@ def score_methods(
     return results, probs.mean(), from_cache
 
 
+@contextmanager
+def _explain_interrupt(
+    timer: _Timer, caches: list[EmbeddingCache], engine: str, out: str | Path | None
+) -> Iterator[None]:
+    """Turn Ctrl-C into ``AuditInterrupted`` saying what was saved by the stage it hit and how to resume."""
+    try:
+        yield
+    except AuditInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        out_path = Path(out) if out is not None else None
+        message = _interrupt_message(timer.current, caches[0] if caches else None, engine, out_path)
+        raise AuditInterrupted(message) from exc
+
+
 def audit(
     data: str | Path | storage.Location | pd.DataFrame,
     *,
@@ -209,333 +224,254 @@ def audit(
     started_at = datetime.now(timezone.utc)
     timer = _Timer()
     caches: list[EmbeddingCache] = []  # filled once the encoder is known
-    try:
-        return _audit(
-            data=data,
-            out=out,
-            overwrite=overwrite,
-            methods=methods,
-            modality=modality,
-            label_col=label_col,
-            path_col=path_col,
-            text_col=text_col,
-            id_col=id_col,
-            classes_file=classes_file,
-            allow_outside_root=allow_outside_root,
-            model=model,
-            pretrained=pretrained,
-            checkpoint=checkpoint,
-            encoder=encoder,
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            cache_dir=cache_dir,
-            max_pixels=max_pixels,
-            folds=folds,
-            seed=seed,
-            deft_variant=deft_variant,
-            deft_epochs=deft_epochs,
-            deft_ctx=deft_ctx,
-            deft_lr=deft_lr,
-            deft_folds=deft_folds,
-            engine=engine,
-            ray_address=ray_address,
-            ray_concurrency=ray_concurrency,
-            reporter=reporter,
-            started_at=started_at,
-            timer=timer,
-            caches=caches,
-        )
-    except AuditInterrupted:
-        raise
-    except KeyboardInterrupt as exc:
-        out_path = Path(out) if out is not None else None
-        message = _interrupt_message(timer.current, caches[0] if caches else None, engine, out_path)
-        raise AuditInterrupted(message) from exc
-
-
-def _audit(
-    *,
-    data: str | Path | storage.Location | pd.DataFrame,
-    out: str | Path | None,
-    overwrite: bool,
-    methods: str | list[str] | None,
-    modality: Modality | None,
-    label_col: str | None,
-    path_col: str | None,
-    text_col: str | None,
-    id_col: str | None,
-    classes_file: str | Path | None,
-    allow_outside_root: bool,
-    model: str | None,
-    pretrained: str | None,
-    checkpoint: str | None,
-    encoder: Encoder | None,
-    device: str,
-    batch_size: int,
-    workers: int | None,
-    cache_dir: str | Path | storage.Location | None,
-    max_pixels: int,
-    folds: int,
-    seed: int,
-    deft_variant: str,
-    deft_epochs: int,
-    deft_ctx: int,
-    deft_lr: float | None,
-    deft_folds: int,
-    engine: str,
-    ray_address: str | None,
-    ray_concurrency: int | None,
-    reporter: Reporter,
-    started_at: datetime,
-    timer: _Timer,
-    caches: list[EmbeddingCache],
-) -> AuditResult:
-    check_engine(engine)
-    cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
-    if engine == "ray":
-        require_ray()  # fail before discovery when the extra is missing
-    method_names = parse_methods(methods)
-    if out is not None:
-        prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
-
-    with timer.stage("discover"):
-        dataset = discover(
-            data,
-            modality=modality,
-            label_col=label_col,
-            path_col=path_col,
-            text_col=text_col,
-            id_col=id_col,
-            classes_file=classes_file,
-            allow_outside_root=allow_outside_root,
-            reporter=reporter,
-        )
-    for warning in dataset.warnings:
-        reporter.note(f"[yellow]warning:[/] {warning}")
-
-    notes: list[str] = []
-    built_encoder = None if encoder is not None else (dataset.modality, model, pretrained, checkpoint, device)
-    with timer.stage("load_model"):
-        if encoder is None:
-            encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
-    for note in notes:
-        reporter.note(f"[cyan]note:[/] {note}")
-    cache = EmbeddingCache(cache_root, encoder.identity)
-    caches.append(cache)
-
-    with contextlib.ExitStack() as engine_session:
-        fold_runner: FoldRunner = SerialFolds()
+    with _explain_interrupt(timer, caches, engine, out):
+        check_engine(engine)
+        cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
         if engine == "ray":
-            from .engines.ray_engine import audit_session
-            from .engines.ray_folds import RayFolds
+            require_ray()  # fail before discovery when the extra is missing
+        method_names = parse_methods(methods)
+        if out is not None:
+            prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
 
-            # One Ray session from embedding through scoring: a local Ray starts once per audit.
-            fold_runner = RayFolds(engine_session.enter_context(audit_session(ray_address)))
-        with timer.stage("embed"):
+        with timer.stage("discover"):
+            dataset = discover(
+                data,
+                modality=modality,
+                label_col=label_col,
+                path_col=path_col,
+                text_col=text_col,
+                id_col=id_col,
+                classes_file=classes_file,
+                allow_outside_root=allow_outside_root,
+                reporter=reporter,
+            )
+        for warning in dataset.warnings:
+            reporter.note(f"[yellow]warning:[/] {warning}")
+
+        notes: list[str] = []
+        built_encoder = None if encoder is not None else (dataset.modality, model, pretrained, checkpoint, device)
+        with timer.stage("load_model"):
+            if encoder is None:
+                encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
+        for note in notes:
+            reporter.note(f"[cyan]note:[/] {note}")
+        cache = EmbeddingCache(cache_root, encoder.identity)
+        caches.append(cache)
+
+        with contextlib.ExitStack() as engine_session:
+            fold_runner: FoldRunner = SerialFolds()
             if engine == "ray":
-                from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
+                from .engines.ray_engine import audit_session
+                from .engines.ray_folds import RayFolds
 
-                embedded = embed_samples_ray(
-                    dataset.samples,
-                    dataset.modality,
-                    encoder,
-                    fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
-                    cache,
-                    batch_size=batch_size,
-                    max_pixels=max_pixels,
-                    concurrency=ray_concurrency,
-                    address=ray_address,
-                    reporter=reporter,
+                # One Ray session from embedding through scoring: a local Ray starts once per audit.
+                fold_runner = RayFolds(engine_session.enter_context(audit_session(ray_address)))
+            with timer.stage("embed"):
+                if engine == "ray":
+                    from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
+
+                    embedded = embed_samples_ray(
+                        dataset.samples,
+                        dataset.modality,
+                        encoder,
+                        fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
+                        cache,
+                        batch_size=batch_size,
+                        max_pixels=max_pixels,
+                        concurrency=ray_concurrency,
+                        address=ray_address,
+                        reporter=reporter,
+                    )
+                else:
+                    embedded = embed_samples(
+                        dataset.samples,
+                        dataset.modality,
+                        encoder,
+                        cache,
+                        batch_size=batch_size,
+                        workers=workers,
+                        max_pixels=max_pixels,
+                        reporter=reporter,
+                    )
+            skipped = dataset.skipped + embedded.skipped
+            if cache.corrupt_shards:
+                reporter.note(
+                    f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
                 )
-            else:
-                embedded = embed_samples(
-                    dataset.samples,
-                    dataset.modality,
-                    encoder,
-                    cache,
-                    batch_size=batch_size,
-                    workers=workers,
-                    max_pixels=max_pixels,
-                    reporter=reporter,
+            samples = dataset.samples[embedded.kept].reset_index(drop=True)
+            present = [c for c in dataset.classes if c in set(samples["label"])]
+            if len(present) < 2:
+                raise DataError(
+                    f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)"
                 )
-        skipped = dataset.skipped + embedded.skipped
-        if cache.corrupt_shards:
-            reporter.note(
-                f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
+            dataset = Dataset(
+                samples=samples,
+                classes=present,
+                class_names=dataset.class_names,
+                modality=dataset.modality,
+                root=dataset.root,
+                kind=dataset.kind,
+                skipped=skipped,
+                ignored_files=dataset.ignored_files,
+                warnings=dataset.warnings,
             )
-        samples = dataset.samples[embedded.kept].reset_index(drop=True)
-        present = [c for c in dataset.classes if c in set(samples["label"])]
-        if len(present) < 2:
-            raise DataError(
-                f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)"
-            )
-        dataset = Dataset(
-            samples=samples,
-            classes=present,
-            class_names=dataset.class_names,
-            modality=dataset.modality,
-            root=dataset.root,
-            kind=dataset.kind,
-            skipped=skipped,
-            ignored_files=dataset.ignored_files,
-            warnings=dataset.warnings,
-        )
-        labels = np.asarray(dataset.label_indices(), dtype=np.int64)
-        prompt_names = dataset.prompt_names()
+            labels = np.asarray(dataset.label_indices(), dtype=np.int64)
+            prompt_names = dataset.prompt_names()
 
-        with timer.stage("class_prompts"):
-            prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
-            class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+            with timer.stage("class_prompts"):
+                prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
+                class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
 
-        needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
-        context = ScoreContext(
-            embeddings=embedded.vectors,
-            labels=labels,
-            class_names=prompt_names,
-            class_embeddings=class_embeddings,
-            logit_scale=encoder.logit_scale,
-            soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
-            seed=seed,
-            folds=folds,
-            reporter=reporter,
-            fold_runner=fold_runner,
-            neighbors=NeighborSource(
-                embedded.vectors,
-                folder=cache.folder / "neighbors" if cache.folder is not None else None,
-                identity=encoder.identity,
-                hashes=samples["content_hash"].astype(str).tolist(),
+            needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
+            context = ScoreContext(
+                embeddings=embedded.vectors,
+                labels=labels,
+                class_names=prompt_names,
+                class_embeddings=class_embeddings,
+                logit_scale=encoder.logit_scale,
+                soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
                 seed=seed,
-            ),
-            options={
-                "deft_variant": deft_variant,
-                "deft_epochs": deft_epochs,
-                "deft_ctx": deft_ctx,
-                "deft_lr": deft_lr,
-                "deft_folds": deft_folds,
-                "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
-            },
-        )
-        score_cache = ScoreCache(
-            cache.folder / "scores" if cache.folder is not None else None,
-            [
-                __version__,
-                encoder.identity,
-                json.dumps(context.options, sort_keys=True),
-                str(seed),
-                str(folds),
-                dataset.modality,
-                "\n".join(prompt_names),
-                *samples["content_hash"].astype(str),
-                *map(str, labels.tolist()),
-            ],
-        )
-        results, mean_probs, scores_from_cache = score_methods(method_names, context, score_cache, timer)
+                folds=folds,
+                reporter=reporter,
+                fold_runner=fold_runner,
+                neighbors=NeighborSource(
+                    embedded.vectors,
+                    folder=cache.folder / "neighbors" if cache.folder is not None else None,
+                    identity=encoder.identity,
+                    hashes=samples["content_hash"].astype(str).tolist(),
+                    seed=seed,
+                ),
+                options={
+                    "deft_variant": deft_variant,
+                    "deft_epochs": deft_epochs,
+                    "deft_ctx": deft_ctx,
+                    "deft_lr": deft_lr,
+                    "deft_folds": deft_folds,
+                    "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
+                },
+            )
+            score_cache = ScoreCache(
+                cache.folder / "scores" if cache.folder is not None else None,
+                [
+                    __version__,
+                    encoder.identity,
+                    json.dumps(context.options, sort_keys=True),
+                    str(seed),
+                    str(folds),
+                    dataset.modality,
+                    "\n".join(prompt_names),
+                    *samples["content_hash"].astype(str),
+                    *map(str, labels.tolist()),
+                ],
+            )
+            results, mean_probs, scores_from_cache = score_methods(method_names, context, score_cache, timer)
 
-    with timer.stage("neighbor_issues"):
-        graph = context.neighbor_graph(20)
-        duplicates = find_duplicates(
-            graph,
-            samples["content_hash"].astype(str).to_numpy(),
-            labels,
-            dataset.classes,
-            samples["sample_id"].astype(str).to_numpy(),
-        )
-        outliers = find_outliers(graph, embedded.vectors, class_embeddings)
+        with timer.stage("neighbor_issues"):
+            graph = context.neighbor_graph(20)
+            duplicates = find_duplicates(
+                graph,
+                samples["content_hash"].astype(str).to_numpy(),
+                labels,
+                dataset.classes,
+                samples["sample_id"].astype(str).to_numpy(),
+            )
+            outliers = find_outliers(graph, embedded.vectors, class_embeddings)
 
-    with timer.stage("report"):
-        consensus = combine(results, labels, mean_probs)
-        neighbor_columns = pd.DataFrame(
-            {
-                "issue_type": issue_types(consensus.is_issue, duplicates, outliers),
-                "duplicate_group": duplicates.group,
-                "duplicate_conflict": duplicates.conflict,
-                "outlier_score": outliers.score,
-                "is_outlier": outliers.is_outlier,
+        with timer.stage("report"):
+            consensus = combine(results, labels, mean_probs)
+            neighbor_columns = pd.DataFrame(
+                {
+                    "issue_type": issue_types(consensus.is_issue, duplicates, outliers),
+                    "duplicate_group": duplicates.group,
+                    "duplicate_conflict": duplicates.conflict,
+                    "outlier_score": outliers.score,
+                    "is_outlier": outliers.is_outlier,
+                }
+            )
+            table = samples_table(samples, dataset.classes, labels, results, consensus, neighbor_columns)
+            classes = classes_table(
+                dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings
+            )
+            skipped_frame = pd.DataFrame([s.as_dict() for s in skipped], columns=["path", "reason", "stage"])
+            summary = {
+                "labelaudit_version": __version__,
+                "dataset": {
+                    "source": str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+                    "kind": dataset.kind,
+                    "modality": dataset.modality,
+                    "n_samples": int(len(samples)),
+                    "n_classes": len(dataset.classes),
+                    "ignored_files": dataset.ignored_files,
+                },
+                "classes": dataset.classes,
+                "encoder": {
+                    "identity": encoder.identity,
+                    "description": encoder.description,
+                    "dim": int(embedded.vectors.shape[1]),
+                },
+                "methods": method_names,
+                "method_settings": {name: r.settings for name, r in results.items()},
+                "estimated_error_rate": consensus.estimated_error_rate,
+                "error_rate_estimator": "share of samples flagged by a strict majority of the methods",
+                "n_flagged": int(consensus.is_issue.sum()),
+                "flagged_per_method": {name: int(r.is_issue.sum()) for name, r in results.items()},
+                "issue_types": {
+                    "label_error": int(consensus.is_issue.sum()),
+                    "duplicate_conflict": int(duplicates.conflict.sum()),
+                    "outlier": int(outliers.is_outlier.sum()),
+                },
+                "duplicates": {
+                    "groups": int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0,
+                    "conflicting_groups": int(duplicates.table.loc[duplicates.table["conflicting"], "group"].nunique())
+                    if len(duplicates.table)
+                    else 0,
+                    "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
+                },
+                "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
+                "neighbor_graph": {k: v for k, v in graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
+                "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
+                "n_skipped": len(skipped),
+                "skipped": [s.as_dict() for s in skipped[:1000]],
+                "warnings": dataset.warnings + notes,
+                "seed": seed,
+                "engine": engine,
             }
-        )
-        table = samples_table(samples, dataset.classes, labels, results, consensus, neighbor_columns)
-        classes = classes_table(dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings)
-        skipped_frame = pd.DataFrame([s.as_dict() for s in skipped], columns=["path", "reason", "stage"])
-        summary = {
+        run = {
             "labelaudit_version": __version__,
-            "dataset": {
-                "source": str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
-                "kind": dataset.kind,
-                "modality": dataset.modality,
-                "n_samples": int(len(samples)),
-                "n_classes": len(dataset.classes),
-                "ignored_files": dataset.ignored_files,
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timings_s": timer.timings,
+            "cache": {
+                "dir": str(cache.folder) if cache.folder else None,
+                "hits": embedded.n_cached,
+                "embedded": embedded.n_embedded,
+                "corrupt_shards_removed": cache.corrupt_shards,
             },
-            "classes": dataset.classes,
-            "encoder": {
-                "identity": encoder.identity,
-                "description": encoder.description,
-                "dim": int(embedded.vectors.shape[1]),
+            "scores_from_cache": scores_from_cache,
+            "cross_validation_folds_ran_on": context.fold_runner.where,  # "ray": the probe's folds were Ray tasks
+            "neighbor_graph": {
+                "from_cache": context.neighbors.loaded_from_cache,
+                **{k: v for k, v in graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
             },
-            "methods": method_names,
-            "method_settings": {name: r.settings for name, r in results.items()},
-            "estimated_error_rate": consensus.estimated_error_rate,
-            "error_rate_estimator": "share of samples flagged by a strict majority of the methods",
-            "n_flagged": int(consensus.is_issue.sum()),
-            "flagged_per_method": {name: int(r.is_issue.sum()) for name, r in results.items()},
-            "issue_types": {
-                "label_error": int(consensus.is_issue.sum()),
-                "duplicate_conflict": int(duplicates.conflict.sum()),
-                "outlier": int(outliers.is_outlier.sum()),
+            "platform": {
+                "python": platform.python_version(),
+                "torch": torch_version(),
+                "device": str(encoder.device),
             },
-            "duplicates": {
-                "groups": int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0,
-                "conflicting_groups": int(duplicates.table.loc[duplicates.table["conflicting"], "group"].nunique())
-                if len(duplicates.table)
-                else 0,
-                "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
-            },
-            "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
-            "neighbor_graph": {k: v for k, v in graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
-            "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
-            "n_skipped": len(skipped),
-            "skipped": [s.as_dict() for s in skipped[:1000]],
-            "warnings": dataset.warnings + notes,
-            "seed": seed,
-            "engine": engine,
         }
-    run = {
-        "labelaudit_version": __version__,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "timings_s": timer.timings,
-        "cache": {
-            "dir": str(cache.folder) if cache.folder else None,
-            "hits": embedded.n_cached,
-            "embedded": embedded.n_embedded,
-            "corrupt_shards_removed": cache.corrupt_shards,
-        },
-        "scores_from_cache": scores_from_cache,
-        "cross_validation_folds_ran_on": context.fold_runner.where,  # "ray": the probe's folds were Ray tasks
-        "neighbor_graph": {
-            "from_cache": context.neighbors.loaded_from_cache,
-            **{k: v for k, v in graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
-        },
-        "platform": {
-            "python": platform.python_version(),
-            "torch": torch_version(),
-            "device": str(encoder.device),
-        },
-    }
-    result = AuditResult(
-        samples=table,
-        classes=classes,
-        summary=summary,
-        skipped=skipped_frame,
-        embeddings=embedded.vectors,
-        duplicates=duplicates.table,
-        run=run,
-    )
-    if out is not None:
-        timer.current = "write"
-        result.save(out, overwrite=True)
-    return result
+        result = AuditResult(
+            samples=table,
+            classes=classes,
+            summary=summary,
+            skipped=skipped_frame,
+            embeddings=embedded.vectors,
+            duplicates=duplicates.table,
+            run=run,
+        )
+        if out is not None:
+            timer.current = "write"
+            result.save(out, overwrite=True)
+        return result
 
 
 def torch_version() -> str:
