@@ -549,6 +549,20 @@ def discover(
 ) -> Dataset:
     """Find every sample of a dataset and its label. Raises DataError for unusable input as a whole."""
     ignored = 0
+
+    def from_manifest(manifest: Path | Location) -> tuple[pd.DataFrame, Modality, list[SkippedFile]]:
+        return discover_table(
+            read_manifest(manifest),
+            manifest.parent,
+            label_col,
+            path_col,
+            text_col,
+            id_col,
+            modality,
+            allow_outside_root,
+            reporter,
+        )
+
     if isinstance(data, pd.DataFrame):
         samples, modality, skipped = discover_table(
             data, None, label_col, path_col, text_col, id_col, modality, allow_outside_root, reporter
@@ -556,18 +570,7 @@ def discover(
         root, kind = None, "dataframe"
     elif isinstance(location := storage.resolve(data), Location):
         if location.suffix.lower() in MANIFEST_EXTENSIONS:
-            frame = read_manifest(location)
-            samples, modality, skipped = discover_table(
-                frame,
-                location.parent,
-                label_col,
-                path_col,
-                text_col,
-                id_col,
-                modality,
-                allow_outside_root,
-                reporter,
-            )
+            samples, modality, skipped = from_manifest(location)
             kind = "manifest"
         else:  # s3://bucket/folder/: a bucket has no folders to test for, so list it and see
             samples, modality, skipped, ignored = discover_remote_folder(location, modality, reporter)
@@ -582,18 +585,7 @@ def discover(
             root = path.resolve()
             kind = f"{modality}_folder"
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
-            frame = read_manifest(path)
-            samples, modality, skipped = discover_table(
-                frame,
-                path.parent,
-                label_col,
-                path_col,
-                text_col,
-                id_col,
-                modality,
-                allow_outside_root,
-                reporter,
-            )
+            samples, modality, skipped = from_manifest(path)
             root, kind = path.resolve(), "manifest"
         else:
             raise DataError(f"{path} is neither a folder nor a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})")

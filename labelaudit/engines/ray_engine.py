@@ -154,9 +154,10 @@ def embed_samples_ray(
     missing = np.flatnonzero(~found_before)
     skipped_rows: dict[int, str] = {}
     if len(missing):
-        skipped_rows = _run_ray(
-            samples, modality, encoder, factory, cache, missing, batch_size, max_pixels, concurrency, address, reporter
-        )
+        with audit_session(address) as ray:  # joins the audit's session when one is open
+            skipped_rows = _execute(
+                ray, samples, modality, encoder, factory, cache, missing, batch_size, max_pixels, concurrency, reporter
+            )
     found, matrix = cache.lookup(hashes)
     lost = [int(i) for i in missing if not found[i] and int(i) not in skipped_rows]
     if lost:
@@ -178,27 +179,8 @@ def embed_samples_ray(
     )
 
 
-def _run_ray(
-    samples: pd.DataFrame,
-    modality: str,
-    encoder: Encoder,
-    factory: EncoderFactory,
-    cache: EmbeddingCache,
-    missing: np.ndarray,
-    batch_size: int,
-    max_pixels: int,
-    concurrency: int | None,
-    address: str | None,
-    reporter: Reporter,
-) -> dict[int, str]:
-    with ray_session(address, _runtime_env(address)) as ray:
-        return _execute(
-            ray, samples, modality, encoder, factory, cache, missing, batch_size, max_pixels, concurrency, reporter
-        )
-
-
 def audit_session(address: str | None) -> contextlib.AbstractContextManager[ModuleType]:
-    """The Ray session an ``--engine ray`` audit holds from embedding through scoring."""
+    """The Ray session an ``--engine ray`` audit holds from embedding through scoring (reused when open)."""
     return ray_session(address, _runtime_env(address))
 
 
