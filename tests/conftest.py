@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,3 +81,19 @@ def synthetic_embeddings(
     flip = rng.random(n) < noise_rate
     given[flip] = (true[flip] + rng.integers(1, k, size=flip.sum())) % k
     return x.astype(np.float32), given, true, centres.astype(np.float32)
+
+
+def local_ray() -> Iterator[Any]:
+    """A 2-CPU local Ray for a module's tests (skipped without the extra); its workers import this checkout."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()

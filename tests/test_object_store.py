@@ -25,7 +25,7 @@ from labelaudit.cli import main
 from labelaudit.discover import discover
 from labelaudit.storage import Location
 
-from .conftest import ROOT, TINY_MODEL, make_image
+from .conftest import TINY_MODEL, local_ray, make_image
 
 moto_server = pytest.importorskip(
     "moto.server", reason="moto[server] is not installed (pip install 'moto[server]>=5'); it serves a local S3"
@@ -231,18 +231,7 @@ def test_manifest_rows_outside_its_folder_missing_or_on_another_filesystem_are_s
 def ray_cluster(s3: S3) -> Iterator[Any]:
     """A 2-CPU local Ray, started after ``s3`` set AWS_*: the workers inherit the endpoint and credentials,
     as a real cluster's nodes must have them in their own environment."""
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    yield from local_ray()
 
 
 def test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_local_both_ways(

@@ -22,7 +22,7 @@ from labelaudit.cli import main
 from labelaudit.discover import discover
 from labelaudit.errors import LabelAuditError
 
-from .conftest import ROOT, TINY_MODEL
+from .conftest import ROOT, TINY_MODEL, local_ray
 
 MODEL = {"model": str(TINY_MODEL), "pretrained": "random"}
 METHODS = "deft,confident,zeroshot,knn"
@@ -30,18 +30,7 @@ METHODS = "deft,confident,zeroshot,knn"
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[object]:
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    yield from local_ray()
 
 
 @pytest.fixture
