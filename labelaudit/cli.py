@@ -136,7 +136,8 @@ def audit(
     ] = "~/.cache/labelaudit",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
     engine: Annotated[
-        EngineChoice, typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; labelaudit[ray]).")
+        EngineChoice,
+        typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; needs the optional ray extra)."),
     ] = EngineChoice.local,
     ray_address: Annotated[
         str | None,
