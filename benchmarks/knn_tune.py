@@ -25,7 +25,7 @@ from quality import QUICK_SETS, RESULTS, TEXT_SETS, load_text_set, metrics, repo
 
 from labelaudit.neighbors import build_graph  # noqa: E402
 from labelaudit.scorers import ScoreContext, ScorerResult  # noqa: E402
-from labelaudit.scorers.knn import WEIGHTINGS, KnnScorer  # noqa: E402
+from labelaudit.scorers.knn import WEIGHTINGS, KnnScorer, KnnSettings  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
 
@@ -55,11 +55,10 @@ def main() -> None:
                     embeddings=data.embeddings,
                     labels=data.given,
                     class_names=data.class_names,
-                    options={"knn_k": k, "knn_weighting": weighting},
                     neighbors=source,
                 )
                 start = time.perf_counter()
-                result: ScorerResult = KnnScorer().score(context)
+                result: ScorerResult = KnnScorer().score(context, KnnSettings(k=k, weighting=weighting))
                 row = {"dataset": name, "k": k, "weighting": weighting}
                 row.update(metrics(result, wrong, tune, time.perf_counter() - start))
                 rows.append(row)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from labelaudit.consensus import combine  # noqa: E402
 from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
+from labelaudit.scorers.deft import DeftSettings  # noqa: E402
 
 ASSETS = REPO.parent / "shared" / "assets"
 RESULTS = REPO / "benchmarks" / "results"
@@ -216,7 +217,7 @@ def small_loss_gmm(data: BenchData, seed: int = 0) -> ScorerResult:
 
 
 def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], ScorerResult]]:
-    def run(method: str, **options: object) -> Callable[[], ScorerResult]:
+    def run(method: str, settings: object = None) -> Callable[[], ScorerResult]:
         def call() -> ScorerResult:
             context = ScoreContext(
                 embeddings=data.embeddings,
@@ -225,15 +226,14 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
                 class_embeddings=data.class_embeddings,
                 soft_prompt=data.soft_prompt,
                 seed=seed,
-                options=dict(options),
             )
-            return get_scorer(method).score(context)
+            return get_scorer(method).score(context, settings)
 
         return call
 
     methods = {
-        "deft (embedding, no cross-fit)": run("deft", deft_variant="embedding", deft_folds=1),
-        "deft (embedding, 5-fold cross-fit)": run("deft", deft_variant="embedding", deft_folds=5),
+        "deft (embedding, no cross-fit)": run("deft", DeftSettings(variant="embedding", folds=1)),
+        "deft (embedding, 5-fold cross-fit)": run("deft", DeftSettings(variant="embedding", folds=5)),
         "confident": run("confident"),
         "zeroshot": run("zeroshot"),
         "knn": run("knn"),

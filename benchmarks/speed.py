@@ -427,7 +427,7 @@ def score_one(
     import scipy.stats  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
-    from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer
+    from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer, settings_type
 
     start = time.perf_counter()
     data = synthetic_problem(n, k, dim, seed)
@@ -458,16 +458,15 @@ def score_one(
             class_embeddings=data["class_embeddings"],
             logit_scale=None,
             seed=seed,
-            folds=5,
-            options={"deft_variant": "embedding", "deft_epochs": 10, "deft_ctx": 16, "deft_lr": None, "deft_folds": 5},
         )
+        settings = {name: settings_type(name)() for name in stage_methods}  # every scorer at its defaults
         cpu0, start = _cpu_s(), time.perf_counter()
         if method == "stage":
             from labelaudit.cache import ScoreCache
             from labelaudit.consensus import combine
             from labelaudit.pipeline import score_methods
 
-            results, mean_probs, _ = score_methods(list(stage_methods), context, ScoreCache(None, ["benchmark"]))
+            results, mean_probs, _ = score_methods(settings, context, ScoreCache(None, ["benchmark"]))
             result = combine(results, labels, mean_probs)
         else:
             result = get_scorer(method).score(context)

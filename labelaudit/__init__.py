@@ -8,21 +8,24 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["AuditResult", "__version__", "audit"]
+from .version import __version__
+
+__all__ = ["AuditConfig", "AuditResult", "__version__", "audit"]
 
 if TYPE_CHECKING:
+    from .config import AuditConfig
     from .pipeline import AuditResult, audit
+
+_LAZY = {"audit": "pipeline", "AuditResult": "pipeline", "AuditConfig": "config"}
 
 
 def __getattr__(name: str) -> Any:
-    # torch and open_clip load only when an audit runs, so `import labelaudit` and `--help` stay fast.
-    if name in ("audit", "AuditResult"):
-        from . import pipeline
-
-        value = getattr(pipeline, name)
+    # Loaded on first use, so `import labelaudit` stays fast; torch loads only when an audit embeds.
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'labelaudit' has no attribute {name!r}")

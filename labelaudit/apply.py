@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
 from .discover import (
     LABEL_COLUMN_CANDIDATES,
     MANIFEST_EXTENSIONS,
@@ -35,6 +34,7 @@ from .discover import (
 )
 from .errors import LabelAuditError
 from .io import write_atomic, write_json_atomic
+from .version import __version__
 
 REMOVED_DIR = "_removed"
 ACTIONS = ("keep", "relabel", "remove", "unsure")

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import time
 import uuid
 from collections.abc import Generator
@@ -25,12 +24,6 @@ from . import storage
 from .io import write_atomic, write_text_atomic
 from .storage import Location, StoragePath
 
-
-def _default_cache_dir() -> Path | Location:
-    return storage.resolve(os.environ.get("LABELAUDIT_CACHE_DIR", "~/.cache/labelaudit"))
-
-
-DEFAULT_CACHE_DIR = _default_cache_dir()
 CACHE_FORMAT = 1
 STALE_TEMP_S = 3600
 
@@ -197,23 +190,27 @@ class EmbeddingCache:
 
 
 class ScoreCache:
-    """Scorer results keyed by everything that determines them (samples, labels, classes, options, seed,
-    labelaudit version). Scorers are deterministic, so an unchanged re-run (the common CI case) reads
-    its results back instead of retraining; any change to a sample, label or setting is a miss."""
+    """Scorer results keyed by everything that determines them: ``key_parts`` (samples, labels, classes,
+    seed, labelaudit version) plus the method's own settings. Scorers are deterministic, so an unchanged
+    re-run (the common CI case) reads its results back instead of retraining; any change to a sample, label
+    or setting is a miss, and changing one method's settings leaves the others' entries valid."""
 
     def __init__(self, folder: Path | Location | None, key_parts: list[str]) -> None:
         self.folder = folder
+        self.key_parts = list(key_parts)
+
+    def _path(self, method: str, settings: str) -> Path | Location | None:
+        if self.folder is None:
+            return None
         digest = hashlib.blake2b(digest_size=16)
-        for part in key_parts:
+        for part in [*self.key_parts, method, settings]:
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\0")
-        self.key = digest.hexdigest()
+        return self.folder / f"{method}-{digest.hexdigest()}.npz"
 
-    def _path(self, method: str) -> Path | Location | None:
-        return None if self.folder is None else self.folder / f"{method}-{self.key}.npz"
-
-    def load(self, method: str) -> dict[str, np.ndarray] | None:
-        path = self._path(method)
+    def load(self, method: str, settings: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays of ``method`` run with ``settings`` (scorers.settings_key), or None."""
+        path = self._path(method, settings)
         if path is None:
             return None
         if isinstance(path, Location):
@@ -241,8 +238,8 @@ class ScoreCache:
             storage.remove(path)
             return None
 
-    def save(self, method: str, arrays: dict[str, np.ndarray]) -> None:
-        path = self._path(method)
+    def save(self, method: str, settings: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self._path(method, settings)
         if path is None:
             return
         if isinstance(path, Location):

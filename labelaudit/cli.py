@@ -16,7 +16,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .config import (
+    CACHE_DIR_ENV,
+    DEFAULT_CACHE_DIR,
+    AuditConfig,
+    DataSpec,
+    EmbedSpec,
+    EncoderSpec,
+    EngineSpec,
+    ScoringSpec,
+)
 from .errors import AuditInterrupted, LabelAuditError
+from .scorers import DEFAULT_METHODS, parse_methods
+from .scorers.confident import ConfidentSettings
+from .scorers.deft import EMBEDDING_LR, PROMPT_LR, DeftSettings
 
 app = typer.Typer(
     name="labelaudit",
@@ -27,8 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-# Kept as a literal so `--help` does not import torch; a test checks it equals scorers.DEFAULT_METHODS.
-DEFAULT_METHODS_SPEC = "deft,confident,zeroshot,knn"
+DEFAULT_METHODS_SPEC = ",".join(DEFAULT_METHODS)
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -46,7 +58,7 @@ class EngineChoice(str, Enum):
 
 def _version_callback(value: bool) -> None:
     if value:
-        from . import __version__
+        from .version import __version__
 
         typer.echo(f"labelaudit {__version__}")
         raise typer.Exit()
@@ -122,8 +134,8 @@ def audit(
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
     ] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = EncoderSpec.device,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = EmbedSpec.batch_size,
     workers: Annotated[
         int | None,
         typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
@@ -133,12 +145,12 @@ def audit(
         typer.Option(
             help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR)."
         ),
-    ] = "~/.cache/labelaudit",
+    ] = DEFAULT_CACHE_DIR,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
     engine: Annotated[
         EngineChoice,
         typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; needs the optional ray extra)."),
-    ] = EngineChoice.local,
+    ] = EngineChoice(EngineSpec.name),
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -153,23 +165,33 @@ def audit(
             show_default=False,
         ),
     ] = None,
-    max_pixels: Annotated[int, typer.Option(min=1, help="Skip images with more pixels than this.")] = 100_000_000,
-    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")] = 5,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = 0,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Skip images with more pixels than this.")
+    ] = EmbedSpec.max_pixels,
+    folds: Annotated[
+        int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")
+    ] = ConfidentSettings.folds,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = ScoringSpec.seed,
     deft_variant: Annotated[
         str,
         typer.Option(
             help="DeFT prompts: embedding (learned class vectors), prompt (soft prompts through the text tower) "
             "or auto."
         ),
-    ] = "embedding",
-    deft_epochs: Annotated[int, typer.Option(help="DeFT training epochs.")] = 10,
-    deft_ctx: Annotated[int, typer.Option(help="DeFT context vectors per prompt (prompt variant).")] = 16,
+    ] = DeftSettings.variant,
+    deft_epochs: Annotated[int, typer.Option(help="DeFT training epochs.")] = DeftSettings.epochs,
+    deft_ctx: Annotated[
+        int, typer.Option(help="DeFT context vectors per prompt (prompt variant).")
+    ] = DeftSettings.n_ctx,
     deft_lr: Annotated[
         float | None,
-        typer.Option(help="DeFT learning rate (default 0.01 embedding, 0.002 prompt).", show_default=False),
-    ] = None,
-    deft_folds: Annotated[int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")] = 5,
+        typer.Option(
+            help=f"DeFT learning rate (default {EMBEDDING_LR} embedding, {PROMPT_LR} prompt).", show_default=False
+        ),
+    ] = DeftSettings.lr,
+    deft_folds: Annotated[
+        int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")
+    ] = DeftSettings.folds,
     fail_above: Annotated[
         float | None,
         typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),
@@ -186,42 +208,38 @@ def audit(
     from .report import print_summary
 
     # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
-    cache_text = os.environ.get("LABELAUDIT_CACHE_DIR", cache_dir)
-    resolved_cache = None if no_cache else cache_text
-    reporter = Reporter(enabled=not quiet and not json_out, console=err)
-    try:
-        result = run_audit(
-            data,
-            out=out,
-            overwrite=overwrite,
-            methods=methods,
+    cache_text = os.environ.get(CACHE_DIR_ENV, cache_dir)
+    config = AuditConfig(
+        data=DataSpec(
             modality=modality.value if modality else None,
             label_col=label_col,
             path_col=path_col,
             text_col=text_col,
             id_col=id_col,
-            classes_file=classes,
+            classes_file=str(classes) if classes else None,
             allow_outside_root=allow_outside_root,
-            model=model,
-            pretrained=pretrained,
-            checkpoint=str(checkpoint) if checkpoint else None,
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            cache_dir=resolved_cache,
-            max_pixels=max_pixels,
-            folds=folds,
+        ),
+        encoder=EncoderSpec(
+            model=model, pretrained=pretrained, checkpoint=str(checkpoint) if checkpoint else None, device=device
+        ),
+        embed=EmbedSpec(
+            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_text
+        ),
+        engine=EngineSpec(name=engine.value, ray_address=ray_address, ray_concurrency=ray_concurrency),
+        scoring=ScoringSpec(
+            methods=tuple(parse_methods(methods)),
             seed=seed,
-            deft_variant=deft_variant,
-            deft_epochs=deft_epochs,
-            deft_ctx=deft_ctx,
-            deft_lr=deft_lr,
-            deft_folds=deft_folds,
-            engine=engine.value,
-            ray_address=ray_address,
-            ray_concurrency=ray_concurrency,
-            reporter=reporter,
-        )
+            settings={
+                "confident": ConfidentSettings(folds=folds),
+                "deft": DeftSettings(
+                    variant=deft_variant, epochs=deft_epochs, n_ctx=deft_ctx, lr=deft_lr, folds=deft_folds
+                ),
+            },
+        ),
+    )
+    reporter = Reporter(enabled=not quiet and not json_out, console=err)
+    try:
+        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter)
     except KeyboardInterrupt as exc:
         # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
         # before main() could explain what was saved.

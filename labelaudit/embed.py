@@ -22,12 +22,13 @@ from PIL import Image, ImageOps
 
 from . import storage
 from .cache import EmbeddingCache
+from .config import EmbedSpec
 from .discover import SkippedFile, hash_bytes
 from .encoders import Encoder
 from .errors import LabelAuditError
 from .progress import QUIET, Reporter
 
-DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+DEFAULT_MAX_IMAGE_PIXELS = EmbedSpec.max_pixels
 SHARD_ROWS = 4096
 
 

@@ -16,20 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__, storage
-from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
+from . import storage
+from .cache import EmbeddingCache, ScoreCache
+from .config import AuditConfig
 from .consensus import ProbabilityMean, combine
-from .discover import Dataset, Modality, discover
-from .embed import DEFAULT_MAX_IMAGE_PIXELS, embed_samples
+from .discover import Dataset, discover
+from .embed import embed_samples
 from .encoders import Encoder, embed_class_prompts, resolve_encoder
-from .engines import check_engine, require_ray
+from .engines import require_ray
 from .errors import AuditInterrupted, DataError
 from .io import WRITING_MARKER
 from .neighbor_issues import find_duplicates, find_outliers, issue_types
 from .neighbors import NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
-from .scorers import FoldRunner, ScoreContext, ScorerResult, SerialFolds, get_scorer, parse_methods
+from .scorers import FoldRunner, ScoreContext, ScorerResult, SerialFolds, get_scorer, settings_key
+from .version import __version__
 
 # Wall-clock figures that graph building stores in its settings: they go to run.json, not summary.json.
 NEIGHBOR_TIMING_KEYS = ("seconds", "build_s", "search_s")
@@ -111,10 +113,13 @@ def _interrupt_message(stage: str, cache: EmbeddingCache | None, engine: str, ou
     return " ".join(parts)
 
 
-def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> tuple[ScorerResult, bool]:
+def _score_cached(
+    name: str, settings: Any, context: ScoreContext, score_cache: ScoreCache
+) -> tuple[ScorerResult, bool]:
     """The scorer's result and whether it came from the cache (recorded in run.json, not in the
     settings: the summary must not differ between a cold and a cached run)."""
-    stored = score_cache.load(name)
+    key = settings_key(settings)
+    stored = score_cache.load(name, key)
     if stored is not None:
         result = ScorerResult(
             quality=stored["quality"],
@@ -124,7 +129,7 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
             settings=json.loads(str(stored["settings"])),
         )
         return result, True
-    result = get_scorer(name).score(context)
+    result = get_scorer(name).score(context, settings)
     arrays = {
         "quality": result.quality,
         "is_issue": result.is_issue,
@@ -133,15 +138,15 @@ def _score_cached(name: str, context: ScoreContext, score_cache: ScoreCache) -> 
     }
     if result.pred_probs is not None:
         arrays["pred_probs"] = result.pred_probs
-    score_cache.save(name, arrays)
+    score_cache.save(name, key, arrays)
     return result, False
 
 
 def score_methods(
-    method_names: list[str], context: ScoreContext, score_cache: ScoreCache, timer: _Timer | None = None
+    settings: dict[str, Any], context: ScoreContext, score_cache: ScoreCache, timer: _Timer | None = None
 ) -> tuple[dict[str, ScorerResult], np.ndarray | None, dict[str, bool]]:
-    """Run (or read back) every scorer: their results, the mean of their probabilities, and which of
-    them came from the score cache.
+    """Run (or read back) every scorer, each with its Settings (``settings``: method name -> Settings, in
+    run order): their results, the mean of their probabilities, and which of them came from the score cache.
 
     Each scorer's (N, K) table is folded into one running mean and dropped from its result right away, so
     the scoring stage holds one such table however many methods run.
@@ -150,9 +155,9 @@ def score_methods(
     results: dict[str, ScorerResult] = {}
     from_cache: dict[str, bool] = {}
     probs = ProbabilityMean()
-    for name in method_names:
+    for name, method_settings in settings.items():
         with timer.stage(f"score_{name}"):
-            result, from_cache[name] = _score_cached(name, context, score_cache)
+            result, from_cache[name] = _score_cached(name, method_settings, context, score_cache)
             if result.pred_probs is not None:
                 probs.add(result.pred_probs)
                 result.pred_probs = None
@@ -177,82 +182,63 @@ def _explain_interrupt(
 
 def audit(
     data: str | Path | storage.Location | pd.DataFrame,
+    config: AuditConfig | None = None,
     *,
     out: str | Path | None = None,
     overwrite: bool = False,
-    methods: str | list[str] | None = None,
-    modality: Modality | None = None,
-    label_col: str | None = None,
-    path_col: str | None = None,
-    text_col: str | None = None,
-    id_col: str | None = None,
-    classes_file: str | Path | None = None,
-    allow_outside_root: bool = False,
-    model: str | None = None,
-    pretrained: str | None = None,
-    checkpoint: str | None = None,
     encoder: Encoder | None = None,
-    device: str = "auto",
-    batch_size: int = 64,
-    workers: int | None = None,
-    cache_dir: str | Path | storage.Location | None = DEFAULT_CACHE_DIR,
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-    folds: int = 5,
-    seed: int = 0,
-    deft_variant: str = "embedding",
-    deft_epochs: int = 10,
-    deft_ctx: int = 16,
-    deft_lr: float | None = None,
-    deft_folds: int = 5,
-    engine: str = "local",
-    ray_address: str | None = None,
-    ray_concurrency: int | None = None,
     reporter: Reporter = QUIET,
+    **options: Any,
 ) -> AuditResult:
     """Audit the labels of a dataset.
 
     ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
     DataFrame with a label column and a path or text column; a folder or manifest may be an object-store
-    URI (``s3://bucket/dataset/manifest.parquet``). Returns an ``AuditResult`` whose ``samples`` table
-    ranks every sample most-suspect first; with ``out`` the report is also written. ``cache_dir`` is a
-    folder or an object-store URI (``s3://bucket/labelaudit-cache``); ``None`` keeps embeddings in memory
-    only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
-    ``ray_concurrency`` embedding actors) into the same cache, and runs the confident probe's folds as
-    Ray tasks.
+    URI (``s3://bucket/dataset/manifest.parquet``). ``config`` holds every option (``labelaudit.config``);
+    flat keyword options (``methods="knn"``, ``deft_epochs=3``, ``cache_dir=None``, ...) are applied on top
+    of it (``AuditConfig.with_options``). Returns an ``AuditResult`` whose ``samples`` table ranks every
+    sample most-suspect first; with ``out`` the report is also written. ``encoder`` is an encoder object to
+    use instead of building one from ``config.encoder``.
     Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
     """
+    config = (config or AuditConfig()).with_options(**options)
+    data_spec, embed_spec, engine_spec, scoring = config.data, config.embed, config.engine, config.scoring
+    engine = engine_spec.name
     started_at = datetime.now(timezone.utc)
     timer = _Timer()
     caches: list[EmbeddingCache] = []  # filled once the encoder is known
     with _explain_interrupt(timer, caches, engine, out):
-        check_engine(engine)
+        config.check()
+        cache_dir = embed_spec.cache_dir
         cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
         if engine == "ray":
             require_ray()  # fail before discovery when the extra is missing
-        method_names = parse_methods(methods)
+        method_names = list(scoring.methods)
         if out is not None:
             prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
 
         with timer.stage("discover"):
             dataset = discover(
                 data,
-                modality=modality,
-                label_col=label_col,
-                path_col=path_col,
-                text_col=text_col,
-                id_col=id_col,
-                classes_file=classes_file,
-                allow_outside_root=allow_outside_root,
+                modality=data_spec.modality,
+                label_col=data_spec.label_col,
+                path_col=data_spec.path_col,
+                text_col=data_spec.text_col,
+                id_col=data_spec.id_col,
+                classes_file=data_spec.classes_file,
+                allow_outside_root=data_spec.allow_outside_root,
                 reporter=reporter,
             )
         for warning in dataset.warnings:
             reporter.note(f"[yellow]warning:[/] {warning}")
 
         notes: list[str] = []
-        built_encoder = None if encoder is not None else (dataset.modality, model, pretrained, checkpoint, device)
+        spec = config.encoder
+        wanted = (dataset.modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
+        built_encoder = None if encoder is not None else wanted
         with timer.stage("load_model"):
             if encoder is None:
-                encoder, notes = resolve_encoder(dataset.modality, model, pretrained, checkpoint, device)
+                encoder, notes = resolve_encoder(*wanted)
         for note in notes:
             reporter.note(f"[cyan]note:[/] {note}")
         cache = EmbeddingCache(cache_root, encoder.identity)
@@ -265,7 +251,7 @@ def audit(
                 from .engines.ray_folds import RayFolds
 
                 # One Ray session from embedding through scoring: a local Ray starts once per audit.
-                fold_runner = RayFolds(engine_session.enter_context(audit_session(ray_address)))
+                fold_runner = RayFolds(engine_session.enter_context(audit_session(engine_spec.ray_address)))
             with timer.stage("embed"):
                 if engine == "ray":
                     from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
@@ -276,10 +262,10 @@ def audit(
                         encoder,
                         fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
                         cache,
-                        batch_size=batch_size,
-                        max_pixels=max_pixels,
-                        concurrency=ray_concurrency,
-                        address=ray_address,
+                        batch_size=embed_spec.batch_size,
+                        max_pixels=embed_spec.max_pixels,
+                        concurrency=engine_spec.ray_concurrency,
+                        address=engine_spec.ray_address,
                         reporter=reporter,
                     )
                 else:
@@ -288,9 +274,9 @@ def audit(
                         dataset.modality,
                         encoder,
                         cache,
-                        batch_size=batch_size,
-                        workers=workers,
-                        max_pixels=max_pixels,
+                        batch_size=embed_spec.batch_size,
+                        workers=embed_spec.workers,
+                        max_pixels=embed_spec.max_pixels,
                         reporter=reporter,
                     )
             skipped = dataset.skipped + embedded.skipped
@@ -322,16 +308,16 @@ def audit(
                 prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
                 class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
 
-            needs_soft_prompts = "deft" in method_names and deft_variant in ("prompt", "auto")
+            seed = scoring.seed
             context = ScoreContext(
                 embeddings=embedded.vectors,
                 labels=labels,
                 class_names=prompt_names,
                 class_embeddings=class_embeddings,
                 logit_scale=encoder.logit_scale,
-                soft_prompt=encoder.soft_prompt_model() if needs_soft_prompts else None,
+                soft_prompt_factory=encoder.soft_prompt_model,
                 seed=seed,
-                folds=folds,
+                modality=dataset.modality,
                 reporter=reporter,
                 fold_runner=fold_runner,
                 neighbors=NeighborSource(
@@ -341,30 +327,21 @@ def audit(
                     hashes=samples["content_hash"].astype(str).tolist(),
                     seed=seed,
                 ),
-                options={
-                    "deft_variant": deft_variant,
-                    "deft_epochs": deft_epochs,
-                    "deft_ctx": deft_ctx,
-                    "deft_lr": deft_lr,
-                    "deft_folds": deft_folds,
-                    "deft_init_text": "a photo of a" if dataset.modality == "image" else "This text is about",
-                },
             )
             score_cache = ScoreCache(
                 cache.folder / "scores" if cache.folder is not None else None,
                 [
                     __version__,
                     encoder.identity,
-                    json.dumps(context.options, sort_keys=True),
                     str(seed),
-                    str(folds),
                     dataset.modality,
                     "\n".join(prompt_names),
                     *samples["content_hash"].astype(str),
                     *map(str, labels.tolist()),
                 ],
             )
-            results, mean_probs, scores_from_cache = score_methods(method_names, context, score_cache, timer)
+            settings = {name: scoring.settings_for(name) for name in method_names}
+            results, mean_probs, scores_from_cache = score_methods(settings, context, score_cache, timer)
 
         with timer.stage("neighbor_issues"):
             graph = context.neighbor_graph(20)

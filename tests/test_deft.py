@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from labelaudit.errors import LabelAuditError
-from labelaudit.scorers import ScoreContext, get_scorer
-from labelaudit.scorers import deft as deft_module
+from labelaudit.scorers import ScoreContext, deft_train, get_scorer
+from labelaudit.scorers.deft import DeftSettings
 
 from .conftest import synthetic_embeddings
 
@@ -53,9 +53,8 @@ def test_prompt_variant_trains_through_the_text_tower(tiny_encoder) -> None:
         labels=given,
         class_names=["red", "green", "blue"],
         soft_prompt=tiny_encoder.soft_prompt_model(),
-        options={"deft_variant": "prompt", "deft_epochs": 2, "deft_ctx": 4, "deft_batch_size": 100},
     )
-    result = get_scorer("deft").score(context)
+    result = get_scorer("deft").score(context, DeftSettings(variant="prompt", epochs=2, n_ctx=4, batch_size=100))
     assert result.settings["variant"] == "prompt"
     assert result.quality.shape == (300,)
     assert np.isfinite(result.quality).all()
@@ -65,7 +64,7 @@ def test_cross_fitting_never_scores_a_sample_with_prompts_that_trained_on_it(mon
     x, given, true, centres = synthetic_embeddings(n=400, noise_rate=0.1)
     trained_on: list[set[int]] = []
     scored: list[set[int]] = []
-    real_train, real_score = deft_module.train_deft, deft_module.score_with
+    real_train, real_score = deft_train.train_deft, deft_train.score_with
 
     def spy_train(context, settings, variant, train_index, seed, task=None):
         trained_on.append(set(train_index.tolist()))
@@ -75,16 +74,15 @@ def test_cross_fitting_never_scores_a_sample_with_prompts_that_trained_on_it(mon
         scored.append(set(index.tolist()))
         return real_score(prompts, context, settings, index)
 
-    monkeypatch.setattr(deft_module, "train_deft", spy_train)
-    monkeypatch.setattr(deft_module, "score_with", spy_score)
+    monkeypatch.setattr(deft_train, "train_deft", spy_train)
+    monkeypatch.setattr(deft_train, "score_with", spy_score)
     context = ScoreContext(
         embeddings=x,
         labels=given,
         class_names=[f"c{i}" for i in range(5)],
         class_embeddings=centres,
-        options={"deft_folds": 4, "deft_epochs": 2},
     )
-    result = get_scorer("deft").score(context)
+    result = get_scorer("deft").score(context, DeftSettings(folds=4, epochs=2))
 
     assert len(trained_on) == len(scored) == 4
     for train, held_out in zip(trained_on, scored, strict=True):
@@ -94,26 +92,28 @@ def test_cross_fitting_never_scores_a_sample_with_prompts_that_trained_on_it(mon
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("settings", "message"),
     [
-        ({"deft_variant": "prompt", "deft_ctx": 0}, "at least 1 context"),
-        ({"deft_epochs": 0}, "at least 1"),
-        ({"deft_variant": "sideways"}, "embedding, prompt or auto"),
-        ({"deft_lr": -1.0}, "positive"),
+        (DeftSettings(variant="prompt", n_ctx=0), "--deft-ctx must be at least 1 context"),
+        (DeftSettings(epochs=0), "--deft-epochs must be at least 1"),
+        (DeftSettings(variant="sideways"), "embedding, prompt or auto"),
+        (DeftSettings(lr=-1.0), "--deft-lr must be positive"),
+        (DeftSettings(folds=0), "--deft-folds must be 1"),
     ],
 )
-def test_bad_settings_are_clear_errors(options: dict, message: str) -> None:
+def test_bad_settings_are_clear_errors(settings: DeftSettings, message: str) -> None:
     x, given, _, centres = synthetic_embeddings(n=50)
-    context = ScoreContext(
-        embeddings=x, labels=given, class_names=[f"c{i}" for i in range(5)], class_embeddings=centres, options=options
-    )
+    names = [f"c{i}" for i in range(5)]
+    context = ScoreContext(embeddings=x, labels=given, class_names=names, class_embeddings=centres)
     with pytest.raises(LabelAuditError, match=message):
-        get_scorer("deft").score(context)
+        settings.check()
+    with pytest.raises(LabelAuditError, match=message):
+        get_scorer("deft").score(context, settings)
 
 
 def test_one_class_is_a_clear_error() -> None:
     x, _, _, _ = synthetic_embeddings(n=20)
-    context = ScoreContext(embeddings=x, labels=np.zeros(20, dtype=int), class_names=["only"], options={})
+    context = ScoreContext(embeddings=x, labels=np.zeros(20, dtype=int), class_names=["only"])
     with pytest.raises(LabelAuditError, match="two classes"):
         get_scorer("deft").score(context)
 
@@ -125,7 +125,6 @@ def test_prompt_variant_without_a_soft_prompt_tower_says_what_to_do() -> None:
         labels=given,
         class_names=[f"c{i}" for i in range(5)],
         class_embeddings=centres,
-        options={"deft_variant": "prompt"},
     )
     with pytest.raises(LabelAuditError, match="--deft-variant embedding"):
-        get_scorer("deft").score(context)
+        get_scorer("deft").score(context, DeftSettings(variant="prompt"))

@@ -12,6 +12,7 @@ from labelaudit import neighbors
 from labelaudit.neighbor_issues import find_duplicates, find_outliers, issue_types
 from labelaudit.neighbors import NeighborSource, build_graph, exact_graph, faiss_graph, recall_at_k
 from labelaudit.scorers import ScoreContext, get_scorer
+from labelaudit.scorers.knn import KnnSettings
 
 from .conftest import SAMPLE_TEXT, synthetic_embeddings
 
@@ -23,8 +24,8 @@ KNN_AUROC_FLOOR = 0.97
 FAISS_RECALL_FLOOR = 0.95  # neighbors.TARGET_RECALL: what faiss_graph tunes nprobe to reach
 
 
-def _context(x: np.ndarray, given: np.ndarray, k: int, **options: object) -> ScoreContext:
-    return ScoreContext(embeddings=x, labels=given, class_names=[f"c{i}" for i in range(k)], options=dict(options))
+def _context(x: np.ndarray, given: np.ndarray, k: int) -> ScoreContext:
+    return ScoreContext(embeddings=x, labels=given, class_names=[f"c{i}" for i in range(k)])
 
 
 def test_exact_graph_excludes_self_and_matches_brute_force() -> None:
@@ -88,12 +89,12 @@ def test_knn_weightings_and_ties(weighting: str) -> None:
     # Two pairs of identical points with opposite labels: an even split keeps the given label.
     x = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
     given = np.array([0, 1, 0, 1])
-    result = get_scorer("knn").score(_context(x, given, 2, knn_k=2, knn_weighting=weighting))
+    result = get_scorer("knn").score(_context(x, given, 2), KnnSettings(k=2, weighting=weighting))
     assert result.pred_probs.shape == (4, 2)
     assert np.all(result.quality >= 0) and np.all(result.quality <= 1)
     x3 = np.array([[1, 0], [0.99, 0.14], [0.98, 0.2], [0, 1]], dtype=np.float32)
     x3 /= np.linalg.norm(x3, axis=1, keepdims=True)
-    res3 = get_scorer("knn").score(_context(x3, np.array([0, 0, 1, 1]), 2, knn_k=2, knn_weighting=weighting))
+    res3 = get_scorer("knn").score(_context(x3, np.array([0, 0, 1, 1]), 2), KnnSettings(k=2, weighting=weighting))
     assert res3.is_issue[2] and res3.suggested[2] == 0
 
 

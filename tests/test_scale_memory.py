@@ -11,9 +11,10 @@ from labelaudit import chunked
 from labelaudit.cache import ScoreCache
 from labelaudit.consensus import ProbabilityMean
 from labelaudit.pipeline import score_methods
-from labelaudit.scorers import ScoreContext, get_scorer
+from labelaudit.scorers import ScoreContext, get_scorer, settings_type
 from labelaudit.scorers import confident as confident_module
 from labelaudit.scorers import zeroshot as zeroshot_module
+from labelaudit.scorers.deft import DeftSettings
 
 from .conftest import synthetic_embeddings
 
@@ -23,14 +24,14 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chunked, "BLOCK_ROWS", 97)  # odd, so blocks never line up with folds or batches
 
 
-def _context(x: np.ndarray, given: np.ndarray, centres: np.ndarray, **options: object) -> ScoreContext:
+def _context(x: np.ndarray, given: np.ndarray, centres: np.ndarray) -> ScoreContext:
     return ScoreContext(
-        embeddings=x,
-        labels=given,
-        class_names=[f"class {i}" for i in range(len(centres))],
-        class_embeddings=centres,
-        options=dict(options),
+        embeddings=x, labels=given, class_names=[f"class {i}" for i in range(len(centres))], class_embeddings=centres
     )
+
+
+# A short DeFT run for tests that time or compare many scorers; the other scorers run with their defaults.
+QUICK_DEFT = DeftSettings(epochs=3, folds=2)
 
 
 def test_project_in_blocks_equals_the_whole_matrix_product(small_blocks: None) -> None:
@@ -45,9 +46,9 @@ def test_project_in_blocks_equals_the_whole_matrix_product(small_blocks: None) -
 def test_scorers_give_the_same_answer_on_float16_and_float32_copies(small_blocks: None, method: str) -> None:
     x, given, _, centres = synthetic_embeddings(n=600, k=5, noise_rate=0.15, seed=2)
     as_cached = x.astype(np.float16)  # what the pipeline holds
-    options = {"deft_epochs": 3, "deft_folds": 2}
-    half = get_scorer(method).score(_context(as_cached, given, centres, **options))
-    full = get_scorer(method).score(_context(as_cached.astype(np.float32), given, centres, **options))
+    settings = QUICK_DEFT if method == "deft" else None
+    half = get_scorer(method).score(_context(as_cached, given, centres), settings)
+    full = get_scorer(method).score(_context(as_cached.astype(np.float32), given, centres), settings)
     np.testing.assert_allclose(half.quality, full.quality, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(half.is_issue, full.is_issue)
     assert half.pred_probs is not None and half.pred_probs.dtype == np.float32
@@ -102,10 +103,11 @@ def test_zeroshot_fits_its_temperature_on_a_subsample_of_a_large_set(monkeypatch
 
 def test_score_methods_keeps_one_probability_table_equal_to_the_mean(tmp_path) -> None:
     x, given, _, centres = synthetic_embeddings(n=400, k=4, noise_rate=0.1, seed=6)
-    context = _context(x.astype(np.float16), given, centres, deft_epochs=2, deft_folds=2)
+    context = _context(x.astype(np.float16), given, centres)
     names = ["deft", "confident", "zeroshot", "knn"]
-    separately = [get_scorer(name).score(context).pred_probs for name in names]
-    results, mean_probs, from_cache = score_methods(names, context, ScoreCache(None, ["key"]))
+    settings = {name: DeftSettings(epochs=2, folds=2) if name == "deft" else settings_type(name)() for name in names}
+    separately = [get_scorer(name).score(context, settings[name]).pred_probs for name in names]
+    results, mean_probs, from_cache = score_methods(settings, context, ScoreCache(None, ["key"]))
     assert all(r.pred_probs is None for r in results.values())  # dropped once folded into the mean
     assert from_cache == dict.fromkeys(names, False)
     assert mean_probs is not None and mean_probs.dtype == np.float32

@@ -14,14 +14,13 @@ from labelaudit.scorers._cleanlab import stratified_folds
 from .conftest import synthetic_embeddings
 
 
-def _context(noise_rate: float, n: int = 1500, seed: int = 0, **options) -> tuple[ScoreContext, np.ndarray]:
+def _context(noise_rate: float, n: int = 1500, seed: int = 0) -> tuple[ScoreContext, np.ndarray]:
     x, given, true, centres = synthetic_embeddings(n=n, noise_rate=noise_rate, seed=seed)
     context = ScoreContext(
         embeddings=x,
         labels=given,
         class_names=[f"class {i}" for i in range(5)],
         class_embeddings=centres,
-        options=options,
     )
     return context, given != true
 

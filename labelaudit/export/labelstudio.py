@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .. import __version__
 from ..io import write_json_atomic, write_text_atomic
+from ..version import __version__
 from . import ExportContext, queue_records
 
 LABEL_CONTROL = "label"

@@ -1,23 +1,31 @@
 """Scorers judge every sample's given label from the embeddings. All share one interface:
 
-``scorer.score(context) -> ScorerResult`` with a label-quality score in [0, 1] (low = likely wrong),
-an issue flag, a suggested label and, where the method has them, out-of-sample predicted probabilities.
-A new method is one module that defines a scorer class plus one line in ``SCORER_MODULES``.
+``scorer.score(context, settings) -> ScorerResult`` with a label-quality score in [0, 1] (low = likely
+wrong), an issue flag, a suggested label and, where the method has them, out-of-sample predicted
+probabilities. ``settings`` is the scorer's own frozen dataclass (``Scorer.settings_type``), defined in the
+scorer's module; ``labelaudit.config`` collects them, so every option of every scorer can be set.
+A new method is one module that defines a scorer class and its Settings plus one line in ``SCORER_MODULES``.
+
+Importing this package or a scorer module loads no model library: heavy imports happen inside ``score``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from ..encoders import SoftPromptModel
 from ..errors import LabelAuditError
-from ..neighbors import NeighborGraph, NeighborSource
 from ..progress import QUIET, Reporter
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..encoders import SoftPromptModel
+    from ..neighbors import NeighborGraph, NeighborSource
 
 SCORER_MODULES: dict[str, str] = {
     "deft": "labelaudit.scorers.deft",
@@ -66,15 +74,18 @@ class SerialFolds:
 
 @dataclass
 class ScoreContext:
+    """The data every scorer reads; a scorer's options come separately, as its Settings."""
+
     embeddings: np.ndarray  # (N, D) float32, L2-normalised
     labels: np.ndarray  # (N,) int class indices
     class_names: list[str]  # prompt names, one per class index
     class_embeddings: np.ndarray | None = None  # (K, D) prompt-ensemble embeddings, L2-normalised
     logit_scale: float | None = None  # the encoder's own scale, if it has a trained one
-    soft_prompt: SoftPromptModel | None = None
+    soft_prompt: SoftPromptModel | None = None  # the encoder's text tower for learned prompts, when given
+    # Builds ``soft_prompt`` on first use (the encoder's soft_prompt_model), so only a scorer that needs it pays.
+    soft_prompt_factory: Callable[[], SoftPromptModel | None] | None = None
     seed: int = 0
-    folds: int = 5
-    options: dict[str, Any] = field(default_factory=dict)
+    modality: str = "image"
     reporter: Reporter = QUIET
     neighbors: NeighborSource | None = None  # the shared k-NN graph (cached on disk by the pipeline)
     fold_runner: FoldRunner = field(default_factory=SerialFolds)  # Ray tasks with --engine ray
@@ -83,9 +94,17 @@ class ScoreContext:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def soft_prompt_model(self) -> SoftPromptModel | None:
+        if self.soft_prompt is None and self.soft_prompt_factory is not None:
+            self.soft_prompt = self.soft_prompt_factory()
+            self.soft_prompt_factory = None
+        return self.soft_prompt
+
     def neighbor_graph(self, k: int) -> NeighborGraph:
         """The k nearest neighbours of every sample, built on first use and shared by all scorers."""
         if self.neighbors is None:
+            from ..neighbors import NeighborSource
+
             self.neighbors = NeighborSource(self.embeddings, seed=self.seed)
         return self.neighbors.graph(k)
 
@@ -99,14 +118,19 @@ class ScorerResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+class Settings(Protocol):
+    """A scorer's options: a frozen dataclass whose defaults are the method's defaults."""
+
+    def check(self) -> None:
+        """Raise LabelAuditError, naming the CLI option, for a value no run could use."""
+
+
 class Scorer(Protocol):
     name: str
+    settings_type: type[Settings]
 
-    def score(self, context: ScoreContext) -> ScorerResult: ...
-
-
-def available_methods() -> list[str]:
-    return list(SCORER_MODULES)
+    def score(self, context: ScoreContext, settings: Any = None) -> ScorerResult:
+        """``settings``: an instance of ``settings_type``; None runs with its defaults."""
 
 
 def get_scorer(name: str) -> Scorer:
@@ -114,6 +138,16 @@ def get_scorer(name: str) -> Scorer:
         raise LabelAuditError(f"unknown method {name!r}; choose from: {', '.join(SCORER_MODULES)}")
     module = importlib.import_module(SCORER_MODULES[name])
     return module.SCORER()
+
+
+def settings_type(name: str) -> type[Settings]:
+    """The Settings dataclass of scorer ``name``."""
+    return get_scorer(name).settings_type
+
+
+def settings_key(settings: Settings) -> str:
+    """A stable text of every field of a Settings value, for cache keys."""
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)  # type: ignore[call-overload]
 
 
 def parse_methods(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:

@@ -9,6 +9,7 @@ wrench_youtube), so the embeddings go in as they are."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,11 +95,21 @@ def out_of_fold_probabilities(
     return probs
 
 
+@dataclass(frozen=True)
+class ConfidentSettings:
+    folds: int = 5  # cross-validation folds of the probe (at least 2, at most one per sample)
+
+    def check(self) -> None:
+        pass  # any count works: it is clamped to [2, N]
+
+
 class ConfidentScorer:
     name = "confident"
+    settings_type = ConfidentSettings
 
-    def score(self, context: ScoreContext) -> ScorerResult:
-        folds = max(2, min(context.folds, len(context.labels)))
+    def score(self, context: ScoreContext, settings: ConfidentSettings | None = None) -> ScorerResult:
+        settings = settings or ConfidentSettings()
+        folds = max(2, min(settings.folds, len(context.labels)))
         with context.reporter.task("Scoring: confident (cross-validated probe)", total=folds) as task:
             probs = out_of_fold_probabilities(
                 context.embeddings,

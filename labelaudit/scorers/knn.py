@@ -10,15 +10,28 @@ Defaults (k, weighting) were chosen on the benchmark's tune rows; docs/method.md
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..chunked import row_blocks
+from ..errors import LabelAuditError
 from . import ScoreContext, ScorerResult
 
-DEFAULT_K = 20
-DEFAULT_WEIGHTING = "similarity"
 WEIGHTINGS = ("uniform", "similarity", "softmax")
 SOFTMAX_TEMPERATURE = 0.05
+
+
+@dataclass(frozen=True)
+class KnnSettings:
+    k: int = 20  # neighbours that vote
+    weighting: str = "similarity"  # one of WEIGHTINGS
+
+    def check(self) -> None:
+        if self.k < 1:
+            raise LabelAuditError(f"knn k must be at least 1 (got {self.k})")
+        if self.weighting not in WEIGHTINGS:
+            raise LabelAuditError(f"unknown knn weighting {self.weighting!r}; choose from {', '.join(WEIGHTINGS)}")
 
 
 def neighbor_weights(similarities: np.ndarray, weighting: str) -> np.ndarray:
@@ -51,10 +64,12 @@ def neighbor_label_distribution(
 
 class KnnScorer:
     name = "knn"
+    settings_type = KnnSettings
 
-    def score(self, context: ScoreContext) -> ScorerResult:
-        k = int(context.options.get("knn_k", DEFAULT_K))
-        weighting = str(context.options.get("knn_weighting", DEFAULT_WEIGHTING))
+    def score(self, context: ScoreContext, settings: KnnSettings | None = None) -> ScorerResult:
+        settings = settings or KnnSettings()
+        settings.check()
+        k, weighting = settings.k, settings.weighting
         with context.reporter.task("Scoring: knn (neighbour agreement)", total=1) as task:
             graph = context.neighbor_graph(k)
             n = len(context.labels)

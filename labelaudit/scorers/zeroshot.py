@@ -7,8 +7,9 @@ raw cosine similarity has no calibrated scale, and cleanlab's thresholds need ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import torch
 
 from ..chunked import project, row_blocks
 from ..errors import LabelAuditError
@@ -21,6 +22,8 @@ TEMPERATURE_FIT_ROWS = 100_000
 
 def fit_temperature(similarities: np.ndarray, labels: np.ndarray) -> float:
     """The logit scale s in [1, 1000] that minimises the NLL of ``labels`` under softmax(s * sim)."""
+    import torch
+
     sims = torch.as_tensor(similarities, dtype=torch.float64)
     target = torch.as_tensor(labels, dtype=torch.long)
 
@@ -55,10 +58,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class ZeroShotSettings:
+    """No options: the temperature is fitted, the prompts are the encoder's templates."""
+
+    def check(self) -> None:
+        pass
+
+
 class ZeroShotScorer:
     name = "zeroshot"
+    settings_type = ZeroShotSettings
 
-    def score(self, context: ScoreContext) -> ScorerResult:
+    def score(self, context: ScoreContext, settings: ZeroShotSettings | None = None) -> ScorerResult:
         sims = zero_shot_similarities(context)
         fit_rows = np.arange(len(sims))
         if len(fit_rows) > TEMPERATURE_FIT_ROWS:
