@@ -63,8 +63,7 @@ def report_rows(ids: np.ndarray, which: str) -> np.ndarray:
 def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
     from labelaudit.cache import EmbeddingCache
     from labelaudit.discover import discover
-    from labelaudit.embed import embed_samples
-    from labelaudit.encoders import embed_class_prompts
+    from labelaudit.embed import embed_class_prompts, embed_samples
 
     folder = ASSETS / "text" / name
     frame = pd.read_csv(folder / f"{name}.csv")

@@ -314,7 +314,7 @@ def measure_cache(
             "total_s": round(total, 3),
             "timings_s": result.run["timings_s"],
             "cache": {k: result.run["cache"][k] for k in ("hits", "embedded")},
-            "n_samples": result.summary["dataset"]["n_samples"],
+            "n_samples": result.summary.dataset.n_samples,
             "estimated_error_rate": result.estimated_error_rate,
         }
 

@@ -245,11 +245,11 @@ def audit(
         # before main() could explain what was saved.
         raise typer.Exit(_interrupted(exc)) from None
     if json_out:
-        typer.echo(json.dumps({**result.summary, "run": result.run}, indent=2, default=str))
+        typer.echo(json.dumps({**result.summary.to_json(), "run": result.run}, indent=2, default=str))
     elif not quiet:
         print_summary(Console(), result.samples, result.classes, result.summary)
-        if result.summary["n_skipped"]:
-            err.print(f"[yellow]{result.summary['n_skipped']} file(s) were skipped; see {out / 'skipped.csv'}[/]")
+        if result.summary.n_skipped:
+            err.print(f"[yellow]{result.summary.n_skipped} file(s) were skipped; see {out / 'skipped.csv'}[/]")
         err.print(f"Report written to [bold]{out}[/]")
     if fail_above is not None and result.estimated_error_rate > fail_above:
         err.print(

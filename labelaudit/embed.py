@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from PIL import Image, ImageOps
 from . import storage
 from .cache import EmbeddingCache
 from .config import EmbedSpec
-from .discover import SkippedFile, hash_bytes
-from .encoders import Encoder
+from .discover import SkippedFile, hash_bytes, hash_text
+from .encoders import Encoder, normalize
 from .errors import LabelAuditError
 from .progress import QUIET, Reporter
 
@@ -91,7 +91,8 @@ def load_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, expected_h
             return image.convert("RGB")
 
 
-def _skip_reason(exc: BaseException) -> str:
+def skip_reason(exc: BaseException) -> str:
+    """The reason a sample image is skipped, in words a user can act on."""
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         return "image over the pixel cap (possible decompression bomb)"
     if isinstance(exc, FileNotFoundError):
@@ -123,7 +124,7 @@ class _ImageFiles(torch.utils.data.Dataset):
             image = load_image(self.paths[index], self.max_pixels, self.hashes[index])
             return index, self.transform(image), None
         except Exception as exc:  # any decoder failure means "skip this file", never "stop the audit"
-            return index, None, _skip_reason(exc)
+            return index, None, skip_reason(exc)
 
 
 def _collate(
@@ -233,3 +234,30 @@ def embed_samples(
         n_cached=int(found.sum()),
         n_embedded=int(kept.sum() - found.sum()),
     )
+
+
+def embed_class_prompts(
+    encoder: Encoder, class_names: Sequence[str], modality: str, cache: EmbeddingCache | None = None
+) -> np.ndarray:
+    """One vector per class: the normalised mean of its template embeddings (CLIP's prompt ensembling).
+
+    With a cache, prompt texts are cached like samples: on a CPU the text tower costs as much as the
+    rest of a warm re-run, so a re-run should not pay it again.
+    """
+    templates = list(encoder.templates(modality))
+    texts = [t.format(name) for name in class_names for t in templates]
+    if cache is None:
+        vectors = encoder.encode_texts(texts)
+    else:
+        hashes = [hash_text(text) for text in texts]
+        found, vectors = cache.lookup(hashes)
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            fresh = encoder.encode_texts([texts[i] for i in missing])
+            fresh = fresh.astype(np.float16).astype(np.float32)  # as stored, so cold and warm runs agree
+            if vectors is None:
+                vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
+            vectors[missing] = fresh
+            cache.store([hashes[i] for i in missing], fresh)
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(class_names), len(templates), -1).mean(axis=1)
+    return normalize(vectors)

@@ -17,6 +17,7 @@ import pandas as pd
 from .errors import LabelAuditError
 from .io import write_text_atomic
 from .report import load_report
+from .summary import Summary
 
 # Rates are ratios of small integers; without a slack, 0.1 + 0.05 > 0.15 would fail a run that sits exactly
 # on its limit. Limits are inclusive: a value equal to the limit passes.
@@ -109,8 +110,8 @@ def check_gate(
         raise LabelAuditError(f"--tolerance must be 0 or more, got {tolerance}")
 
     samples, classes, summary = _load(report_dir)
-    rate = float(summary["estimated_error_rate"])
-    n_flagged = int(summary.get("n_flagged", int(samples["is_issue"].sum())))
+    rate = summary.estimated_error_rate
+    n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
     worst_rows = _worst_classes(classes, worst)
     checks: list[Check] = []
     if max_error_rate is not None:
@@ -147,12 +148,12 @@ def check_gate(
         checks=checks,
         estimated_error_rate=rate,
         n_flagged=n_flagged,
-        n_samples=int(summary["dataset"]["n_samples"]),
+        n_samples=summary.dataset.n_samples,
         worst_classes=worst_rows,
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = _load(baseline_dir)
-        base_rate = float(base_summary["estimated_error_rate"])
+        base_rate = base_summary.estimated_error_rate
         fresh = newly_flagged(samples, base_samples)
         result.baseline_dir = str(baseline_dir)
         result.baseline_error_rate = base_rate
@@ -191,7 +192,7 @@ def check_gate(
     return result
 
 
-def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
     folder = Path(folder)
     if not folder.is_dir():
         raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
@@ -201,8 +202,6 @@ def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         raise
     except (OSError, ValueError) as exc:
         raise LabelAuditError(f"cannot read the report in {folder}: {exc}") from None
-    if "estimated_error_rate" not in summary or "dataset" not in summary:
-        raise LabelAuditError(f"{folder}/summary.json has no estimated_error_rate: is it a labelaudit report?")
     return samples, classes, summary
 
 

@@ -1,8 +1,15 @@
-"""The whole audit as one Python call: discover -> embed -> score -> consensus -> report tables."""
+"""The whole audit as one Python call: a short list of stages, each a function of the one before.
+
+    discover -> load the encoder -> embed -> score (+ consensus) -> issue checks -> summary -> write
+
+``audit`` runs them in order inside one engine session (``labelaudit.engines``); every option comes from
+one ``AuditConfig`` (``labelaudit.config``). Torch and the model libraries load only in the stages that
+need them, so bad input fails before they do.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import platform
 import time
@@ -11,30 +18,35 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import storage
 from .cache import EmbeddingCache, ScoreCache
-from .config import AuditConfig
-from .consensus import ProbabilityMean, combine
+from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
+from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover
-from .embed import embed_samples
-from .encoders import Encoder, embed_class_prompts, resolve_encoder
-from .engines import require_ray
+from .engines import Engine, get_engine
 from .errors import AuditInterrupted, DataError
 from .io import WRITING_MARKER
-from .neighbor_issues import find_duplicates, find_outliers, issue_types
-from .neighbors import NeighborSource
+from .neighbor_issues import Duplicates, Outliers, find_duplicates, find_outliers, issue_types
+from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
-from .scorers import FoldRunner, ScoreContext, ScorerResult, SerialFolds, get_scorer, settings_key
+from .scorers import FoldRunner, ScoreContext, ScorerResult, get_scorer, settings_key
+from .summary import DatasetSummary, EncoderSummary, Summary
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .embed import EmbeddingResult
+    from .encoders import Encoder
 
 # Wall-clock figures that graph building stores in its settings: they go to run.json, not summary.json.
 NEIGHBOR_TIMING_KEYS = ("seconds", "build_s", "search_s")
+GRAPH_K = 20  # the neighbour graph the issue checks read (the scorers may have asked for more)
+SKIPPED_LISTED = 1000  # skipped files named in summary.json; skipped.csv lists them all
 
 
 @dataclass
@@ -43,7 +55,7 @@ class AuditResult:
     classes: pd.DataFrame  # one row per class, worst first
     # What ran and what it found: a function of the inputs, seed and versions only, so that two runs
     # on the same inputs write byte-identical reports.
-    summary: dict[str, Any]
+    summary: Summary
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
     embeddings: np.ndarray | None = None  # (N, D) float16 as cached, rows in discovery order (not report order)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
@@ -52,7 +64,7 @@ class AuditResult:
 
     @property
     def estimated_error_rate(self) -> float:
-        return float(self.summary["estimated_error_rate"])
+        return self.summary.estimated_error_rate
 
     @property
     def issues(self) -> pd.DataFrame:
@@ -80,6 +92,37 @@ class _Timer:
             self.timings[name] = round(time.perf_counter() - start, 3)
 
 
+@dataclass
+class _Run:
+    """What the orchestrator keeps for run.json and for the message of an interrupted run."""
+
+    started_at: datetime
+    timer: _Timer
+    out: Path | None
+    engine: Engine | None = None
+    cache: EmbeddingCache | None = None
+
+
+@dataclass
+class Scored:
+    """The scoring stage's output: every method's result and their consensus, in discovery order."""
+
+    labels: np.ndarray  # (N,) class index of each sample's given label
+    prompt_names: list[str]  # the class names the prompts were made of
+    class_embeddings: np.ndarray  # (K, D)
+    context: ScoreContext
+    results: dict[str, ScorerResult]
+    consensus: Consensus
+    from_cache: dict[str, bool]  # method -> read back from the score cache
+
+
+@dataclass
+class Issues:
+    graph: NeighborGraph
+    duplicates: Duplicates
+    outliers: Outliers
+
+
 _STAGE_WORDS = {
     "starting": "starting",
     "discover": "finding the samples",
@@ -92,25 +135,192 @@ _STAGE_WORDS = {
 }
 
 
-def _interrupt_message(stage: str, cache: EmbeddingCache | None, engine: str, out: Path | None) -> str:
+def _interrupt_message(run: _Run) -> str:
     """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
+    stage, cache = run.timer.current, run.cache
     words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
     parts = [f"Interrupted while {words}."]
-    if cache is None:
+    if cache is None or run.engine is None:
         parts.append("Nothing had been embedded yet.")
     elif not cache.enabled:
         parts.append("Nothing was saved (--no-cache): running the same command again starts over.")
-    elif engine == "ray":
-        parts.append(f"Embeddings the Ray actors finished are saved in the cache ({cache.folder}).")
     else:
-        parts.append(f"{cache.stored_rows:,} new embedding(s) were saved in the cache ({cache.folder}).")
-    if stage == "write" and out is not None:
+        parts.append(run.engine.saved_note(cache))
+    if stage == "write" and run.out is not None:
         parts.append(
-            f"The report in {out} is incomplete and marked so ({WRITING_MARKER}); labelaudit will not read it."
+            f"The report in {run.out} is incomplete and marked so ({WRITING_MARKER}); labelaudit will not read it."
         )
     if cache is not None and cache.enabled:
         parts.append("Run the same command again to resume: cached embeddings are read back, not computed again.")
     return " ".join(parts)
+
+
+@contextmanager
+def _explain_interrupt(run: _Run) -> Iterator[None]:
+    """Turn Ctrl-C into ``AuditInterrupted`` saying what was saved by the stage it hit and how to resume."""
+    try:
+        yield
+    except AuditInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        raise AuditInterrupted(_interrupt_message(run)) from exc
+
+
+def audit(
+    data: str | Path | storage.Location | pd.DataFrame,
+    config: AuditConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    encoder: Encoder | None = None,
+    reporter: Reporter = QUIET,
+    **options: Any,
+) -> AuditResult:
+    """Audit the labels of a dataset.
+
+    ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
+    DataFrame with a label column and a path or text column; a folder or manifest may be an object-store
+    URI (``s3://bucket/dataset/manifest.parquet``). ``config`` holds every option (``labelaudit.config``);
+    flat keyword options (``methods="knn"``, ``deft_epochs=3``, ``cache_dir=None``, ...) are applied on top
+    of it (``AuditConfig.with_options``). Returns an ``AuditResult`` whose ``samples`` table ranks every
+    sample most-suspect first; with ``out`` the report is also written. ``encoder`` is an encoder object to
+    use instead of building one from ``config.encoder``.
+    Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
+    """
+    config = (config or AuditConfig()).with_options(**options)
+    run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
+    with _explain_interrupt(run):
+        run.engine, cache_root = prepare(config, run.out, overwrite)
+        dataset = discover_stage(data, config.data, run.timer, reporter)
+        rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
+        encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
+        run.cache = EmbeddingCache(cache_root, encoder.identity)
+        with run.engine.session() as fold_runner:
+            dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
+            scored = score_stage(dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter)
+        issues = issues_stage(dataset, embedded, scored, run.timer)
+        result = summary_stage(data, dataset, encoder, embedded, scored, issues, notes, config, run)
+        if out is not None:
+            run.timer.current = "write"
+            result.save(out, overwrite=True)
+        return result
+
+
+def prepare(config: AuditConfig, out: Path | None, overwrite: bool) -> tuple[Engine, Path | storage.Location | None]:
+    """Everything that can fail on the options alone, before the expensive work: the engine, the cache, --out."""
+    config.check()
+    engine = get_engine(config.engine)
+    cache_dir = config.embed.cache_dir
+    cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
+    engine.check()
+    if out is not None:
+        prepare_output_dir(out, overwrite)
+    return engine, cache_root
+
+
+def discover_stage(
+    data: str | Path | storage.Location | pd.DataFrame, spec: DataSpec, timer: _Timer, reporter: Reporter
+) -> Dataset:
+    with timer.stage("discover"):
+        dataset = discover(
+            data,
+            modality=spec.modality,
+            label_col=spec.label_col,
+            path_col=spec.path_col,
+            text_col=spec.text_col,
+            id_col=spec.id_col,
+            classes_file=spec.classes_file,
+            allow_outside_root=spec.allow_outside_root,
+            reporter=reporter,
+        )
+    for warning in dataset.warnings:
+        reporter.note(f"[yellow]warning:[/] {warning}")
+    return dataset
+
+
+def encoder_stage(
+    modality: str, spec: EncoderSpec, given: Encoder | None, timer: _Timer, reporter: Reporter
+) -> tuple[Encoder, list[str]]:
+    """The encoder the caller gave, or the one ``spec`` names; with notes worth telling the user."""
+    if given is not None:
+        return given, []
+    from .encoders import resolve_encoder
+
+    with timer.stage("load_model"):
+        encoder, notes = resolve_encoder(modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
+    for note in notes:
+        reporter.note(f"[cyan]note:[/] {note}")
+    return encoder, notes
+
+
+def embed_stage(
+    dataset: Dataset, encoder: Encoder, run: _Run, spec: EmbedSpec, rebuild: EncoderSpec | None, reporter: Reporter
+) -> tuple[Dataset, EmbeddingResult]:
+    """Embed through the engine; the dataset comes back without the samples that could not be embedded."""
+    assert run.engine is not None and run.cache is not None
+    with run.timer.stage("embed"):
+        embedded = run.engine.embed(dataset.samples, dataset.modality, encoder, run.cache, spec, rebuild, reporter)
+    skipped = dataset.skipped + embedded.skipped
+    if run.cache.corrupt_shards:
+        reporter.note(
+            f"[yellow]warning:[/] {run.cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
+        )
+    samples = dataset.samples[embedded.kept].reset_index(drop=True)
+    present = [c for c in dataset.classes if c in set(samples["label"])]
+    if len(present) < 2:
+        raise DataError(f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)")
+    return dataclasses.replace(dataset, samples=samples, classes=present, skipped=skipped), embedded
+
+
+def score_stage(
+    dataset: Dataset,
+    embedded: EmbeddingResult,
+    encoder: Encoder,
+    cache_root: Path | storage.Location | None,
+    scoring: ScoringSpec,
+    fold_runner: FoldRunner,
+    run: _Run,
+    reporter: Reporter,
+) -> Scored:
+    """Class prompts, every scorer (or its cached result), and their consensus."""
+    from .embed import embed_class_prompts
+
+    assert run.cache is not None
+    labels = np.asarray(dataset.label_indices(), dtype=np.int64)
+    prompt_names = dataset.prompt_names()
+    with run.timer.stage("class_prompts"):
+        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
+        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+    hashes = dataset.samples["content_hash"].astype(str).tolist()
+    context = ScoreContext(
+        embeddings=embedded.vectors,
+        labels=labels,
+        class_names=prompt_names,
+        class_embeddings=class_embeddings,
+        logit_scale=encoder.logit_scale,
+        soft_prompt_factory=encoder.soft_prompt_model,
+        seed=scoring.seed,
+        modality=dataset.modality,
+        reporter=reporter,
+        fold_runner=fold_runner,
+        neighbors=NeighborSource(
+            embedded.vectors,
+            folder=run.cache.folder / "neighbors" if run.cache.folder is not None else None,
+            identity=encoder.identity,
+            hashes=hashes,
+            seed=scoring.seed,
+        ),
+    )
+    score_cache = ScoreCache(
+        run.cache.folder / "scores" if run.cache.folder is not None else None,
+        # Everything the scorers see but their own settings, which key each method's entry on top.
+        [__version__, encoder.identity, str(scoring.seed), dataset.modality, "\n".join(prompt_names), *hashes]
+        + [str(label) for label in labels.tolist()],
+    )
+    settings = {name: scoring.settings_for(name) for name in scoring.methods}
+    results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer)
+    consensus = combine(results, labels, mean_probs)
+    return Scored(labels, prompt_names, class_embeddings, context, results, consensus, from_cache)
 
 
 def _score_cached(
@@ -165,290 +375,145 @@ def score_methods(
     return results, probs.mean(), from_cache
 
 
-@contextmanager
-def _explain_interrupt(
-    timer: _Timer, caches: list[EmbeddingCache], engine: str, out: str | Path | None
-) -> Iterator[None]:
-    """Turn Ctrl-C into ``AuditInterrupted`` saying what was saved by the stage it hit and how to resume."""
-    try:
-        yield
-    except AuditInterrupted:
-        raise
-    except KeyboardInterrupt as exc:
-        out_path = Path(out) if out is not None else None
-        message = _interrupt_message(timer.current, caches[0] if caches else None, engine, out_path)
-        raise AuditInterrupted(message) from exc
-
-
-def audit(
-    data: str | Path | storage.Location | pd.DataFrame,
-    config: AuditConfig | None = None,
-    *,
-    out: str | Path | None = None,
-    overwrite: bool = False,
-    encoder: Encoder | None = None,
-    reporter: Reporter = QUIET,
-    **options: Any,
-) -> AuditResult:
-    """Audit the labels of a dataset.
-
-    ``data`` is an image or text folder (one sub-folder per class), a CSV/Parquet manifest, or a
-    DataFrame with a label column and a path or text column; a folder or manifest may be an object-store
-    URI (``s3://bucket/dataset/manifest.parquet``). ``config`` holds every option (``labelaudit.config``);
-    flat keyword options (``methods="knn"``, ``deft_epochs=3``, ``cache_dir=None``, ...) are applied on top
-    of it (``AuditConfig.with_options``). Returns an ``AuditResult`` whose ``samples`` table ranks every
-    sample most-suspect first; with ``out`` the report is also written. ``encoder`` is an encoder object to
-    use instead of building one from ``config.encoder``.
-    Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
-    """
-    config = (config or AuditConfig()).with_options(**options)
-    data_spec, embed_spec, engine_spec, scoring = config.data, config.embed, config.engine, config.scoring
-    engine = engine_spec.name
-    started_at = datetime.now(timezone.utc)
-    timer = _Timer()
-    caches: list[EmbeddingCache] = []  # filled once the encoder is known
-    with _explain_interrupt(timer, caches, engine, out):
-        config.check()
-        cache_dir = embed_spec.cache_dir
-        cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
-        if engine == "ray":
-            require_ray()  # fail before discovery when the extra is missing
-        method_names = list(scoring.methods)
-        if out is not None:
-            prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
-
-        with timer.stage("discover"):
-            dataset = discover(
-                data,
-                modality=data_spec.modality,
-                label_col=data_spec.label_col,
-                path_col=data_spec.path_col,
-                text_col=data_spec.text_col,
-                id_col=data_spec.id_col,
-                classes_file=data_spec.classes_file,
-                allow_outside_root=data_spec.allow_outside_root,
-                reporter=reporter,
-            )
-        for warning in dataset.warnings:
-            reporter.note(f"[yellow]warning:[/] {warning}")
-
-        notes: list[str] = []
-        spec = config.encoder
-        wanted = (dataset.modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
-        built_encoder = None if encoder is not None else wanted
-        with timer.stage("load_model"):
-            if encoder is None:
-                encoder, notes = resolve_encoder(*wanted)
-        for note in notes:
-            reporter.note(f"[cyan]note:[/] {note}")
-        cache = EmbeddingCache(cache_root, encoder.identity)
-        caches.append(cache)
-
-        with contextlib.ExitStack() as engine_session:
-            fold_runner: FoldRunner = SerialFolds()
-            if engine == "ray":
-                from .engines.ray_engine import audit_session
-                from .engines.ray_folds import RayFolds
-
-                # One Ray session from embedding through scoring: a local Ray starts once per audit.
-                fold_runner = RayFolds(engine_session.enter_context(audit_session(engine_spec.ray_address)))
-            with timer.stage("embed"):
-                if engine == "ray":
-                    from .engines.ray_engine import embed_samples_ray, encoder_factory, fixed_encoder
-
-                    embedded = embed_samples_ray(
-                        dataset.samples,
-                        dataset.modality,
-                        encoder,
-                        fixed_encoder(encoder) if built_encoder is None else encoder_factory(*built_encoder),
-                        cache,
-                        batch_size=embed_spec.batch_size,
-                        max_pixels=embed_spec.max_pixels,
-                        concurrency=engine_spec.ray_concurrency,
-                        address=engine_spec.ray_address,
-                        reporter=reporter,
-                    )
-                else:
-                    embedded = embed_samples(
-                        dataset.samples,
-                        dataset.modality,
-                        encoder,
-                        cache,
-                        batch_size=embed_spec.batch_size,
-                        workers=embed_spec.workers,
-                        max_pixels=embed_spec.max_pixels,
-                        reporter=reporter,
-                    )
-            skipped = dataset.skipped + embedded.skipped
-            if cache.corrupt_shards:
-                reporter.note(
-                    f"[yellow]warning:[/] {cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
-                )
-            samples = dataset.samples[embedded.kept].reset_index(drop=True)
-            present = [c for c in dataset.classes if c in set(samples["label"])]
-            if len(present) < 2:
-                raise DataError(
-                    f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)"
-                )
-            dataset = Dataset(
-                samples=samples,
-                classes=present,
-                class_names=dataset.class_names,
-                modality=dataset.modality,
-                root=dataset.root,
-                kind=dataset.kind,
-                skipped=skipped,
-                ignored_files=dataset.ignored_files,
-                warnings=dataset.warnings,
-            )
-            labels = np.asarray(dataset.label_indices(), dtype=np.int64)
-            prompt_names = dataset.prompt_names()
-
-            with timer.stage("class_prompts"):
-                prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
-                class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
-
-            seed = scoring.seed
-            context = ScoreContext(
-                embeddings=embedded.vectors,
-                labels=labels,
-                class_names=prompt_names,
-                class_embeddings=class_embeddings,
-                logit_scale=encoder.logit_scale,
-                soft_prompt_factory=encoder.soft_prompt_model,
-                seed=seed,
-                modality=dataset.modality,
-                reporter=reporter,
-                fold_runner=fold_runner,
-                neighbors=NeighborSource(
-                    embedded.vectors,
-                    folder=cache.folder / "neighbors" if cache.folder is not None else None,
-                    identity=encoder.identity,
-                    hashes=samples["content_hash"].astype(str).tolist(),
-                    seed=seed,
-                ),
-            )
-            score_cache = ScoreCache(
-                cache.folder / "scores" if cache.folder is not None else None,
-                [
-                    __version__,
-                    encoder.identity,
-                    str(seed),
-                    dataset.modality,
-                    "\n".join(prompt_names),
-                    *samples["content_hash"].astype(str),
-                    *map(str, labels.tolist()),
-                ],
-            )
-            settings = {name: scoring.settings_for(name) for name in method_names}
-            results, mean_probs, scores_from_cache = score_methods(settings, context, score_cache, timer)
-
-        with timer.stage("neighbor_issues"):
-            graph = context.neighbor_graph(20)
-            duplicates = find_duplicates(
-                graph,
-                samples["content_hash"].astype(str).to_numpy(),
-                labels,
-                dataset.classes,
-                samples["sample_id"].astype(str).to_numpy(),
-            )
-            outliers = find_outliers(graph, embedded.vectors, class_embeddings)
-
-        with timer.stage("report"):
-            consensus = combine(results, labels, mean_probs)
-            neighbor_columns = pd.DataFrame(
-                {
-                    "issue_type": issue_types(consensus.is_issue, duplicates, outliers),
-                    "duplicate_group": duplicates.group,
-                    "duplicate_conflict": duplicates.conflict,
-                    "outlier_score": outliers.score,
-                    "is_outlier": outliers.is_outlier,
-                }
-            )
-            table = samples_table(samples, dataset.classes, labels, results, consensus, neighbor_columns)
-            classes = classes_table(
-                dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings
-            )
-            skipped_frame = pd.DataFrame([s.as_dict() for s in skipped], columns=["path", "reason", "stage"])
-            summary = {
-                "labelaudit_version": __version__,
-                "dataset": {
-                    "source": str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
-                    "kind": dataset.kind,
-                    "modality": dataset.modality,
-                    "n_samples": int(len(samples)),
-                    "n_classes": len(dataset.classes),
-                    "ignored_files": dataset.ignored_files,
-                },
-                "classes": dataset.classes,
-                "encoder": {
-                    "identity": encoder.identity,
-                    "description": encoder.description,
-                    "dim": int(embedded.vectors.shape[1]),
-                },
-                "methods": method_names,
-                "method_settings": {name: r.settings for name, r in results.items()},
-                "estimated_error_rate": consensus.estimated_error_rate,
-                "error_rate_estimator": "share of samples flagged by a strict majority of the methods",
-                "n_flagged": int(consensus.is_issue.sum()),
-                "flagged_per_method": {name: int(r.is_issue.sum()) for name, r in results.items()},
-                "issue_types": {
-                    "label_error": int(consensus.is_issue.sum()),
-                    "duplicate_conflict": int(duplicates.conflict.sum()),
-                    "outlier": int(outliers.is_outlier.sum()),
-                },
-                "duplicates": {
-                    "groups": int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0,
-                    "conflicting_groups": int(duplicates.table.loc[duplicates.table["conflicting"], "group"].nunique())
-                    if len(duplicates.table)
-                    else 0,
-                    "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
-                },
-                "outliers": {"count": int(outliers.is_outlier.sum()), **outliers.settings},
-                "neighbor_graph": {k: v for k, v in graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
-                "confused_pairs": confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
-                "n_skipped": len(skipped),
-                "skipped": [s.as_dict() for s in skipped[:1000]],
-                "warnings": dataset.warnings + notes,
-                "seed": seed,
-                "engine": engine,
-            }
-        run = {
-            "labelaudit_version": __version__,
-            "started_at": started_at.isoformat(timespec="seconds"),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "timings_s": timer.timings,
-            "cache": {
-                "dir": str(cache.folder) if cache.folder else None,
-                "hits": embedded.n_cached,
-                "embedded": embedded.n_embedded,
-                "corrupt_shards_removed": cache.corrupt_shards,
-            },
-            "scores_from_cache": scores_from_cache,
-            "cross_validation_folds_ran_on": context.fold_runner.where,  # "ray": the probe's folds were Ray tasks
-            "neighbor_graph": {
-                "from_cache": context.neighbors.loaded_from_cache,
-                **{k: v for k, v in graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
-            },
-            "platform": {
-                "python": platform.python_version(),
-                "torch": torch_version(),
-                "device": str(encoder.device),
-            },
-        }
-        result = AuditResult(
-            samples=table,
-            classes=classes,
-            summary=summary,
-            skipped=skipped_frame,
-            embeddings=embedded.vectors,
-            duplicates=duplicates.table,
-            run=run,
+def issues_stage(dataset: Dataset, embedded: EmbeddingResult, scored: Scored, timer: _Timer) -> Issues:
+    with timer.stage("neighbor_issues"):
+        graph = scored.context.neighbor_graph(GRAPH_K)
+        samples = dataset.samples
+        duplicates = find_duplicates(
+            graph,
+            samples["content_hash"].astype(str).to_numpy(),
+            scored.labels,
+            dataset.classes,
+            samples["sample_id"].astype(str).to_numpy(),
         )
-        if out is not None:
-            timer.current = "write"
-            result.save(out, overwrite=True)
-        return result
+        outliers = find_outliers(graph, embedded.vectors, scored.class_embeddings)
+    return Issues(graph, duplicates, outliers)
+
+
+def summary_stage(
+    data: str | Path | storage.Location | pd.DataFrame,
+    dataset: Dataset,
+    encoder: Encoder,
+    embedded: EmbeddingResult,
+    scored: Scored,
+    issues: Issues,
+    notes: list[str],
+    config: AuditConfig,
+    run: _Run,
+) -> AuditResult:
+    """The report's tables, its summary and run.json."""
+    with run.timer.stage("report"):
+        consensus = scored.consensus
+        neighbor_columns = pd.DataFrame(
+            {
+                "issue_type": issue_types(consensus.is_issue, issues.duplicates, issues.outliers),
+                "duplicate_group": issues.duplicates.group,
+                "duplicate_conflict": issues.duplicates.conflict,
+                "outlier_score": issues.outliers.score,
+                "is_outlier": issues.outliers.is_outlier,
+            }
+        )
+        table = samples_table(
+            dataset.samples, dataset.classes, scored.labels, scored.results, consensus, neighbor_columns
+        )
+        classes = classes_table(
+            dataset.classes, scored.prompt_names, scored.labels, consensus, embedded.vectors, scored.class_embeddings
+        )
+        skipped = pd.DataFrame([s.as_dict() for s in dataset.skipped], columns=["path", "reason", "stage"])
+        summary = build_summary(
+            data,
+            dataset,
+            EncoderSummary(encoder.identity, encoder.description, int(embedded.vectors.shape[1])),
+            scored,
+            issues,
+            notes,
+            config,
+        )
+    return AuditResult(
+        samples=table,
+        classes=classes,
+        summary=summary,
+        skipped=skipped,
+        embeddings=embedded.vectors,
+        duplicates=issues.duplicates.table,
+        run=run_info(run, embedded, scored, issues, encoder),
+    )
+
+
+def build_summary(
+    data: str | Path | storage.Location | pd.DataFrame,
+    dataset: Dataset,
+    encoder: EncoderSummary,
+    scored: Scored,
+    issues: Issues,
+    notes: list[str],
+    config: AuditConfig,
+) -> Summary:
+    consensus, results, duplicates = scored.consensus, scored.results, issues.duplicates
+    n_groups = int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0
+    conflicting = duplicates.table.loc[duplicates.table["conflicting"], "group"] if len(duplicates.table) else None
+    return Summary(
+        dataset=DatasetSummary(
+            source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+            kind=dataset.kind,
+            modality=dataset.modality,
+            n_samples=int(len(dataset.samples)),
+            n_classes=len(dataset.classes),
+            ignored_files=dataset.ignored_files,
+        ),
+        classes=dataset.classes,
+        encoder=encoder,
+        methods=list(config.scoring.methods),
+        method_settings={name: r.settings for name, r in results.items()},
+        estimated_error_rate=consensus.estimated_error_rate,
+        n_flagged=int(consensus.is_issue.sum()),
+        flagged_per_method={name: int(r.is_issue.sum()) for name, r in results.items()},
+        issue_types={
+            "label_error": int(consensus.is_issue.sum()),
+            "duplicate_conflict": int(duplicates.conflict.sum()),
+            "outlier": int(issues.outliers.is_outlier.sum()),
+        },
+        check_sections={
+            "duplicates": {
+                "groups": n_groups,
+                "conflicting_groups": int(conflicting.nunique()) if conflicting is not None else 0,
+                "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
+            },
+            "outliers": {"count": int(issues.outliers.is_outlier.sum()), **issues.outliers.settings},
+        },
+        neighbor_graph={k: v for k, v in issues.graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
+        confused_pairs=confused_pairs(scored.labels, consensus.suggested, consensus.is_issue, dataset.classes),
+        n_skipped=len(dataset.skipped),
+        skipped=[s.as_dict() for s in dataset.skipped[:SKIPPED_LISTED]],
+        warnings=dataset.warnings + notes,
+        seed=config.scoring.seed,
+        engine=config.engine.name,
+        data_spec=dataclasses.replace(config.data, modality=dataset.modality),
+    )
+
+
+def run_info(run: _Run, embedded: EmbeddingResult, scored: Scored, issues: Issues, encoder: Encoder) -> dict[str, Any]:
+    """run.json: how this run went (times, cache hits), which two runs on the same inputs may differ in."""
+    assert run.cache is not None
+    return {
+        "labelaudit_version": __version__,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timings_s": run.timer.timings,
+        "cache": {
+            "dir": str(run.cache.folder) if run.cache.folder else None,
+            "hits": embedded.n_cached,
+            "embedded": embedded.n_embedded,
+            "corrupt_shards_removed": run.cache.corrupt_shards,
+        },
+        "scores_from_cache": scored.from_cache,
+        "cross_validation_folds_ran_on": scored.context.fold_runner.where,  # "ray": the probe's folds were Ray tasks
+        "neighbor_graph": {
+            "from_cache": scored.context.neighbors.loaded_from_cache if scored.context.neighbors else False,
+            **{k: v for k, v in issues.graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
+        },
+        "platform": {"python": platform.python_version(), "torch": torch_version(), "device": str(encoder.device)},
+    }
 
 
 def torch_version() -> str:

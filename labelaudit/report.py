@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .chunked import project, row_blocks
-from .consensus import Consensus
 from .errors import LabelAuditError
 from .io import WRITING_MARKER, refuse_incomplete_report, write_json_atomic, write_table_atomic, write_text_atomic
-from .scorers import ScorerResult
+from .summary import Summary
+
+if TYPE_CHECKING:
+    from .consensus import Consensus
+    from .scorers import ScorerResult
 
 TEXT_EXCERPT_CHARS = 200
 SUMMARY_FILE = "summary.json"
@@ -165,7 +168,7 @@ def write_report(
     out: Path,
     samples: pd.DataFrame,
     classes: pd.DataFrame,
-    summary: dict[str, Any],
+    summary: Summary,
     skipped: pd.DataFrame,
     duplicates: pd.DataFrame | None = None,
     run: dict[str, Any] | None = None,
@@ -190,17 +193,17 @@ def write_report(
         write_json_atomic(out / RUN_FILE, run)
     else:
         (out / RUN_FILE).unlink(missing_ok=True)  # an earlier run's timings would describe another run
-    write_json_atomic(out / SUMMARY_FILE, summary)
+    write_json_atomic(out / SUMMARY_FILE, summary.to_json())
     marker.unlink()
 
 
-def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
     folder = Path(folder)
     summary_file = folder / SUMMARY_FILE
     refuse_incomplete_report(folder)
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    summary = Summary.from_json(json.loads(summary_file.read_text(encoding="utf-8")), f"{folder}/{SUMMARY_FILE}")
     return pd.read_parquet(folder / "report.parquet"), pd.read_parquet(folder / "classes.parquet"), summary
 
 
@@ -208,26 +211,25 @@ def print_summary(
     console: Console,
     samples: pd.DataFrame,
     classes: pd.DataFrame,
-    summary: dict[str, Any],
+    summary: Summary,
     top: int = 10,
     worst: int = 5,
 ) -> None:
-    flagged = summary["n_flagged"]
-    n = summary["dataset"]["n_samples"]
+    n, dataset = summary.dataset.n_samples, summary.dataset
     head = Table(title="labelaudit summary", show_header=False, title_justify="left")
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("samples", f"{n:,} in {summary['dataset']['n_classes']} classes ({summary['dataset']['modality']})")
-    head.add_row("encoder", summary["encoder"]["description"])
-    head.add_row("methods", ", ".join(summary["methods"]))
-    head.add_row("estimated label-error rate", f"{summary['estimated_error_rate']:.2%}")
-    head.add_row("flagged", f"{flagged:,} of {n:,}")
-    kinds = summary.get("issue_types")
+    head.add_row("samples", f"{n:,} in {dataset.n_classes} classes ({dataset.modality})")
+    head.add_row("encoder", summary.encoder.description)
+    head.add_row("methods", ", ".join(summary.methods))
+    head.add_row("estimated label-error rate", f"{summary.estimated_error_rate:.2%}")
+    head.add_row("flagged", f"{summary.n_flagged or 0:,} of {n:,}")
+    kinds = summary.issue_types
     if kinds:
         head.add_row("duplicate conflicts", f"{kinds['duplicate_conflict']:,} samples (listed in duplicates.csv)")
         head.add_row("outliers", f"{kinds['outlier']:,} (not counted as label errors)")
-    if summary["n_skipped"]:
-        head.add_row("skipped files", f"[yellow]{summary['n_skipped']:,}[/] (listed in skipped.csv)")
+    if summary.n_skipped:
+        head.add_row("skipped files", f"[yellow]{summary.n_skipped:,}[/] (listed in skipped.csv)")
     console.print(head)
 
     flagged_rows = samples["issue_type"] != "" if "issue_type" in samples else samples["is_issue"]

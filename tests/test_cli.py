@@ -186,3 +186,15 @@ def test_unchanged_rerun_reads_scores_back_and_writes_the_same_report(tmp_path: 
     changed = json.loads((tmp_path / "changed" / "run.json").read_text())
     assert changed["scores_from_cache"]["deft"] is False
     assert changed["cache"]["embedded"] == 0
+
+
+def test_summary_reads_back_as_written(text_report: Path) -> None:
+    from labelaudit.summary import NotASummary, Summary
+
+    payload = json.loads((text_report / "summary.json").read_text())
+    summary = Summary.from_json(payload)
+    assert summary.dataset.n_samples == 48 and summary.issue_types["label_error"] == summary.n_flagged
+    assert summary.to_json() == payload and list(summary.to_json()) == list(payload)  # same keys, same order
+    assert summary.data_spec is not None and summary.data_spec.modality == "text"
+    with pytest.raises(NotASummary, match="is it a labelaudit report"):
+        Summary.from_json({"dataset": {}})

@@ -93,8 +93,8 @@ def test_scorer_settings_reach_the_scorers_and_key_their_own_cache_entry(tmp_pat
     frame = _frame()
     common = {"encoder": minilm_encoder, "cache_dir": tmp_path / "cache", "methods": "knn,deft", "deft_epochs": 1}
     first = audit(frame, knn_k=3, deft_batch_size=7, **common)
-    assert first.summary["method_settings"]["knn"]["k"] == 3
-    assert first.summary["method_settings"]["deft"]["batch_size"] == 7
+    assert first.summary.method_settings["knn"]["k"] == 3
+    assert first.summary.method_settings["deft"]["batch_size"] == 7
     second = audit(frame, knn_k=4, deft_batch_size=7, **common)
-    assert second.summary["method_settings"]["knn"]["k"] == 4
+    assert second.summary.method_settings["knn"]["k"] == 4
     assert second.run["scores_from_cache"] == {"knn": False, "deft": True}

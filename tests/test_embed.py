@@ -151,7 +151,7 @@ def test_text_embedding_uses_cache(tmp_path: Path, tiny_encoder) -> None:
 def test_class_prompts_are_cached_and_identical_on_a_warm_run(
     tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labelaudit.encoders import embed_class_prompts
+    from labelaudit.embed import embed_class_prompts
 
     cold = embed_class_prompts(tiny_encoder, ["cat", "dog"], "image", EmbeddingCache(tmp_path, "prompts"))
     calls: list[int] = []

@@ -208,7 +208,7 @@ def test_audit_writes_duplicates_and_issue_types(tmp_path: Path, minilm_encoder:
     assert set(marked["sample_id"]) == {clash["id"], "copy"}
     assert marked["issue_type"].str.contains("duplicate_conflict").all()
     assert (samples["issue_type"].str.contains("label_error") == samples["is_issue"]).all()
-    assert result.summary["issue_types"]["duplicate_conflict"] == 2
+    assert result.summary.issue_types["duplicate_conflict"] == 2
     assert result.run["neighbor_graph"]["from_cache"] is False
 
     again = audit(frame, out=tmp_path / "report2", **kwargs)

@@ -178,7 +178,7 @@ def test_manifest_in_a_bucket_audits_like_the_same_data_on_disk(
     assert "data:image/jpeg;base64" in (tmp_path / "report" / "report.html").read_text()  # thumbnails from S3
     paths = remote.samples.set_index("sample_id")["path"]
     assert paths["img/red/red_0.png"] == f"s3://{BUCKET}/dataset/img/red/red_0.png"  # reports say where it is
-    assert remote.summary["dataset"]["kind"] == "manifest"
+    assert remote.summary.dataset.kind == "manifest"
     assert sorted(local.samples["content_hash"]) == sorted(remote.samples["content_hash"])
 
     # A folder in a bucket is discovered like a local folder (one recursive listing).

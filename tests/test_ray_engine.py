@@ -56,7 +56,7 @@ def _assert_same_report(a: labelaudit.AuditResult, b: labelaudit.AuditResult) ->
         else:
             assert left.tolist() == right.tolist(), column
     assert a.skipped.to_dict("records") == b.skipped.to_dict("records")
-    assert a.summary["flagged_per_method"] == b.summary["flagged_per_method"]
+    assert a.summary.flagged_per_method == b.summary.flagged_per_method
 
 
 def test_ray_report_equals_local_and_both_engines_share_the_cache(

@@ -238,7 +238,7 @@ def test_report_interrupted_mid_write_is_refused_by_readers_and_replaced_without
     assert main(["view", str(out), "--no-open"]) == 2  # its page is the old run's, not the tables'
     assert capsys.readouterr().err.count("incomplete report") == 2
     labelaudit.audit(image_folder, out=out, **kwargs)  # no --overwrite needed: the folder is marked as ours
-    assert load_report(out)[2]["methods"] == ["zeroshot"]
+    assert load_report(out)[2].methods == ["zeroshot"]
     assert not list(out.glob(".*"))
     with pytest.raises(LabelAuditError, match="--overwrite"):
         labelaudit.audit(image_folder, out=out, **kwargs)  # a complete report is still protected

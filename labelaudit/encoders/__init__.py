@@ -7,7 +7,7 @@ Every encoder offers the same small surface (``Encoder``); ``resolve_encoder`` m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,9 +23,6 @@ IMAGE_TEMPLATES = (
     "a close-up photo of a {}.",
 )
 TEXT_TEMPLATES = ("{}", "This text is about {}.")
-
-if TYPE_CHECKING:
-    from ..cache import EmbeddingCache
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
@@ -70,35 +67,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def embed_class_prompts(
-    encoder: Encoder, class_names: Sequence[str], modality: str, cache: EmbeddingCache | None = None
-) -> np.ndarray:
-    """One vector per class: the normalised mean of its template embeddings (CLIP's prompt ensembling).
-
-    With a cache, prompt texts are cached like samples: on a CPU the text tower costs as much as the
-    rest of a warm re-run, so a re-run should not pay it again.
-    """
-    from ..discover import hash_text
-
-    templates = list(encoder.templates(modality))
-    texts = [t.format(name) for name in class_names for t in templates]
-    if cache is None:
-        vectors = encoder.encode_texts(texts)
-    else:
-        hashes = [hash_text(text) for text in texts]
-        found, vectors = cache.lookup(hashes)
-        missing = np.flatnonzero(~found)
-        if len(missing):
-            fresh = encoder.encode_texts([texts[i] for i in missing])
-            fresh = fresh.astype(np.float16).astype(np.float32)  # as stored, so cold and warm runs agree
-            if vectors is None:
-                vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
-            vectors[missing] = fresh
-            cache.store([hashes[i] for i in missing], fresh)
-    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(class_names), len(templates), -1).mean(axis=1)
-    return normalize(vectors)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

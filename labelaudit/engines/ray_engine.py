@@ -9,7 +9,7 @@ through pyarrow.fs, so every node needs credentials (and the endpoint, if not AW
 The driver then reads all embeddings back through the normal cache lookup, so a dead actor, an
 interrupted run, a later local run or a CI run never recompute what is already stored.
 
-This module imports ray only inside its functions (``require_ray``), so importing it is cheap and safe.
+This module imports ray and torch only inside its functions, so importing it is cheap and safe.
 """
 
 from __future__ import annotations
@@ -17,25 +17,30 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from ..cache import EmbeddingCache
+from ..config import EmbedSpec, EncoderSpec, EngineSpec
 from ..discover import SkippedFile
-from ..embed import DEFAULT_MAX_IMAGE_PIXELS, EmbeddingResult, _skip_reason, load_image
-from ..encoders import Encoder
 from ..errors import LabelAuditError
 from ..progress import QUIET, Reporter
-from .ray_folds import ray_session
+from . import require_ray
+from .ray_folds import RayFolds, ray_session
 
-EncoderFactory = Callable[[], Encoder]
+if TYPE_CHECKING:
+    from ..embed import EmbeddingResult
+    from ..encoders import Encoder
+    from ..scorers import FoldRunner
+
+EncoderFactory = Callable[[], "Encoder"]
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
@@ -63,6 +68,8 @@ def _decode_batch(
     batch: dict[str, np.ndarray], transform: Callable[[Any], Any], max_pixels: int, shape: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
     """CPU task: open + preprocess every image of a batch; an unreadable file becomes ok=False with a reason."""
+    from ..embed import load_image, skip_reason
+
     n = len(batch["row"])
     pixels = np.zeros((n, *shape), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
@@ -73,7 +80,7 @@ def _decode_batch(
             pixels[i] = np.asarray(transform(image), dtype=np.float32)
             ok[i] = True
         except Exception as exc:  # any decoder failure means "skip this file", never "stop the audit"
-            reasons[i] = _skip_reason(exc)
+            reasons[i] = skip_reason(exc)
     return {
         "row": batch["row"],
         "hash": batch["hash"],
@@ -142,13 +149,15 @@ def embed_samples_ray(
     encoder: Encoder,
     factory: EncoderFactory,
     cache: EmbeddingCache,
-    batch_size: int = 64,
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    batch_size: int = EmbedSpec.batch_size,
+    max_pixels: int = EmbedSpec.max_pixels,
     concurrency: int | None = None,
     address: str | None = None,
     reporter: Reporter = QUIET,
 ) -> EmbeddingResult:
     """``embed_samples`` on Ray: same result, same cache; ``concurrency`` = embedding actors (default 1 per GPU)."""
+    from ..embed import EmbeddingResult
+
     hashes = samples["content_hash"].astype(str).tolist()
     found_before, _ = cache.lookup(hashes)
     missing = np.flatnonzero(~found_before)
@@ -260,3 +269,54 @@ def _return(encoder: Encoder) -> Encoder:
 def fixed_encoder(encoder: Encoder) -> EncoderFactory:
     """A factory for an encoder object passed to ``audit(encoder=...)``: the object is pickled to each actor."""
     return partial(_return, encoder)
+
+
+class RayEngine:
+    """``--engine ray``: one Ray session from embedding through scoring (a local Ray starts once per audit)."""
+
+    name = "ray"
+
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
+
+    def check(self) -> None:
+        require_ray()  # before discovery, when the extra is missing
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[FoldRunner]:
+        with audit_session(self.spec.ray_address) as ray:
+            yield RayFolds(ray)
+
+    def embed(
+        self,
+        samples: pd.DataFrame,
+        modality: str,
+        encoder: Encoder,
+        cache: EmbeddingCache,
+        spec: EmbedSpec,
+        rebuild: EncoderSpec | None,
+        reporter: Reporter,
+    ) -> EmbeddingResult:
+        factory = (
+            fixed_encoder(encoder)
+            if rebuild is None
+            else encoder_factory(modality, rebuild.model, rebuild.pretrained, rebuild.checkpoint, rebuild.device)
+        )
+        return embed_samples_ray(
+            samples,
+            modality,
+            encoder,
+            factory,
+            cache,
+            batch_size=spec.batch_size,
+            max_pixels=spec.max_pixels,
+            concurrency=self.spec.ray_concurrency,
+            address=self.spec.ray_address,
+            reporter=reporter,
+        )
+
+    def saved_note(self, cache: EmbeddingCache) -> str:
+        return f"Embeddings the Ray actors finished are saved in the cache ({cache.folder})."
+
+
+ENGINE = RayEngine

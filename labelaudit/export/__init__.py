@@ -15,30 +15,31 @@ import pandas as pd
 
 from ..errors import LabelAuditError
 from ..report import load_report
+from ..summary import Summary
 
 
 @dataclass
 class ExportContext:
     """What a format needs besides the rows: the report's summary, classes and where files live."""
 
-    summary: dict[str, Any]
+    summary: Summary
     classes: list[str]
     report_dir: Path
     url_prefix: str | None = None
 
     @property
     def modality(self) -> str:
-        return str(self.summary["dataset"]["modality"])
+        return self.summary.dataset.modality
 
     @property
-    def kind(self) -> str:
-        return str(self.summary["dataset"].get("kind", ""))
+    def methods(self) -> list[str]:
+        return list(self.summary.methods)
 
     def relative_path(self, row: dict[str, Any]) -> str:
         """The sample's path relative to the dataset root (for URLs and annotation-tool file names)."""
-        if self.kind.endswith("_folder") or row.get("path") is None:
+        if self.summary.dataset.is_folder or row.get("path") is None:
             return str(row["sample_id"])
-        source = Path(str(self.summary["dataset"].get("source", "")))
+        source = Path(self.summary.dataset.source)
         try:
             return Path(str(row["path"])).resolve().relative_to(source.resolve().parent).as_posix()
         except (ValueError, OSError):
@@ -167,7 +168,7 @@ def export(
     if not report_dir.is_dir():
         raise LabelAuditError(f"report folder {report_dir} does not exist")
     samples, _, summary = load_report(report_dir)
-    known = [str(c) for c in summary.get("classes", sorted(samples["given_label"].astype(str).unique()))]
+    known = summary.classes or sorted(samples["given_label"].astype(str).unique())
     if classes:
         unknown = [c for c in classes if c not in known]
         if unknown:

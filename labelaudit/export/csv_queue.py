@@ -38,7 +38,7 @@ class CsvExporter:
     modalities = ("image", "text")
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
-        frame = queue_frame(queue, list(ctx.summary.get("methods", [])))
+        frame = queue_frame(queue, ctx.methods)
         write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:

@@ -93,7 +93,7 @@ class CvatExporter:
     modalities = ("image",)
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
-        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        records = queue_records(queue, ctx.methods)
         write_text_atomic(target, annotation_xml(records, ctx, target.stem))
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:

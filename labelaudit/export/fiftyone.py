@@ -41,7 +41,7 @@ class FiftyOneExporter:
     modalities = ("image",)
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
-        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        records = queue_records(queue, ctx.methods)
         payload = {
             "name": f"labelaudit-{target.stem}",
             "media_type": "image",

@@ -108,7 +108,7 @@ class LabelStudioExporter:
     modalities = ("image", "text")
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
-        records = queue_records(queue, list(ctx.summary.get("methods", [])))
+        records = queue_records(queue, ctx.methods)
         write_json_atomic(target, [task(r, ctx) for r in records])
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:

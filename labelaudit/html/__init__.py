@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import write_atomic, write_text_atomic
+from ..summary import Summary
 from .assets import SCRIPT, STYLE
 
 REPORT_HTML = "report.html"
@@ -161,8 +162,8 @@ def _class_records(classes: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def _pairs(samples: pd.DataFrame, summary: dict[str, Any], top: int = 10) -> list[dict[str, Any]]:
-    pairs = summary.get("confused_pairs")
+def _pairs(samples: pd.DataFrame, summary: Summary, top: int = 10) -> list[dict[str, Any]]:
+    pairs = summary.confused_pairs
     if pairs:
         return [dict(p) for p in pairs[:top]]
     flagged = samples[samples["is_issue"].astype(bool) & (samples["given_label"] != samples["suggested_label"])]
@@ -173,19 +174,19 @@ def _pairs(samples: pd.DataFrame, summary: dict[str, Any], top: int = 10) -> lis
 def build_payload(
     samples: pd.DataFrame,
     classes: pd.DataFrame,
-    summary: dict[str, Any],
+    summary: Summary,
     out: Path,
     *,
     inline_limit: int = INLINE_THUMB_LIMIT,
     top: int = TOP_RANKED,
 ) -> dict[str, Any]:
-    methods = [str(m) for m in summary.get("methods", [])]
+    methods = [str(m) for m in summary.methods]
     grid = select_rows(samples, top=top)
     clean = clean_rows(samples)
     clean = clean[~clean["sample_id"].isin(grid["sample_id"])]
     rows = [_row_record(r, methods) for r in grid.to_dict("records")]
     clean_records = [_row_record(r, methods) for r in clean.to_dict("records")]
-    modality = summary.get("dataset", {}).get("modality", "image")
+    modality = summary.dataset.modality
     thumbs_mode = "none"
     stale = out / THUMBS_DIR
     if modality == "image":
@@ -209,25 +210,25 @@ def build_payload(
         + ["consensus_score", "suggested_prob"]
         + [f"{m}_score" for m in methods]
         + ["text", "content_hash"],
+        # The browser keeps a reviewer's decisions under this key. The None stands where a created_at that no
+        # summary ever had was read, so that pages rendered before and after keep the same key.
         "reportKey": hashlib.sha1(
-            json.dumps([summary.get("dataset", {}), summary.get("created_at"), len(samples)], default=str).encode()
+            json.dumps([summary.dataset.to_json(), None, len(samples)], default=str).encode()
         ).hexdigest()[:12],
     }
 
 
-def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    dataset = summary.get("dataset", {})
-    encoder = summary.get("encoder", {}).get("description", "?")
-    rate = _number(summary.get("estimated_error_rate")) or 0.0
-    n = int(dataset.get("n_samples", len(samples)))
+def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Summary) -> str:
+    dataset = summary.dataset
+    rate = _number(summary.estimated_error_rate) or 0.0
     stats = [
-        ("samples", f"{n:,}"),
-        ("classes", f"{int(dataset.get('n_classes', len(classes))):,}"),
-        ("modality", str(dataset.get("modality", "?"))),
-        ("encoder", str(encoder)),
-        ("methods", ", ".join(str(m) for m in summary.get("methods", []))),
+        ("samples", f"{dataset.n_samples:,}"),
+        ("classes", f"{dataset.n_classes:,}"),
+        ("modality", dataset.modality),
+        ("encoder", summary.encoder.description),
+        ("methods", ", ".join(summary.methods)),
         ("estimated error rate", f"{rate:.2%}"),
-        ("flagged", f"{int(summary.get('n_flagged', 0)):,}"),
+        ("flagged", f"{summary.n_flagged or 0:,}"),
     ]
     parts = ['<section id="overview"><h2>Overview</h2><dl class="stats">']
     for key, value in stats:
@@ -283,7 +284,7 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: dic
 def render_html(
     samples: pd.DataFrame,
     classes: pd.DataFrame,
-    summary: dict[str, Any],
+    summary: Summary,
     out: Path,
     *,
     inline_limit: int = INLINE_THUMB_LIMIT,
@@ -292,7 +293,7 @@ def render_html(
     """Write ``out/report.html`` (and ``out/thumbs/`` for large image reports); returns the page's path."""
     out = Path(out)
     payload = build_payload(samples, classes, summary, out, inline_limit=inline_limit, top=top)
-    source = str(summary.get("dataset", {}).get("source", ""))
+    source = summary.dataset.source
     title = f"labelaudit report: {source}" if source else "labelaudit report"
     page = f"""<!DOCTYPE html>
 <html lang="en">

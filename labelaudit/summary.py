@@ -1,0 +1,153 @@
+"""summary.json as a typed value: what an audit ran and what it found, a function of its inputs, seed and versions.
+
+The audit's summary stage builds a ``Summary``; every job on a finished report (gate, export, apply, the HTML
+page, the terminal summary) reads it back with ``Summary.from_json`` and uses its attributes, never string
+keys. ``to_json`` writes the keys in one fixed order, so two runs on the same inputs write the same bytes.
+Torch-free, like everything the report jobs import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import DataSpec
+from .errors import LabelAuditError
+from .version import __version__
+
+ERROR_RATE_ESTIMATOR = "share of samples flagged by a strict majority of the methods"
+
+
+class NotASummary(LabelAuditError):
+    """A summary.json without what every labelaudit summary has."""
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    source: str  # the path or URI as given, or "<DataFrame>"
+    kind: str  # image_folder, text_folder, manifest or dataframe
+    modality: str  # image or text
+    n_samples: int
+    n_classes: int
+    ignored_files: int = 0  # files in the class folders with another extension
+
+    @property
+    def is_folder(self) -> bool:
+        return self.kind.endswith("_folder")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "modality": self.modality,
+            "n_samples": self.n_samples,
+            "n_classes": self.n_classes,
+            "ignored_files": self.ignored_files,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> DatasetSummary:
+        return cls(
+            source=str(payload.get("source", "")),
+            kind=str(payload.get("kind", "")),
+            modality=str(payload.get("modality", "image")),
+            n_samples=int(payload.get("n_samples", 0)),
+            n_classes=int(payload.get("n_classes", 0)),
+            ignored_files=int(payload.get("ignored_files", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class EncoderSummary:
+    identity: str  # the embedding cache's key for the encoder
+    description: str  # for people
+    dim: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"identity": self.identity, "description": self.description, "dim": self.dim}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> EncoderSummary:
+        return cls(str(payload.get("identity", "")), str(payload.get("description", "?")), int(payload.get("dim", 0)))
+
+
+@dataclass
+class Summary:
+    dataset: DatasetSummary
+    estimated_error_rate: float  # see ERROR_RATE_ESTIMATOR
+    classes: list[str] = field(default_factory=list)  # class keys in the report's order
+    encoder: EncoderSummary = field(default_factory=lambda: EncoderSummary("", "?", 0))
+    methods: list[str] = field(default_factory=list)
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each scorer says it ran with
+    n_flagged: int | None = None  # None only in a summary that did not record it
+    flagged_per_method: dict[str, int] = field(default_factory=dict)
+    issue_types: dict[str, int] = field(default_factory=dict)  # issue type -> samples with it (labelaudit.issues)
+    # Each issue check's own section (e.g. "duplicates", "outliers"), written between issue_types and neighbor_graph.
+    check_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    neighbor_graph: dict[str, Any] = field(default_factory=dict)  # how the k-NN graph was searched
+    confused_pairs: list[dict[str, Any]] = field(default_factory=list)
+    n_skipped: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)  # the first 1000
+    warnings: list[str] = field(default_factory=list)
+    seed: int = 0
+    engine: str = "local"
+    data_spec: DataSpec | None = None  # how the data was read (resolved columns), so `apply` need not ask again
+    labelaudit_version: str = __version__
+    error_rate_estimator: str = ERROR_RATE_ESTIMATOR
+
+    def to_json(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "labelaudit_version": self.labelaudit_version,
+            "dataset": self.dataset.to_json(),
+            "classes": self.classes,
+            "encoder": self.encoder.to_json(),
+            "methods": self.methods,
+            "method_settings": self.method_settings,
+            "estimated_error_rate": self.estimated_error_rate,
+            "error_rate_estimator": self.error_rate_estimator,
+            "n_flagged": self.n_flagged,
+            "flagged_per_method": self.flagged_per_method,
+            "issue_types": self.issue_types,
+            **self.check_sections,
+            "neighbor_graph": self.neighbor_graph,
+            "confused_pairs": self.confused_pairs,
+            "n_skipped": self.n_skipped,
+            "skipped": self.skipped,
+            "warnings": self.warnings,
+            "seed": self.seed,
+            "engine": self.engine,
+        }
+        if self.data_spec is not None:
+            payload["data_spec"] = self.data_spec.to_json()
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: Any, where: str = "summary.json") -> Summary:
+        """Read a summary back; keys a summary may lack get their defaults, unknown keys are kept as check
+        sections. ``where`` names the file in the error for a payload that is no labelaudit summary."""
+        if not isinstance(payload, dict) or "estimated_error_rate" not in payload or "dataset" not in payload:
+            raise NotASummary(f"{where} has no estimated_error_rate: is it a labelaudit report?")
+        known = {name for name in cls.__dataclass_fields__ if name != "check_sections"}
+        spec = payload.get("data_spec")
+        return cls(
+            dataset=DatasetSummary.from_json(payload["dataset"]),
+            estimated_error_rate=float(payload["estimated_error_rate"]),
+            classes=[str(c) for c in payload.get("classes", [])],
+            encoder=EncoderSummary.from_json(payload.get("encoder", {})),
+            methods=[str(m) for m in payload.get("methods", [])],
+            method_settings=dict(payload.get("method_settings", {})),
+            n_flagged=None if payload.get("n_flagged") is None else int(payload["n_flagged"]),
+            flagged_per_method=dict(payload.get("flagged_per_method", {})),
+            issue_types=dict(payload.get("issue_types", {})),
+            check_sections={k: v for k, v in payload.items() if k not in known},
+            neighbor_graph=dict(payload.get("neighbor_graph", {})),
+            confused_pairs=list(payload.get("confused_pairs", [])),
+            n_skipped=int(payload.get("n_skipped", 0)),
+            skipped=list(payload.get("skipped", [])),
+            warnings=list(payload.get("warnings", [])),
+            seed=int(payload.get("seed", 0)),
+            engine=str(payload.get("engine", "local")),
+            data_spec=DataSpec.from_json(spec) if isinstance(spec, dict) else None,
+            labelaudit_version=str(payload.get("labelaudit_version", "")),
+            error_rate_estimator=str(payload.get("error_rate_estimator", ERROR_RATE_ESTIMATOR)),
+        )
