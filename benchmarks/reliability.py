@@ -157,7 +157,7 @@ def hashcheck(n: int, n_large: int, repeats: int = 3) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    from labelaudit.discover import hash_file
+    from labelaudit.storage import hash_file
 
     small = sorted(str(p) for p in CIFAR_IMAGES.glob("*/*"))[:n]
     if not small:

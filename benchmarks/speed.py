@@ -102,7 +102,7 @@ def samples_frame(paths: Sequence[Path]) -> Any:
     """The samples table ``embed_samples`` takes, built the way discover() builds it (content hash per file)."""
     import pandas as pd
 
-    from labelaudit.discover import hash_file
+    from labelaudit.storage import hash_file
 
     return pd.DataFrame(
         {

@@ -9,6 +9,7 @@ back. Manifest datasets: a new corrected manifest is written beside the original
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,22 +19,22 @@ from typing import Any
 
 import pandas as pd
 
+from . import storage
+from .config import DataSpec
 from .discover import (
-    LABEL_COLUMN_CANDIDATES,
     MANIFEST_EXTENSIONS,
-    PATH_COLUMN_CANDIDATES,
-    TEXT_COLUMN_CANDIDATES,
-    _is_hidden,
-    _label_to_str,
-    _manifest_file,
-    _pick_column,
-    hash_file,
-    hash_text,
+    ManifestColumns,
+    is_hidden,
+    label_text,
+    manifest_file,
     read_manifest,
-    read_text_file,
+    resolve_columns,
+    sample_ids,
 )
 from .errors import LabelAuditError
+from .hashing import hash_text
 from .io import write_atomic, write_json_atomic
+from .storage import hash_file
 from .version import __version__
 
 REMOVED_DIR = "_removed"
@@ -221,7 +222,7 @@ def _as_list(value: Any) -> list[str]:
 
 def plan_apply(
     decisions_file: Path,
-    data: Path,
+    data: Path | None = None,
     *,
     out: Path | None = None,
     label_col: str | None = None,
@@ -230,8 +231,25 @@ def plan_apply(
     id_col: str | None = None,
     modality: str | None = None,
     allow_outside_root: bool = False,
+    report: Path | None = None,
 ) -> tuple[Plan, pd.DataFrame | None]:
-    """Validate every decision against the dataset as it is now; raise DecisionError listing every bad row."""
+    """Validate every decision against the dataset as it is now; raise DecisionError listing every bad row.
+
+    With ``report`` (the audit's report folder) the dataset is read as the audit read it: its summary.json
+    holds the data spec (manifest columns, modality) and the dataset's path, which ``data`` defaults to.
+    Options given here win over the report's."""
+    spec = DataSpec(
+        modality=modality,  # type: ignore[arg-type]
+        label_col=label_col,
+        path_col=path_col,
+        text_col=text_col,
+        id_col=id_col,
+        allow_outside_root=allow_outside_root,
+    )
+    if report is not None:
+        data, spec = _from_report(Path(report), data, spec)
+    if data is None:
+        raise LabelAuditError("pass a DECISIONS file and --data DATA (or --report REPORT_DIR, or --undo JOURNAL)")
     decisions, problems = read_decisions(decisions_file)
     decisions, dup_problems = _dedupe(decisions)
     problems += dup_problems
@@ -242,15 +260,26 @@ def plan_apply(
         plan = _plan_folder(decisions, data, problems)
         corrected = None
     elif data.suffix.lower() in MANIFEST_EXTENSIONS:
-        plan, corrected = _plan_manifest(
-            decisions, data, problems, out, label_col, path_col, text_col, id_col, modality, allow_outside_root
-        )
+        plan, corrected = _plan_manifest(decisions, data, problems, out, spec)
     else:
         raise LabelAuditError(f"--data {data} is neither a dataset folder nor a CSV/Parquet manifest")
     plan.decisions_file = str(Path(decisions_file).resolve())
     if problems:
         raise DecisionError(problems, str(decisions_file))
     return plan, corrected
+
+
+def _from_report(report: Path, data: Path | None, spec: DataSpec) -> tuple[Path | None, DataSpec]:
+    """The dataset and data spec of an audit's report, with what the caller gave on top."""
+    from .report import load_summary
+
+    summary = load_summary(report)
+    recorded = summary.data_spec or DataSpec()
+    chosen = {name: value for name, value in spec.to_json().items() if value not in (None, False)}
+    spec = dataclasses.replace(recorded, **chosen)
+    if data is None and summary.dataset.kind != "dataframe" and not storage.is_uri(summary.dataset.source):
+        data = Path(summary.dataset.source)
+    return data, spec
 
 
 def _dedupe(decisions: list[Decision]) -> tuple[list[Decision], list[str]]:
@@ -270,13 +299,13 @@ def _sample_hashes(file: Path) -> set[str]:
     hashes = {hash_file(file)}
     if file.suffix.lower() == ".txt":
         with contextlib.suppress(ValueError):  # not UTF-8: then the audit could only have hashed the bytes
-            hashes.add(hash_text(read_text_file(file)))
+            hashes.add(hash_text(storage.read_text(file)))
     return hashes
 
 
 def _plan_folder(decisions: list[Decision], data: Path, problems: list[str]) -> Plan:
     root = data.resolve()
-    classes = {p.name for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)}
+    classes = {p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)}
     plan = Plan(kind="folder", root=str(root), decisions_file="")
     targets: dict[str, str] = {}
     new_dirs: list[str] = []
@@ -296,7 +325,7 @@ def _plan_folder(decisions: list[Decision], data: Path, problems: list[str]) -> 
             problems.append(f"{tag}: path resolves outside the dataset root {root}; refusing to move it")
             continue
         current = rel.parts[0]
-        if _is_hidden(current) or current not in classes:
+        if is_hidden(current) or current not in classes:
             problems.append(f"{tag}: {current!r} is not a class folder of {root}")
             continue
         if not src.is_file():
@@ -358,44 +387,6 @@ def _counts(plan: Plan) -> dict[str, int]:
     return counts
 
 
-def _manifest_ids(
-    frame: pd.DataFrame,
-    label_col: str | None,
-    path_col: str | None,
-    text_col: str | None,
-    id_col: str | None,
-    modality: str | None,
-    root: Path,
-) -> tuple[str, str | None, str | None, list[str]]:
-    """Sample ids of every manifest row, derived exactly as discovery derived them at the audit."""
-    label_col = _pick_column(frame, label_col, LABEL_COLUMN_CANDIDATES, "label", required=True)
-    assert label_col is not None
-    if modality != "image":
-        text_col = _pick_column(frame, text_col, TEXT_COLUMN_CANDIDATES, "text", required=False)
-    else:
-        text_col = None
-    if modality != "text" or text_col is None:
-        path_col = _pick_column(frame, path_col, PATH_COLUMN_CANDIDATES, "path", required=text_col is None)
-    else:
-        path_col = None
-    if modality is None:
-        modality = "text" if text_col is not None and path_col is None else "image"
-    use_text = modality == "text" and text_col is not None
-    if id_col is not None and id_col not in frame.columns:
-        raise LabelAuditError(f"manifest has no id column {id_col!r}")
-    ids: list[str] = []
-    for position, record in enumerate(frame.to_dict("records")):
-        if id_col is not None:
-            ids.append(str(record[id_col]))
-        elif use_text:
-            ids.append(str(position))
-        else:
-            raw = record[path_col] if path_col else None
-            missing = raw is None or (isinstance(raw, float) and pd.isna(raw))
-            ids.append("" if missing else _manifest_file(str(raw), root)[0])
-    return label_col, (None if use_text else path_col), (text_col if use_text else None), ids
-
-
 def default_manifest_out(manifest: Path) -> Path:
     return manifest.with_name(f"{manifest.stem}.corrected{manifest.suffix}")
 
@@ -405,12 +396,7 @@ def _plan_manifest(
     manifest: Path,
     problems: list[str],
     out: Path | None,
-    label_col: str | None,
-    path_col: str | None,
-    text_col: str | None,
-    id_col: str | None,
-    modality: str | None,
-    allow_outside_root: bool,
+    spec: DataSpec,
 ) -> tuple[Plan, pd.DataFrame]:
     manifest = manifest.resolve()
     root = manifest.parent
@@ -420,10 +406,10 @@ def _plan_manifest(
     if out.exists():
         raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
     frame = read_manifest(manifest)
-    label_col, path_col, text_col, ids = _manifest_ids(frame, label_col, path_col, text_col, id_col, modality, root)
-    row_of = {sid: i for i, sid in enumerate(ids)}
-    labels = frame[label_col]
-    known = {_label_to_str(v) for v in labels if _optional(v) is not None}
+    columns = resolve_columns(frame, spec)  # exactly as discovery resolved them at the audit
+    row_of = {sid: i for i, sid in enumerate(sample_ids(frame, columns, root)) if sid is not None}
+    labels = frame[columns.label]
+    known = {label_text(v) for v in labels if _optional(v) is not None}
     plan = Plan(kind="manifest", root=str(manifest), decisions_file="", manifest_out=str(out))
     corrected = frame.copy()
     drop: list[int] = []
@@ -434,12 +420,12 @@ def _plan_manifest(
         if row is None:
             problems.append(f"{tag}: no manifest row has this sample id (pass the --*-col options used at the audit)")
             continue
-        current = _label_to_str(labels.iloc[row])
+        current = label_text(labels.iloc[row])
         if d.given_label is not None and d.given_label != current:
             problems.append(f"{tag}: was labelled {d.given_label!r} at the audit but is {current!r} in the manifest")
             continue
         if d.content_hash is not None:
-            problem = _manifest_hash_problem(frame, row, path_col, text_col, root, d.content_hash, allow_outside_root)
+            problem = _manifest_hash_problem(frame, row, columns, root, d.content_hash, spec.allow_outside_root)
             if problem:
                 problems.append(f"{tag}: {problem}")
                 continue
@@ -456,7 +442,7 @@ def _plan_manifest(
             drop.append(row)
         else:
             change["new_label"] = d.new_label
-            corrected.iloc[row, corrected.columns.get_loc(label_col)] = _typed(labels, d.new_label)
+            corrected.iloc[row, corrected.columns.get_loc(columns.label)] = _typed(labels, d.new_label)
         changes.append(change)
     corrected = corrected.drop(index=corrected.index[drop]).reset_index(drop=True)
     plan.operations.append({"op": "write_manifest", "path": str(out), "changes": changes})
@@ -477,16 +463,15 @@ def _typed(column: pd.Series, label: str | None) -> Any:
 def _manifest_hash_problem(
     frame: pd.DataFrame,
     row: int,
-    path_col: str | None,
-    text_col: str | None,
+    columns: ManifestColumns,
     root: Path,
     expected: str,
     allow_outside_root: bool,
 ) -> str | None:
-    if text_col is not None:
-        return None if hash_text(str(frame.iloc[row][text_col])) == expected else "text changed since the audit"
-    assert path_col is not None
-    _, file = _manifest_file(str(frame.iloc[row][path_col]), root)
+    if columns.text is not None:
+        return None if hash_text(str(frame.iloc[row][columns.text])) == expected else "text changed since the audit"
+    assert columns.path is not None
+    _, file = manifest_file(str(frame.iloc[row][columns.path]), root)
     if not allow_outside_root and not file.resolve().is_relative_to(root):
         return f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)"
     if not file.is_file():

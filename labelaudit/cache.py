@@ -9,19 +9,15 @@ match is deleted and its samples are embedded again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
-import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from . import storage
-from .io import write_atomic, write_text_atomic
 from .storage import Location, StoragePath
 
 CACHE_FORMAT = 1
@@ -35,13 +31,21 @@ def _digest(hashes: np.ndarray, vectors: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _checked_shard(data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, vectors) of a shard whose digest matches; raises otherwise (the shard is then evicted)."""
+    hashes, vectors, digest = data["hashes"], data["vectors"], str(data["digest"])
+    if _digest(hashes, vectors) != digest or len(hashes) != len(vectors):
+        raise ValueError("digest mismatch")
+    return hashes, vectors
+
+
 class EmbeddingCache:
     def __init__(self, root: str | Path | Location | None, identity: str) -> None:
         self.identity = identity
         key = hashlib.blake2b(f"{CACHE_FORMAT}:{identity}".encode(), digest_size=8).hexdigest()
         self.folder: Path | Location | None = None if root is None else storage.resolve(root) / key
-        self.corrupt_shards = 0
         self.stored_rows = 0  # rows this process saved, for the message of an interrupted run
+        self._evicted: list[StoragePath] = []  # corrupt shards deleted (appended from reader threads)
         self._memory: dict[str, np.ndarray] = {}
         self._marker_written = False
 
@@ -49,74 +53,32 @@ class EmbeddingCache:
     def enabled(self) -> bool:
         return self.folder is not None
 
+    @property
+    def corrupt_shards(self) -> int:
+        return len(self._evicted)
+
     def _shards(self) -> list[StoragePath]:
         if self.folder is None:
             return []
-        if isinstance(self.folder, Path):
-            if not self.folder.is_dir():
-                return []
-            self._remove_stale_temp_files()
-            return sorted(self.folder.glob("shard-*.npz"))
-        try:
+        # Shard temp files a killed run left behind; another audit may be writing one now (the folder may be
+        # shared), so only those untouched for STALE_TEMP_S go: a write takes seconds.
+        storage.remove_stale_temp_files(self.folder, ".shard-*.tmp", STALE_TEMP_S)
+        with storage.failures_explained("list the embedding cache", self.folder):
             return storage.list_files(self.folder, "shard-", ".npz")
-        except OSError as exc:
-            raise storage.storage_error("list the embedding cache", self.folder, exc) from None
 
-    def _remove_stale_temp_files(self) -> None:
-        """Drop shard temp files a killed run left behind. Another audit may be writing one right now (the
-        folder may be shared), so only those untouched for STALE_TEMP_S go; a write takes seconds."""
-        assert isinstance(self.folder, Path)  # object stores have no temp files: a PUT is atomic
-        now = time.time()
-        for tmp in self.folder.glob(".shard-*.tmp"):
-            with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > STALE_TEMP_S:
-                    tmp.unlink()
-
-    def _read_shard(self, shard: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        try:
-            with np.load(shard, allow_pickle=False) as data:
-                hashes, vectors, digest = data["hashes"], data["vectors"], str(data["digest"])
-            if _digest(hashes, vectors) != digest or len(hashes) != len(vectors):
-                raise ValueError("digest mismatch")
-            return hashes, vectors
-        except FileNotFoundError:
-            return None  # removed by a concurrent run's cleanup: its rows are elsewhere or re-embedded
-        except Exception:  # a corrupt zip raises many types; none of them may be trusted
-            self.corrupt_shards += 1
-            with contextlib.suppress(OSError):
-                shard.unlink()
-            return None
-
-    @staticmethod
-    def _fetch(shard: Location) -> bytes | None:
-        try:
-            return storage.read_bytes(shard)
-        except FileNotFoundError:
-            return None  # removed by a concurrent run's cleanup, as on a disk
-        except OSError as exc:  # a network or permission failure says nothing about the shard: keep it
-            raise storage.storage_error("read the embedding cache shard", shard, exc) from None
-
-    def _parse_object(self, shard: Location, content: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-        try:
-            with np.load(io.BytesIO(content), allow_pickle=False) as data:
-                hashes, vectors, digest = data["hashes"], data["vectors"], str(data["digest"])
-            if _digest(hashes, vectors) != digest or len(hashes) != len(vectors):
-                raise ValueError("digest mismatch")
-            return hashes, vectors
-        except Exception:  # the bytes arrived and are wrong: the object is corrupt
-            self.corrupt_shards += 1
-            storage.remove(shard)
-            return None
+    def _read_shard(self, shard: StoragePath) -> tuple[np.ndarray, np.ndarray] | None:
+        # A shard removed by a concurrent run's cleanup is a miss (its rows are elsewhere or re-embedded);
+        # a network or permission failure says nothing about the shard, so it stops the run and the shard stays.
+        return storage.load_npz_or_evict(
+            shard,
+            _checked_shard,
+            read_error="read the embedding cache shard",
+            on_evict=lambda: self._evicted.append(shard),
+        )
 
     def _shard_contents(self) -> Generator[tuple[np.ndarray, np.ndarray] | None, None, None]:
-        """(hashes, vectors) of every readable shard; objects are fetched on a thread pool, in order."""
-        shards = self._shards()
-        if not shards or isinstance(self.folder, Path):
-            for shard in shards:
-                yield self._read_shard(shard)
-            return
-        for shard, content in zip(shards, storage.map_io(self._fetch, shards), strict=True):
-            yield None if content is None else self._parse_object(shard, content)
+        """(hashes, vectors) of every readable shard, in order; bucket objects are fetched on a thread pool."""
+        yield from storage.map_reads(self._read_shard, self._shards())
 
     def lookup(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Return (found mask, float16 matrix with a row per hash; rows not found are zero)."""
@@ -157,36 +119,16 @@ class EmbeddingCache:
             self._memory.update(zip(hashes, vectors16, strict=True))
             return
         hash_array = np.array(hashes, dtype="U32")
-        digest = _digest(hash_array, vectors16)
-        if isinstance(self.folder, Location):
-            self._store_object(hash_array, vectors16, digest)
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"hashes": hash_array, "vectors": vectors16, "digest": np.array(_digest(hash_array, vectors16))}
         marker = self.folder / "encoder.json"
-        if not marker.exists():
-            write_text_atomic(marker, json.dumps({"identity": self.identity, "format": CACHE_FORMAT}) + "\n")
-        target = self.folder / f"shard-{uuid.uuid4().hex}.npz"
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, hashes=hash_array, vectors=vectors16, digest=np.array(digest))
-
-        write_atomic(target, write)
-        self.stored_rows += len(hashes)
-
-    def _store_object(self, hash_array: np.ndarray, vectors16: np.ndarray, digest: str) -> None:
-        assert isinstance(self.folder, Location)
-        marker = self.folder / "encoder.json"
-        try:
-            # Checked once per cache object, not per shard: on a bucket every check is a request.
+        with storage.failures_explained("write the embedding cache", self.folder):
+            # Checked once per cache object, not per shard: in a bucket every check is a request.
             if not self._marker_written and not storage.is_file(marker):
                 text = json.dumps({"identity": self.identity, "format": CACHE_FORMAT}) + "\n"
                 storage.write_bytes_atomic(marker, text.encode())
             self._marker_written = True
-            target = self.folder / f"shard-{uuid.uuid4().hex}.npz"
-            storage.save_npz(target, {"hashes": hash_array, "vectors": vectors16, "digest": np.array(digest)})
-        except OSError as exc:
-            raise storage.storage_error("write the embedding cache", self.folder, exc) from None
+            storage.save_npz(self.folder / f"shard-{uuid.uuid4().hex}.npz", arrays)
+        self.stored_rows += len(hashes)
 
 
 class ScoreCache:
@@ -213,45 +155,10 @@ class ScoreCache:
         path = self._path(method, settings)
         if path is None:
             return None
-        if isinstance(path, Location):
-            return self._load_object(path)
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except Exception:  # a damaged entry is a miss, never a wrong answer
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-
-    @staticmethod
-    def _load_object(path: Location) -> dict[str, np.ndarray] | None:
-        try:
-            content = storage.read_bytes(path)  # one GET; a missing object is the common miss
-        except OSError:  # missing, or unreadable just now: either way the scorer runs again
-            return None
-        try:
-            with np.load(io.BytesIO(content), allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except Exception:  # a damaged entry is a miss, never a wrong answer
-            storage.remove(path)
-            return None
+        # Missing, damaged (deleted) or unreadable just now: each is a miss, and the scorer runs again.
+        return storage.load_npz_or_evict(path, lambda data: {name: data[name] for name in data.files})
 
     def save(self, method: str, settings: str, arrays: dict[str, np.ndarray]) -> None:
         path = self._path(method, settings)
-        if path is None:
-            return
-        if isinstance(path, Location):
-            try:
-                storage.save_npz(path, arrays)
-            except OSError as exc:
-                raise storage.storage_error("write the score cache", path, exc) from None
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-
-        write_atomic(path, write)
+        if path is not None:
+            storage.save_npz(path, arrays, "write the score cache")

@@ -465,6 +465,14 @@ def apply_decisions(
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Manifests: accept paths outside the manifest's folder.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="The audit's report folder: read the dataset as the audit did (its path, manifest columns and "
+            "modality come from its summary.json; options given here win).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the journal as JSON to stdout.")] = False,
 ) -> None:
     """Apply reviewed decisions (keep, relabel:<class>, remove, unsure) to the dataset, or --undo them.
@@ -476,8 +484,10 @@ def apply_decisions(
     from . import apply as applying
 
     if undo is not None:
-        if decisions is not None or data is not None:
-            raise LabelAuditError("--undo JOURNAL takes no DECISIONS file or --data")
+        if decisions is not None or data is not None or report is not None:
+            raise LabelAuditError(
+                "--undo JOURNAL takes no --report" if report else "--undo JOURNAL takes no DECISIONS file or --data"
+            )
         payload = applying.undo(undo, dry_run=dry_run)
         if json_out:
             typer.echo(json.dumps(payload, indent=2))
@@ -488,7 +498,7 @@ def apply_decisions(
         else:
             err.print(f"{what} by deleting {payload['operations'][0]['path']}")
         return
-    if decisions is None or data is None:
+    if decisions is None or (data is None and report is None):
         raise LabelAuditError("pass a DECISIONS file and --data DATA (or --undo JOURNAL)")
     plan, corrected = applying.plan_apply(
         decisions,
@@ -500,6 +510,7 @@ def apply_decisions(
         id_col=id_col,
         modality=modality.value if modality else None,
         allow_outside_root=allow_outside_root,
+        report=report,
     )
     counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
     if dry_run:

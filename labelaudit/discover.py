@@ -7,17 +7,18 @@ returned in ``Dataset.skipped`` with a reason, so one bad file never stops an au
 
 from __future__ import annotations
 
-import hashlib
-import io
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 
 from . import storage
+from .config import DataSpec
 from .errors import DataError, LabelAuditError
+from .hashing import hash_text
 from .progress import QUIET, Reporter
 from .storage import Location, StoragePath
 
@@ -53,6 +54,7 @@ class Dataset:
     skipped: list[SkippedFile] = field(default_factory=list)
     ignored_files: int = 0
     warnings: list[str] = field(default_factory=list)
+    columns: ManifestColumns | None = None  # for a manifest or DataFrame: the columns it was read with
 
     @property
     def labels(self) -> list[str]:
@@ -66,31 +68,21 @@ class Dataset:
         return [self.class_names.get(c, c) for c in self.classes]
 
 
-def hash_bytes(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+def resolved_spec(spec: DataSpec, dataset: Dataset) -> DataSpec:
+    """``spec`` as discovery applied it to ``dataset``: the modality found and, for a manifest, its columns."""
+    columns = dataset.columns
+    if columns is None:
+        return dataclasses.replace(spec, modality=dataset.modality)
+    return dataclasses.replace(
+        spec, modality=columns.modality, label_col=columns.label, path_col=columns.path, text_col=columns.text
+    )
 
 
-def hash_text(text: str) -> str:
-    return hash_bytes(text.encode("utf-8"))
-
-
-def hash_file(path: StoragePath, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with storage.open_input(path) as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_text_file(path: StoragePath) -> str:
-    """Read a UTF-8 text sample (a BOM is dropped). Raises ValueError naming the file otherwise."""
-    data = storage.read_bytes(path)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"not UTF-8 text (byte {exc.start}): re-save {path.name} as UTF-8, e.g. `iconv -t UTF-8`"
-        ) from None
+def sample_row(
+    sample_id: str, path: str | None, text: str | None, label: str, content_hash: str | None
+) -> dict[str, object]:
+    """One row of the samples table (SAMPLE_COLUMNS); content_hash is None until a bucket's file is read."""
+    return {"sample_id": sample_id, "path": path, "text": text, "label": label, "content_hash": content_hash}
 
 
 def humanize_class_name(key: str) -> str:
@@ -104,7 +96,7 @@ def load_class_file(path: Path) -> tuple[list[str], dict[str, str]]:
         raise DataError(f"--classes file not found: {path}")
     keys: list[str] = []
     names: dict[str, str] = {}
-    for line_no, raw in enumerate(read_text_file(path).splitlines(), start=1):
+    for line_no, raw in enumerate(storage.read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -125,7 +117,8 @@ def load_class_file(path: Path) -> tuple[list[str], dict[str, str]]:
     return keys, names
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
+    """Names discovery ignores: dot files and what `apply` moved to _removed/."""
     return name.startswith(".") or name.startswith("_removed")
 
 
@@ -163,7 +156,7 @@ def _walk_class_folder(folder: Path, root: Path, skipped: list[SkippedFile]) -> 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         kept: list[str] = []
-        for name in sorted(d for d in dirnames if not _is_hidden(d)):
+        for name in sorted(d for d in dirnames if not is_hidden(d)):
             if not _is_utf8(name):
                 skipped.append(SkippedFile(_relative(here / name, root) + "/", NOT_UTF8_FOLDER))
             elif (here / name).is_symlink():
@@ -171,7 +164,7 @@ def _walk_class_folder(folder: Path, root: Path, skipped: list[SkippedFile]) -> 
             else:
                 kept.append(name)
         dirnames[:] = kept
-        for name in sorted(f for f in filenames if not _is_hidden(f)):
+        for name in sorted(f for f in filenames if not is_hidden(f)):
             if _is_utf8(name):
                 found.append(here / name)
             else:
@@ -192,7 +185,7 @@ def discover_folder(
         raise DataError(f"the dataset folder's path {printable_path(str(root))} is not valid UTF-8: rename or move it")
     skipped: list[SkippedFile] = []
     class_dirs: list[Path] = []
-    for entry in sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)):
+    for entry in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)):
         if _is_utf8(entry.name):
             class_dirs.append(entry)
         else:  # the label would be the folder name, and it cannot be written to the report
@@ -220,27 +213,8 @@ def discover_folder(
                 try:
                     if file.is_symlink() and not file.exists():
                         raise OSError("broken symbolic link")
-                    if modality == "text":
-                        text = read_text_file(file)
-                        rows.append(
-                            {
-                                "sample_id": rel,
-                                "path": str(file),
-                                "text": text,
-                                "label": label,
-                                "content_hash": hash_text(text),
-                            }
-                        )
-                    else:
-                        rows.append(
-                            {
-                                "sample_id": rel,
-                                "path": str(file),
-                                "text": None,
-                                "label": label,
-                                "content_hash": hash_file(file),
-                            }
-                        )
+                    text, content_hash = storage.read_sample(file, modality)
+                    rows.append(sample_row(rel, str(file), text, label, content_hash))
                 except (OSError, ValueError) as exc:
                     skipped.append(SkippedFile(rel, _reason(exc)))
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS), modality, skipped, ignored
@@ -259,10 +233,7 @@ def _folder_modality(root: object, files_by_class: dict[str, list[Any]]) -> Moda
 def _read_remote(file: Location, modality: Modality) -> tuple[str | None, str | None, str | None]:
     """(text, content hash, None), or (None, None, skip reason): runs on an I/O thread, so it never raises."""
     try:
-        if modality == "text":
-            text = read_text_file(file)
-            return text, hash_text(text), None
-        return None, hash_file(file), None
+        return (*storage.read_sample(file, modality), None)
     except (OSError, ValueError) as exc:
         return None, None, _reason(exc)[:300]
 
@@ -297,7 +268,7 @@ def discover_remote_folder(
     for file in files:
         parts = file.relative_to(root).split("/")
         # Like a local folder: files beside the class folders belong to no class; hidden names are ignored.
-        if len(parts) >= 2 and not any(_is_hidden(part) for part in parts):
+        if len(parts) >= 2 and not any(is_hidden(part) for part in parts):
             files_by_class.setdefault(parts[0], []).append(file)
     if not files_by_class:
         storage.check_reachable(root, "data")
@@ -310,10 +281,7 @@ def discover_remote_folder(
     extensions = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
     wanted = [(label, f) for label, fs in files_by_class.items() for f in fs if f.suffix.lower() in extensions]
     ignored = sum(len(fs) for fs in files_by_class.values()) - len(wanted)
-    rows: list[dict[str, object]] = [
-        {"sample_id": f.relative_to(root), "path": f.uri, "text": None, "label": label, "content_hash": None}
-        for label, f in wanted
-    ]
+    rows = [sample_row(f.relative_to(root), f.uri, None, label, None) for label, f in wanted]
     with reporter.task("Reading files", total=len(rows)) as task:
         skipped = _read_remote_rows(rows, [f for _, f in wanted], modality, task)
     rows = [row for row in rows if row["content_hash"] is not None]
@@ -365,7 +333,7 @@ def _pick_column(
 
 def read_manifest(path: StoragePath) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    source: Path | io.BytesIO = path if isinstance(path, Path) else _fetch_manifest(path)
+    source = storage.open_table(path, "manifest")
     try:
         if suffix == ".csv":
             return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
@@ -376,30 +344,28 @@ def read_manifest(path: StoragePath) -> pd.DataFrame:
         raise DataError(f"cannot read manifest {path}: {exc}") from None
 
 
-def _fetch_manifest(path: Location) -> io.BytesIO:
-    try:
-        return io.BytesIO(storage.read_bytes(path))
-    except FileNotFoundError:
-        storage.check_reachable(path, "manifest")  # a missing bucket gets its own message
-        raise DataError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise storage.storage_error("read the manifest", path, exc) from None
+@dataclass(frozen=True)
+class ManifestColumns:
+    """The manifest columns discovery reads, as resolved: ``text`` is set when the samples are the text
+    column's values, ``path`` when they are files (images, or text files for a text audit)."""
+
+    label: str
+    path: str | None
+    text: str | None
+    id: str | None
+    modality: Modality
 
 
-def discover_table(
-    frame: pd.DataFrame,
-    base_dir: Path | Location | None,
-    label_col: str | None = None,
-    path_col: str | None = None,
-    text_col: str | None = None,
-    id_col: str | None = None,
-    modality: Modality | None = None,
-    allow_outside_root: bool = False,
-    reporter: Reporter = QUIET,
-) -> tuple[pd.DataFrame, Modality, list[SkippedFile]]:
-    label_col = _pick_column(frame, label_col, LABEL_COLUMN_CANDIDATES, "label", required=True)
+def resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> ManifestColumns:
+    """The columns and modality a manifest is read with: the ones ``spec`` names, else found by their usual
+    names (``*_COLUMN_CANDIDATES``). Raises DataError naming the columns the manifest does have."""
+    modality = spec.modality
+    label_col = _pick_column(frame, spec.label_col, LABEL_COLUMN_CANDIDATES, "label", required=True)
+    assert label_col is not None
+    text_col = spec.text_col
     if modality != "image":
         text_col = _pick_column(frame, text_col, TEXT_COLUMN_CANDIDATES, "text", required=False)
+    path_col = spec.path_col
     if modality != "text" or text_col is None:
         path_col = _pick_column(
             frame, path_col, PATH_COLUMN_CANDIDATES, "path", required=text_col is None and modality == "image"
@@ -413,123 +379,140 @@ def discover_table(
         )
     if modality is None:
         modality = "text" if text_col is not None and path_col is None else "image"
-    if modality == "text" and text_col is None and path_col is not None:
-        text_col = None  # text samples read from files named in the path column
-    if id_col is not None and id_col not in frame.columns:
-        raise DataError(f"manifest has no id column {id_col!r}")
-    if id_col is not None:
-        ids = frame[id_col].astype(str)
-        duplicated = ids[ids.duplicated()].unique().tolist()
-        if duplicated:
-            raise DataError(f"manifest id column {id_col!r} has duplicate ids, e.g. {duplicated[:3]}")
+    if spec.id_col is not None and spec.id_col not in frame.columns:
+        raise DataError(f"manifest has no id column {spec.id_col!r}")
+    from_text = modality == "text" and text_col is not None
+    return ManifestColumns(
+        label=label_col,
+        path=None if from_text else path_col,
+        text=text_col if from_text else None,
+        id=spec.id_col,
+        modality=modality,
+    )
 
-    remote_root = base_dir if isinstance(base_dir, Location) else None
-    root = Path.cwd().resolve() if remote_root is not None else (base_dir or Path.cwd()).resolve()
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def sample_ids(frame: pd.DataFrame, columns: ManifestColumns, root: Path | Location) -> list[str | None]:
+    """The sample id discovery gives each manifest row: the id column's value; else the row number for a
+    text in the manifest; else the path as found (``manifest_file``). None for a row without a path."""
+    ids: list[str | None] = []
+    for position, record in enumerate(frame.to_dict("records")):
+        if columns.id is not None:
+            ids.append(str(record[columns.id]))
+        elif columns.text is not None:
+            ids.append(str(position))
+        else:
+            raw = record[columns.path]
+            if _missing(raw) or str(raw) == "":
+                ids.append(None)
+            elif storage.is_remote(root):
+                ids.append(str(raw).replace("\\", "/"))
+            else:
+                ids.append(manifest_file(str(raw), cast(Path, root))[0])
+    return ids
+
+
+def discover_table(
+    frame: pd.DataFrame,
+    base_dir: Path | Location | None,
+    spec: DataSpec | None = None,
+    reporter: Reporter = QUIET,
+) -> tuple[pd.DataFrame, ManifestColumns, list[SkippedFile]]:
+    spec = spec or DataSpec()
+    columns = resolve_columns(frame, spec)
+    if columns.id is not None:
+        given = frame[columns.id].astype(str)
+        duplicated = given[given.duplicated()].unique().tolist()
+        if duplicated:
+            raise DataError(f"manifest id column {columns.id!r} has duplicate ids, e.g. {duplicated[:3]}")
+    remote = storage.is_remote(base_dir)
+    root: Path | Location = (
+        cast(Location, base_dir) if remote else (cast("Path | None", base_dir) or Path.cwd()).resolve()
+    )
+    ids = sample_ids(frame, columns, root)
     rows: list[dict[str, object]] = []
     skipped: list[SkippedFile] = []
-    remote: list[tuple[dict[str, object], Location]] = []  # read after the loop, many at a time
+    to_read: list[tuple[dict[str, object], Location]] = []  # bucket files, read after the loop, many at a time
     with reporter.task("Reading manifest", total=len(frame)) as task:
         for position, record in enumerate(frame.to_dict("records")):
             task.advance()
-            sample_id = str(record[id_col]) if id_col else None
-            raw_label = record[label_col]
-            where = f"row {position + 1}"
-            if (
-                raw_label is None
-                or (isinstance(raw_label, float) and pd.isna(raw_label))
-                or str(raw_label).strip() == ""
-            ):
-                skipped.append(SkippedFile(sample_id or where, "empty label"))
+            where = str(record[columns.id]) if columns.id else f"row {position + 1}"
+            raw_label = record[columns.label]
+            if _missing(raw_label) or str(raw_label).strip() == "":
+                skipped.append(SkippedFile(where, "empty label"))
                 continue
-            label = _label_to_str(raw_label)
-            if modality == "text" and text_col is not None:
-                text = record[text_col]
-                if text is None or (isinstance(text, float) and pd.isna(text)):
-                    skipped.append(SkippedFile(sample_id or where, "empty text"))
+            label = label_text(raw_label)
+            if columns.text is not None:
+                text = record[columns.text]
+                if _missing(text):
+                    skipped.append(SkippedFile(where, "empty text"))
                     continue
-                text = str(text)
-                rows.append(
-                    {
-                        "sample_id": sample_id or str(position),
-                        "path": None,
-                        "text": text,
-                        "label": label,
-                        "content_hash": hash_text(text),
-                    }
-                )
+                rows.append(sample_row(str(ids[position]), None, str(text), label, hash_text(str(text))))
                 continue
-            raw_path = record[path_col]
-            if raw_path is None or (isinstance(raw_path, float) and pd.isna(raw_path)) or str(raw_path) == "":
-                skipped.append(SkippedFile(sample_id or where, "empty path"))
+            raw_path, sample_id = record[columns.path], ids[position]
+            if _missing(raw_path) or str(raw_path) == "" or sample_id is None:
+                skipped.append(SkippedFile(where, "empty path"))
                 continue
-            if remote_root is not None:
-                rel = str(raw_path).replace("\\", "/")
-                sample_id = sample_id or rel
-                try:
-                    target = _remote_target(rel, remote_root)
-                    if not allow_outside_root and not target.is_relative_to(remote_root):
-                        raise ValueError(
-                            f"path resolves outside the manifest folder {remote_root} "
-                            "(pass --allow-outside-root to accept)"
-                        )
-                except (LabelAuditError, ValueError) as exc:
-                    skipped.append(SkippedFile(sample_id, str(exc)))
-                    continue
-                row = {"sample_id": sample_id, "path": target.uri, "text": None, "label": label, "content_hash": None}
-                rows.append(row)
-                remote.append((row, target))
-                continue
-            rel, file = _manifest_file(str(raw_path), root)
-            sample_id = sample_id or rel
             try:
-                resolved = file.resolve()
-                if not allow_outside_root and not resolved.is_relative_to(root):
-                    raise ValueError(
-                        f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)"
-                    )
-                if not file.is_file():
-                    raise FileNotFoundError(str(file))
-                if modality == "text":
-                    text = read_text_file(file)
-                    content_hash = hash_text(text)
+                if remote:
+                    target = _remote_file(str(raw_path), cast(Location, root), spec.allow_outside_root)
+                    rows.append(sample_row(sample_id, target.uri, None, label, None))
+                    to_read.append((rows[-1], target))
                 else:
-                    text, content_hash = None, hash_file(file)
-                rows.append(
-                    {
-                        "sample_id": sample_id,
-                        "path": str(file),
-                        "text": text,
-                        "label": label,
-                        "content_hash": content_hash,
-                    }
-                )
-            except (OSError, ValueError) as exc:
-                skipped.append(SkippedFile(sample_id, _reason(exc)))
-    if remote:
-        with reporter.task("Reading files", total=len(remote)) as task:
-            skipped.extend(_read_remote_rows([r for r, _ in remote], [t for _, t in remote], modality, task))
+                    local = cast(Path, root)
+                    # Without an id column the id is the path as manifest_file found it: no second lookup.
+                    file = manifest_file(str(raw_path), local)[1] if columns.id else _under(local, sample_id)
+                    text, content_hash = _read_local(file, local, spec.allow_outside_root, columns.modality)
+                    rows.append(sample_row(sample_id, str(file), text, label, content_hash))
+            except (LabelAuditError, OSError, ValueError) as exc:
+                skipped.append(SkippedFile(sample_id, str(exc) if remote else _reason(exc)))
+    if to_read:
+        with reporter.task("Reading files", total=len(to_read)) as task:
+            skipped.extend(_read_remote_rows([r for r, _ in to_read], [t for _, t in to_read], columns.modality, task))
         rows = [row for row in rows if row["content_hash"] is not None]
     samples = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     if samples["sample_id"].duplicated().any():
         duplicated = samples.loc[samples["sample_id"].duplicated(), "sample_id"].head(3).tolist()
         raise DataError(f"manifest names the same sample more than once, e.g. {duplicated}; pass --id-col")
-    return samples, modality, skipped
+    return samples, columns, skipped
 
 
-def _manifest_file(raw: str, root: Path) -> tuple[str, Path]:
+def _remote_file(raw: str, root: Location, allow_outside_root: bool) -> Location:
+    target = _remote_target(raw.replace("\\", "/"), root)
+    if not allow_outside_root and not target.is_relative_to(root):
+        raise ValueError(f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)")
+    return target
+
+
+def _read_local(file: Path, root: Path, allow_outside_root: bool, modality: Modality) -> tuple[str | None, str]:
+    if not allow_outside_root and not file.resolve().is_relative_to(root):
+        raise ValueError(f"path resolves outside the manifest folder {root} (pass --allow-outside-root to accept)")
+    if not file.is_file():
+        raise FileNotFoundError(str(file))
+    return storage.read_sample(file, modality)
+
+
+def manifest_file(raw: str, root: Path) -> tuple[str, Path]:
     """(sample id, file) for a manifest path. Windows-made manifests write ``a\\b.jpg``: it means
     ``a/b.jpg`` when that exists; only when it does not, a file literally named ``a\\b.jpg`` (legal on
     Linux) is used. The id is then the name as found, so two such rows never collide."""
     normalised = raw.replace("\\", "/")
     candidates = [normalised] if normalised == raw else [normalised, raw]
     for rel in candidates:
-        file = Path(rel) if Path(rel).is_absolute() else root / rel
-        if file.is_file():
-            return rel, file
-    return normalised, Path(normalised) if Path(normalised).is_absolute() else root / normalised
+        if _under(root, rel).is_file():
+            return rel, _under(root, rel)
+    return normalised, _under(root, normalised)
 
 
-def _label_to_str(value: object) -> str:
+def _under(root: Path, rel: str) -> Path:
+    return Path(rel) if Path(rel).is_absolute() else root / rel
+
+
+def label_text(value: object) -> str:
+    """A manifest label as the report writes it: 3.0 (a float column with gaps) is "3", whitespace trimmed."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -548,36 +531,29 @@ def discover(
     reporter: Reporter = QUIET,
 ) -> Dataset:
     """Find every sample of a dataset and its label. Raises DataError for unusable input as a whole."""
-    ignored = 0
-
-    def from_manifest(manifest: Path | Location) -> tuple[pd.DataFrame, Modality, list[SkippedFile]]:
-        return discover_table(
-            read_manifest(manifest),
-            manifest.parent,
-            label_col,
-            path_col,
-            text_col,
-            id_col,
-            modality,
-            allow_outside_root,
-            reporter,
-        )
-
-    if isinstance(data, pd.DataFrame):
-        samples, modality, skipped = discover_table(
-            data, None, label_col, path_col, text_col, id_col, modality, allow_outside_root, reporter
-        )
+    spec = DataSpec(
+        modality=modality,
+        label_col=label_col,
+        path_col=path_col,
+        text_col=text_col,
+        id_col=id_col,
+        classes_file=None if classes_file is None else str(classes_file),
+        allow_outside_root=allow_outside_root,
+    )
+    ignored, columns = 0, None
+    location = None if isinstance(data, pd.DataFrame) else storage.resolve(data)
+    if location is None:
+        samples, columns, skipped = discover_table(cast(pd.DataFrame, data), None, spec, reporter)
         root, kind = None, "dataframe"
-    elif isinstance(location := storage.resolve(data), Location):
-        if location.suffix.lower() in MANIFEST_EXTENSIONS:
-            samples, modality, skipped = from_manifest(location)
-            kind = "manifest"
-        else:  # s3://bucket/folder/: a bucket has no folders to test for, so list it and see
-            samples, modality, skipped, ignored = discover_remote_folder(location, modality, reporter)
-            kind = f"{modality}_folder"
-        root = location
+    elif storage.is_remote(location) and location.suffix.lower() not in MANIFEST_EXTENSIONS:
+        # s3://bucket/folder/: a bucket has no folders to test for, so list it and see
+        samples, modality, skipped, ignored = discover_remote_folder(cast(Location, location), modality, reporter)
+        root, kind = location, f"{modality}_folder"
+    elif storage.is_remote(location):
+        samples, columns, skipped = discover_table(read_manifest(location), location.parent, spec, reporter)
+        root, kind = location, "manifest"
     else:
-        path = location
+        path = cast(Path, location)
         if not path.exists():
             raise DataError(f"{path} does not exist")
         if path.is_dir():
@@ -585,10 +561,12 @@ def discover(
             root = path.resolve()
             kind = f"{modality}_folder"
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
-            samples, modality, skipped = from_manifest(path)
+            samples, columns, skipped = discover_table(read_manifest(path), path.parent, spec, reporter)
             root, kind = path.resolve(), "manifest"
         else:
             raise DataError(f"{path} is neither a folder nor a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})")
+    if columns is not None:
+        modality = columns.modality
 
     if samples.empty:
         hint = f" ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
@@ -629,4 +607,5 @@ def discover(
         skipped=skipped,
         ignored_files=ignored,
         warnings=warnings,
+        columns=columns,
     )

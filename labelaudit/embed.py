@@ -12,7 +12,6 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,9 +22,10 @@ from PIL import Image, ImageOps
 from . import storage
 from .cache import EmbeddingCache
 from .config import EmbedSpec
-from .discover import SkippedFile, hash_bytes, hash_text
+from .discover import SkippedFile
 from .encoders import Encoder, normalize
 from .errors import LabelAuditError
+from .hashing import hash_bytes, hash_text
 from .progress import QUIET, Reporter
 
 DEFAULT_MAX_IMAGE_PIXELS = EmbedSpec.max_pixels
@@ -72,7 +72,7 @@ def load_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, expected_h
     was computed from, so a file rewritten since discovery raises FileChangedError instead of filing
     the new picture's vector under the old picture's hash. ``path`` may be a URI (``s3://bucket/a.jpg``):
     its bytes are then read through pyarrow.fs in this process."""
-    data = storage.read_bytes(storage.resolve(path)) if storage.is_uri(path) else Path(path).read_bytes()
+    data = storage.read_bytes(storage.resolve(path))
     if expected_hash is not None and hash_bytes(data) != expected_hash:
         raise FileChangedError(path)
     with warnings.catch_warnings():

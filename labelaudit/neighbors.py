@@ -16,19 +16,17 @@ the indices and cosine similarities of its k nearest other samples (itself exclu
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import storage
 from .chunked import rows_float32
-from .io import write_atomic
-from .storage import Location
+from .storage import StoragePath
 
 GRAPH_FORMAT = 1
 DEFAULT_K = 20  # the largest k any consumer asks for by default; smaller requests slice this graph
@@ -226,7 +224,7 @@ class NeighborSource:
         self,
         embeddings: np.ndarray,
         *,
-        folder: Path | Location | None = None,
+        folder: StoragePath | None = None,
         identity: str = "",
         hashes: Sequence[str] | None = None,
         k: int = DEFAULT_K,
@@ -243,7 +241,7 @@ class NeighborSource:
         self.loaded_from_cache = False
         self._graph: NeighborGraph | None = None
 
-    def path(self, k: int) -> Path | Location | None:
+    def path(self, k: int) -> StoragePath | None:
         if self.folder is None:
             return None
         return self.folder / f"{graph_key(self.identity, self.hashes, k, self.method)}.npz"
@@ -256,71 +254,28 @@ class NeighborSource:
 
     def _load_or_build(self, k: int) -> NeighborGraph:
         path = self.path(k)
-        if isinstance(path, Location):
-            graph = self._load_object(path)
-            if graph is not None:
+        if path is not None:
+            # A corrupt or foreign entry is deleted and rebuilt, never trusted.
+            graph = storage.load_npz_or_evict(path, _graph_from)
+            if graph is not None and graph.indices.shape[0] == len(self.embeddings):
+                self.loaded_from_cache = True
                 return graph
-        elif path is not None and path.is_file():
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    graph = NeighborGraph(data["indices"], data["similarities"], dict(_settings(data)))
-                if graph.indices.shape[0] == len(self.embeddings):
-                    self.loaded_from_cache = True
-                    return graph
-            except Exception:  # a corrupt or foreign file is rebuilt, never trusted
-                path.unlink(missing_ok=True)
         start = time.perf_counter()
         graph = build_graph(self.embeddings, k, self.method, self.seed)
         graph.settings["seconds"] = round(time.perf_counter() - start, 3)
         if path is not None:
-            self._save(path, graph)
-        return graph
-
-    def _load_object(self, path: Location) -> NeighborGraph | None:
-        try:
-            content = storage.read_bytes(path)  # one GET; a missing object is the common miss
-        except OSError:  # missing, or unreadable just now: either way the graph is built again
-            return None
-        try:
-            with np.load(io.BytesIO(content), allow_pickle=False) as data:
-                graph = NeighborGraph(data["indices"], data["similarities"], dict(_settings(data)))
-        except Exception:  # a corrupt or foreign object is rebuilt, never trusted
-            storage.remove(path)
-            return None
-        if graph.indices.shape[0] != len(self.embeddings):
-            return None
-        self.loaded_from_cache = True
-        return graph
-
-    @staticmethod
-    def _save(path: Path | Location, graph: NeighborGraph) -> None:
-        import json
-
-        if isinstance(path, Location):
             arrays = {
                 "indices": graph.indices,
                 "similarities": graph.similarities,
                 "settings": np.array(json.dumps(graph.settings)),
             }
-            try:
-                storage.save_npz(path, arrays)
-            except OSError as exc:
-                raise storage.storage_error("write the neighbour graph cache", path, exc) from None
-            return
+            storage.save_npz(path, arrays, "write the neighbour graph cache")
+        return graph
 
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    indices=graph.indices,
-                    similarities=graph.similarities,
-                    settings=np.array(json.dumps(graph.settings)),
-                )
 
-        write_atomic(path, write)
+def _graph_from(data: Any) -> NeighborGraph:
+    return NeighborGraph(data["indices"], data["similarities"], dict(_settings(data)))
 
 
 def _settings(data: Any) -> dict[str, Any]:
-    import json
-
     return json.loads(str(data["settings"])) if "settings" in data else {}

@@ -27,7 +27,7 @@ from . import storage
 from .cache import EmbeddingCache, ScoreCache
 from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine
-from .discover import Dataset, discover
+from .discover import Dataset, discover, resolved_spec
 from .engines import Engine, get_engine
 from .errors import AuditInterrupted, DataError
 from .io import WRITING_MARKER
@@ -222,17 +222,7 @@ def discover_stage(
     data: str | Path | storage.Location | pd.DataFrame, spec: DataSpec, timer: _Timer, reporter: Reporter
 ) -> Dataset:
     with timer.stage("discover"):
-        dataset = discover(
-            data,
-            modality=spec.modality,
-            label_col=spec.label_col,
-            path_col=spec.path_col,
-            text_col=spec.text_col,
-            id_col=spec.id_col,
-            classes_file=spec.classes_file,
-            allow_outside_root=spec.allow_outside_root,
-            reporter=reporter,
-        )
+        dataset = discover(data, reporter=reporter, **spec.to_json())
     for warning in dataset.warnings:
         reporter.note(f"[yellow]warning:[/] {warning}")
     return dataset
@@ -488,7 +478,7 @@ def build_summary(
         warnings=dataset.warnings + notes,
         seed=config.scoring.seed,
         engine=config.engine.name,
-        data_spec=dataclasses.replace(config.data, modality=dataset.modality),
+        data_spec=resolved_spec(config.data, dataset),
     )
 
 

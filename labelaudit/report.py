@@ -197,14 +197,19 @@ def write_report(
     marker.unlink()
 
 
-def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
+def load_summary(folder: Path) -> Summary:
+    """A report folder's summary.json; refuses a folder that is no complete labelaudit report."""
     folder = Path(folder)
     summary_file = folder / SUMMARY_FILE
     refuse_incomplete_report(folder)
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
-    summary = Summary.from_json(json.loads(summary_file.read_text(encoding="utf-8")), f"{folder}/{SUMMARY_FILE}")
-    return pd.read_parquet(folder / "report.parquet"), pd.read_parquet(folder / "classes.parquet"), summary
+    return Summary.from_json(json.loads(summary_file.read_text(encoding="utf-8")), f"{folder}/{SUMMARY_FILE}")
+
+
+def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
+    summary = load_summary(folder)
+    return pd.read_parquet(Path(folder) / "report.parquet"), pd.read_parquet(Path(folder) / "classes.parquet"), summary
 
 
 def print_summary(

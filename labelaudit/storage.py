@@ -1,5 +1,9 @@
 """Where labelaudit reads and writes: a local path, or an object-store URI through ``pyarrow.fs``.
 
+This is the only module that tells the two apart: every other module passes a ``StoragePath`` to the
+functions here (read a sample, load or save an .npz entry, list a folder) and gets the same behaviour on
+a disk and in a bucket.
+
 A location string is either a plain path, kept as a ``pathlib.Path`` so the local code paths stay exactly
 as fast and as atomic (temp file + rename) as before, or a URI that ``pyarrow.fs.FileSystem.from_uri``
 understands: ``s3://``, ``gs://``, ``abfs://``, ``hdfs://`` (``file://`` becomes a plain path). A URI
@@ -17,8 +21,9 @@ import os
 import posixpath
 import re
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +31,8 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from .errors import LabelAuditError
+from .errors import DataError, LabelAuditError
+from .hashing import hash_stream, hash_text
 from .io import write_atomic
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -337,14 +343,45 @@ def walk_files(folder: Location) -> list[Location]:
     return sorted(found, key=lambda location: location.key)
 
 
-def load_npz(path: StoragePath) -> Any:
-    """``np.load`` of a local file (lazy, as before), or of an object's bytes."""
+def load_npz_or_evict(
+    path: StoragePath,
+    parse: Callable[[Mapping[str, np.ndarray]], T],
+    *,
+    read_error: str | None = None,
+    on_evict: Callable[[], None] | None = None,
+) -> T | None:
+    """``parse`` of an .npz cache entry's arrays, or None when the entry is missing.
+
+    An entry that cannot be read as an .npz or that ``parse`` rejects (any exception) is deleted and None
+    returned: a damaged entry is a miss, never a wrong answer; ``on_evict`` is told. A bucket that cannot be
+    reached says nothing about the entry: with ``read_error`` (what was being done, for the message) that
+    raises a LabelAuditError, without it the entry counts as a miss and is kept."""
     if isinstance(path, Path):
-        return np.load(path, allow_pickle=False)
-    return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+        source: Path | io.BytesIO = path
+    else:
+        try:
+            source = io.BytesIO(read_bytes(path))  # one GET; a missing object is the common miss
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if read_error is None:
+                return None
+            raise storage_error(read_error, path, exc) from None
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            return parse(data)
+    except FileNotFoundError:
+        return None  # removed by a concurrent run's cleanup
+    except Exception:  # a corrupt zip raises many types; none of them may be trusted
+        remove(path)
+        if on_evict is not None:
+            on_evict()
+        return None
 
 
-def save_npz(path: StoragePath, arrays: dict[str, np.ndarray]) -> None:
+def save_npz(path: StoragePath, arrays: dict[str, np.ndarray], action: str | None = None) -> None:
+    """Write an .npz atomically (temp + rename on a disk, one PUT in a bucket). With ``action`` (e.g. "write
+    the score cache") a bucket's failure becomes a LabelAuditError saying what to check."""
     if isinstance(path, Path):
 
         def write(tmp: Path) -> None:
@@ -355,7 +392,85 @@ def save_npz(path: StoragePath, arrays: dict[str, np.ndarray]) -> None:
         return
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
+    with failures_explained(action, path) if action else contextlib.nullcontext():
+        write_bytes_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def failures_explained(action: str, location: StoragePath) -> Iterator[None]:
+    """Turn a bucket's OSError into a LabelAuditError that says what to check; a disk's errors pass as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(location, Path):
+            raise
+        raise storage_error(action, location, exc) from None
+
+
+def is_remote(path: StoragePath | None) -> bool:
+    """Whether ``path`` is in an object store (or another pyarrow filesystem) rather than on this disk."""
+    return isinstance(path, Location)
+
+
+def hash_file(path: StoragePath) -> str:
+    """The content hash of a file's bytes (labelaudit.hashing), read a chunk at a time."""
+    with open_input(path) as handle:
+        return hash_stream(handle)
+
+
+def read_text(path: StoragePath) -> str:
+    """A UTF-8 text file (a BOM is dropped). Raises ValueError naming the file otherwise."""
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte {exc.start}): re-save {path.name} as UTF-8, e.g. `iconv -t UTF-8`"
+        ) from None
+
+
+def read_sample(path: StoragePath, modality: str) -> tuple[str | None, str]:
+    """(text, content hash) of one sample file: the text and its hash for a text sample, (None, the hash of
+    the bytes) for an image. Raises OSError or ValueError (not UTF-8) for a file that cannot be used."""
+    if modality == "text":
+        text = read_text(path)
+        return text, hash_text(text)
+    return None, hash_file(path)
+
+
+def open_table(path: StoragePath, what: str) -> Path | io.BytesIO:
+    """What pandas reads a table from: a local path as it is, an object's bytes fetched into memory (a
+    Parquet reader needs to seek). A missing object or bucket is a DataError naming ``what``."""
+    if isinstance(path, Path):
+        return path
+    try:
+        return io.BytesIO(read_bytes(path))
+    except FileNotFoundError:
+        check_reachable(path, what)  # a missing bucket gets its own message
+        raise DataError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise storage_error(f"read the {what}", path, exc) from None
+
+
+def remove_stale_temp_files(folder: StoragePath, pattern: str, age_s: float) -> None:
+    """Delete temp files matching ``pattern`` that a killed writer left in a local folder, once untouched for
+    ``age_s`` (another process sharing the folder may be writing one right now). A bucket has none: a PUT is
+    atomic."""
+    if not isinstance(folder, Path):
+        return
+    now = time.time()
+    for tmp in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
+
+
+def map_reads(function: Callable[[T], Any], paths: list[StoragePath]) -> Iterator[Any]:
+    """``map`` of a read over ``paths``, in order: one after another on a disk, on a thread pool for a
+    bucket, where every read is a request and latency, not bandwidth, sets the pace (``map_io``)."""
+    if any(isinstance(path, Location) for path in paths):
+        return map_io(function, paths)  # type: ignore[arg-type]
+    return map(function, paths)  # type: ignore[arg-type]
 
 
 def map_io(function: Callable[[T], Any], items: Iterable[T], threads: int = IO_THREADS) -> Iterator[Any]:

@@ -148,7 +148,7 @@ def resolve_weights(model: str, tag: str) -> tuple[str, dict[str, Any]]:
 
 
 def file_fingerprint(path: Path) -> str:
-    from ..discover import hash_file
+    from ..storage import hash_file
 
     return hash_file(path)
 
