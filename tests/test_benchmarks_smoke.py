@@ -104,3 +104,24 @@ def test_engines_subset_and_table(image_folder: Path, tmp_path: Path) -> None:
     ]
     text = engines.markdown({"setup": "smoke", "rows": rows})
     assert "| ray | 2 | 10 | 4.0 | 2.5 | 0.50 |" in text
+
+
+def test_identity_check_allows_only_the_added_summary_keys(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("identity_bench", ROOT / "benchmarks" / "identity.py")
+    assert spec is not None and spec.loader is not None
+    identity = importlib.util.module_from_spec(spec)
+    sys.modules["identity_bench"] = identity  # its dataclasses look their module up there
+    spec.loader.exec_module(identity)
+    report = tmp_path / "r"
+    report.mkdir()
+    summary = {"dataset": {"n": 1}, "engine": "local"}
+    (report / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (report / "run.json").write_text("{}")
+    golden = identity.prefixed("report", identity.report_digests(report))
+    assert not any("run.json" in name for name in golden)
+    (report / "summary.json").write_text(json.dumps({**summary, "data_spec": {}}, indent=2) + "\n")
+    assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == []
+    (report / "summary.json").write_text(json.dumps({**summary, "engine": "ray"}, indent=2) + "\n")
+    assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == [
+        "report/summary.json: differs"
+    ]
