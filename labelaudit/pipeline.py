@@ -31,7 +31,7 @@ from .discover import Dataset, discover, resolved_spec
 from .engines import Engine, get_engine
 from .errors import AuditInterrupted, DataError
 from .io import WRITING_MARKER
-from .neighbor_issues import Duplicates, Outliers, find_duplicates, find_outliers, issue_types
+from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
@@ -58,7 +58,8 @@ class AuditResult:
     summary: Summary
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason", "stage"]))
     embeddings: np.ndarray | None = None  # (N, D) float16 as cached, rows in discovery order (not report order)
-    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per duplicate-group member
+    # The issue checks' own tables by file stem, e.g. "duplicates": one row per duplicate-group member.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     # How this particular run went: timestamps, timings, cache hits, platform (run.json).
     run: dict[str, Any] = field(default_factory=dict)
 
@@ -73,7 +74,7 @@ class AuditResult:
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         out = Path(out)
         prepare_output_dir(out, overwrite)
-        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.duplicates, self.run or None)
+        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.tables, self.run or None)
         return out
 
 
@@ -118,9 +119,8 @@ class Scored:
 
 @dataclass
 class Issues:
-    graph: NeighborGraph
-    duplicates: Duplicates
-    outliers: Outliers
+    graph: NeighborGraph  # the k-NN graph the checks read
+    found: FoundIssues
 
 
 _STAGE_WORDS = {
@@ -366,18 +366,20 @@ def score_methods(
 
 
 def issues_stage(dataset: Dataset, embedded: EmbeddingResult, scored: Scored, timer: _Timer) -> Issues:
+    """Every registered issue check (labelaudit.issues), label errors being the consensus's flags."""
     with timer.stage("neighbor_issues"):
         graph = scored.context.neighbor_graph(GRAPH_K)
-        samples = dataset.samples
-        duplicates = find_duplicates(
-            graph,
-            samples["content_hash"].astype(str).to_numpy(),
-            scored.labels,
-            dataset.classes,
-            samples["sample_id"].astype(str).to_numpy(),
+        inputs = IssueInputs(
+            labels=scored.labels,
+            classes=dataset.classes,
+            sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
+            hashes=dataset.samples["content_hash"].astype(str).to_numpy(),
+            embeddings=embedded.vectors,
+            class_embeddings=scored.class_embeddings,
+            graph=graph,
+            label_errors=scored.consensus.is_issue,
         )
-        outliers = find_outliers(graph, embedded.vectors, scored.class_embeddings)
-    return Issues(graph, duplicates, outliers)
+        return Issues(graph, find_issues(inputs))
 
 
 def summary_stage(
@@ -394,18 +396,8 @@ def summary_stage(
     """The report's tables, its summary and run.json."""
     with run.timer.stage("report"):
         consensus = scored.consensus
-        neighbor_columns = pd.DataFrame(
-            {
-                "issue_type": issue_types(consensus.is_issue, issues.duplicates, issues.outliers),
-                "duplicate_group": issues.duplicates.group,
-                "duplicate_conflict": issues.duplicates.conflict,
-                "outlier_score": issues.outliers.score,
-                "is_outlier": issues.outliers.is_outlier,
-            }
-        )
-        table = samples_table(
-            dataset.samples, dataset.classes, scored.labels, scored.results, consensus, neighbor_columns
-        )
+        issue_columns = issues.found.columns()
+        table = samples_table(dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns)
         classes = classes_table(
             dataset.classes, scored.prompt_names, scored.labels, consensus, embedded.vectors, scored.class_embeddings
         )
@@ -425,7 +417,7 @@ def summary_stage(
         summary=summary,
         skipped=skipped,
         embeddings=embedded.vectors,
-        duplicates=issues.duplicates.table,
+        tables=issues.found.tables(),
         run=run_info(run, embedded, scored, issues, encoder),
     )
 
@@ -439,9 +431,7 @@ def build_summary(
     notes: list[str],
     config: AuditConfig,
 ) -> Summary:
-    consensus, results, duplicates = scored.consensus, scored.results, issues.duplicates
-    n_groups = int(duplicates.table["group"].nunique()) if len(duplicates.table) else 0
-    conflicting = duplicates.table.loc[duplicates.table["conflicting"], "group"] if len(duplicates.table) else None
+    consensus, results = scored.consensus, scored.results
     return Summary(
         dataset=DatasetSummary(
             source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
@@ -458,19 +448,8 @@ def build_summary(
         estimated_error_rate=consensus.estimated_error_rate,
         n_flagged=int(consensus.is_issue.sum()),
         flagged_per_method={name: int(r.is_issue.sum()) for name, r in results.items()},
-        issue_types={
-            "label_error": int(consensus.is_issue.sum()),
-            "duplicate_conflict": int(duplicates.conflict.sum()),
-            "outlier": int(issues.outliers.is_outlier.sum()),
-        },
-        check_sections={
-            "duplicates": {
-                "groups": n_groups,
-                "conflicting_groups": int(conflicting.nunique()) if conflicting is not None else 0,
-                "samples_in_conflicting_groups": int(duplicates.conflict.sum()),
-            },
-            "outliers": {"count": int(issues.outliers.is_outlier.sum()), **issues.outliers.settings},
-        },
+        issue_types=issues.found.counts(),
+        check_sections=issues.found.sections(),
         neighbor_graph={k: v for k, v in issues.graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
         confused_pairs=confused_pairs(scored.labels, consensus.suggested, consensus.is_issue, dataset.classes),
         n_skipped=len(dataset.skipped),

@@ -15,6 +15,7 @@ from rich.table import Table
 from .chunked import project, row_blocks
 from .errors import LabelAuditError
 from .io import WRITING_MARKER, refuse_incomplete_report, write_json_atomic, write_table_atomic, write_text_atomic
+from .issues import table_names, terminal_rows
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 TEXT_EXCERPT_CHARS = 200
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
+# Every file an audit writes into --out: what marks a folder as holding a report, and whose temp files a
+# killed run may leave. Each issue check's table (labelaudit.issues) is one of them.
 REPORT_FILES = (
     "report.parquet",
     "report.csv",
@@ -32,8 +35,7 @@ REPORT_FILES = (
     SUMMARY_FILE,
     RUN_FILE,
     "skipped.csv",
-    "duplicates.parquet",
-    "duplicates.csv",
+    *(f"{stem}{suffix}" for stem in table_names() for suffix in (".parquet", ".csv")),
     "report.html",
 )
 
@@ -170,7 +172,7 @@ def write_report(
     classes: pd.DataFrame,
     summary: Summary,
     skipped: pd.DataFrame,
-    duplicates: pd.DataFrame | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
     run: dict[str, Any] | None = None,
 ) -> None:
     """Write every report file. Each is atomic on its own; the set is not, so the folder is marked while
@@ -181,8 +183,8 @@ def write_report(
     write_text_atomic(marker, "a labelaudit run is writing this report, or was stopped while writing it\n")
     (out / SUMMARY_FILE).unlink(missing_ok=True)  # scripts that read only summary.json must not see the old one
     write_table_atomic(samples, out / "report")
-    if duplicates is not None:
-        write_table_atomic(duplicates, out / "duplicates")
+    for stem, table in (tables or {}).items():  # the issue checks' own tables
+        write_table_atomic(table, out / stem)
     write_table_atomic(classes, out / "classes")
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
@@ -229,10 +231,9 @@ def print_summary(
     head.add_row("methods", ", ".join(summary.methods))
     head.add_row("estimated label-error rate", f"{summary.estimated_error_rate:.2%}")
     head.add_row("flagged", f"{summary.n_flagged or 0:,} of {n:,}")
-    kinds = summary.issue_types
-    if kinds:
-        head.add_row("duplicate conflicts", f"{kinds['duplicate_conflict']:,} samples (listed in duplicates.csv)")
-        head.add_row("outliers", f"{kinds['outlier']:,} (not counted as label errors)")
+    if summary.issue_types:
+        for label, value in terminal_rows(summary.issue_types):
+            head.add_row(label, value)
     if summary.n_skipped:
         head.add_row("skipped files", f"[yellow]{summary.n_skipped:,}[/] (listed in skipped.csv)")
     console.print(head)

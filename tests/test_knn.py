@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from labelaudit import neighbors
-from labelaudit.neighbor_issues import find_duplicates, find_outliers, issue_types
+from labelaudit.issues.duplicates import find_duplicates
+from labelaudit.issues.outliers import find_outliers
 from labelaudit.neighbors import NeighborSource, build_graph, exact_graph, faiss_graph, recall_at_k
 from labelaudit.scorers import ScoreContext, get_scorer
 from labelaudit.scorers.knn import KnnSettings
@@ -153,15 +154,6 @@ def test_outliers_found() -> None:
         assert set(planted) <= set(np.nonzero(found.is_outlier)[0])
         assert found.is_outlier.sum() <= len(planted) + 2  # a couple of natural stragglers at most
     assert set(np.argsort(-with_prompts.score)[: len(planted)]) == set(planted)
-
-
-def test_issue_types_join() -> None:
-    from labelaudit.neighbor_issues import Duplicates, Outliers
-
-    dups = Duplicates(pd.DataFrame(), np.array([-1, 0, 0]), np.array([False, True, True]))
-    outs = Outliers(np.zeros(3), np.array([True, False, False]), {})
-    kinds = issue_types(np.array([False, True, False]), dups, outs)
-    assert kinds.tolist() == ["outlier", "label_error+duplicate_conflict", "duplicate_conflict"]
 
 
 def test_neighbor_cache_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,10 @@
-"""Issue types read off the shared neighbour graph (labelaudit.neighbors), beside the label scorers.
+"""Duplicate groups, and groups whose members carry different labels (the ``duplicate_conflict`` issue type).
 
-- Duplicate groups: exact duplicates (same content hash) and near duplicates (cosine at or above
-  ``NEAR_DUPLICATE_THRESHOLD`` between graph neighbours), joined transitively. A group whose members
-  carry more than one label is a *conflict*: at least one of those labels is wrong. Same-label groups
-  are listed too (they inflate a class and leak across splits) but are not label errors.
-- Outliers: samples far from everything (their k-th neighbour is unusually distant) and, when class
-  prompts exist, unusually dissimilar to every class prompt. Listed with a score; not label errors.
+Exact duplicates (same content hash) and near duplicates (cosine at or above ``NEAR_DUPLICATE_THRESHOLD``
+between neighbours in the shared k-NN graph, labelaudit.neighbors) are joined transitively into groups. A
+group whose members carry more than one label is a *conflict*: at least one of those labels is wrong.
+Same-label groups are listed too (they inflate a class and leak across splits) but are not label errors.
+The groups are written as duplicates.parquet / .csv.
 """
 
 from __future__ import annotations
@@ -15,18 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .chunked import project, row_blocks
-from .neighbors import NeighborGraph
+from ..neighbors import NeighborGraph
+from . import IssueInputs, IssueResult
 
 # Calibrated by reading nearest-neighbour pairs of the shared wrench sms/youtube/trec sets with
 # all-MiniLM-L6-v2 (docs/method.md): at >= 0.95 pairs are the same message with trivial edits or the same
 # question reworded; between 0.92 and 0.95 they start to differ in what they ask ("who were the five Marx
 # brothers" / "how many Marx brothers were there"), which can rightly carry different labels.
 NEAR_DUPLICATE_THRESHOLD = 0.95
-OUTLIER_K = 10  # the k-th neighbour distance; 10 so a small tight cluster of odd samples still counts
-OUTLIER_DISTANCE_Z = 3.5  # robust z of the k-th neighbour distance
-OUTLIER_PROMPT_Z = 1.0  # robust z of how far the best class-prompt similarity falls below typical
-ISSUE_TYPES = ("label_error", "duplicate_conflict", "outlier")
+TABLE_COLUMNS = [
+    "group",
+    "kind",
+    "conflicting",
+    "group_size",
+    "group_labels",
+    "min_similarity",
+    "sample_id",
+    "label",
+    "similarity",
+    "content_hash",
+]
 
 
 @dataclass
@@ -34,13 +41,6 @@ class Duplicates:
     table: pd.DataFrame  # one row per member of every duplicate group
     group: np.ndarray  # (N,) group id per sample, -1 when in no group
     conflict: np.ndarray  # (N,) bool, member of a group with more than one label
-
-
-@dataclass
-class Outliers:
-    score: np.ndarray  # (N,) robust z of the k-th neighbour distance (higher = more isolated)
-    is_outlier: np.ndarray  # (N,) bool
-    settings: dict[str, float | int | bool]
 
 
 class _UnionFind:
@@ -119,19 +119,7 @@ def find_duplicates(
                     "content_hash": hashes[m],
                 }
             )
-    columns = [
-        "group",
-        "kind",
-        "conflicting",
-        "group_size",
-        "group_labels",
-        "min_similarity",
-        "sample_id",
-        "label",
-        "similarity",
-        "content_hash",
-    ]
-    table = pd.DataFrame(records, columns=columns)
+    table = pd.DataFrame(records, columns=TABLE_COLUMNS)
     if len(table):
         # Conflicts first: they are the label problems; same-label groups are housekeeping.
         table = table.sort_values(
@@ -140,50 +128,27 @@ def find_duplicates(
     return Duplicates(table=table.reset_index(drop=True), group=group, conflict=conflict)
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    median = np.median(values)
-    mad = 1.4826 * np.median(np.abs(values - median))
-    # A floor on the spread: with many exact duplicates the MAD can be ~0 and every sample would be "far".
-    return (values - median) / max(mad, 1e-3)
+class DuplicateCheck:
+    name = "duplicate_conflict"
+    summary_key = "duplicates"
+    table_name = "duplicates"
+
+    def find(self, inputs: IssueInputs) -> IssueResult:
+        found = find_duplicates(inputs.graph, inputs.hashes, inputs.labels, inputs.classes, inputs.sample_ids)
+        table = found.table
+        return IssueResult(
+            flags=found.conflict,
+            columns={"duplicate_group": found.group, "duplicate_conflict": found.conflict},
+            summary={
+                "groups": int(table["group"].nunique()) if len(table) else 0,
+                "conflicting_groups": int(table.loc[table["conflicting"], "group"].nunique()) if len(table) else 0,
+                "samples_in_conflicting_groups": int(found.conflict.sum()),
+            },
+            table=table,
+        )
+
+    def terminal_row(self, count: int) -> tuple[str, str] | None:
+        return "duplicate conflicts", f"{count:,} samples (listed in {self.table_name}.csv)"
 
 
-def find_outliers(
-    graph: NeighborGraph,
-    embeddings: np.ndarray,
-    class_embeddings: np.ndarray | None,
-    k: int = OUTLIER_K,
-    distance_z: float = OUTLIER_DISTANCE_Z,
-    prompt_z: float = OUTLIER_PROMPT_Z,
-) -> Outliers:
-    n = len(embeddings)
-    if graph.k == 0 or n < 3:
-        return Outliers(np.zeros(n), np.zeros(n, dtype=bool), {"k": 0})
-    k = min(k, graph.k)
-    kth_distance = 1.0 - graph.similarities[:, k - 1].astype(np.float64)
-    score = robust_z(kth_distance)
-    is_outlier = score >= distance_z
-    if class_embeddings is not None:
-        best_prompt = np.concatenate(
-            [project(embeddings[block], class_embeddings).max(axis=1) for block in row_blocks(n)]
-        ).astype(np.float64)
-        # Far from its neighbours *and* from every class: a sample in a sparse corner of a class is not one.
-        is_outlier &= -robust_z(best_prompt) >= prompt_z
-    settings: dict[str, float | int | bool] = {
-        "k": k,
-        "distance_z": distance_z,
-        "prompt_z": prompt_z,
-        "uses_class_prompts": class_embeddings is not None,
-    }
-    return Outliers(score=score, is_outlier=is_outlier, settings=settings)
-
-
-def issue_types(is_label_error: np.ndarray, duplicates: Duplicates, outliers: Outliers) -> np.ndarray:
-    """Each sample's issue types, '+'-joined in ISSUE_TYPES order ('' when none)."""
-    parts = [is_label_error, duplicates.conflict, outliers.is_outlier]
-    return np.array(
-        [
-            "+".join(name for name, flag in zip(ISSUE_TYPES, flags, strict=True) if flag)
-            for flags in zip(*parts, strict=True)
-        ],
-        dtype=object,
-    )
+CHECK = DuplicateCheck
