@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import html as html_page
 from . import storage
 from .cache import EmbeddingCache, ScoreCache
 from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
@@ -34,7 +35,15 @@ from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
-from .report import classes_table, confused_pairs, prepare_output_dir, samples_table, write_report
+from .report import (
+    classes_table,
+    confused_pairs,
+    prepare_output_dir,
+    samples_table,
+    write_report,
+    write_summary,
+    writing_report,
+)
 from .scorers import FoldRunner, ScoreContext, ScorerResult, get_scorer, settings_key
 from .summary import DatasetSummary, EncoderSummary, Summary
 from .version import __version__
@@ -72,9 +81,13 @@ class AuditResult:
         return self.samples[self.samples["is_issue"]]
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write the report folder: the tables, the HTML page (rendered from them), run.json, summary.json."""
         out = Path(out)
         prepare_output_dir(out, overwrite)
-        write_report(out, self.samples, self.classes, self.summary, self.skipped, self.tables, self.run or None)
+        with writing_report(out):
+            write_report(out, self.samples, self.classes, self.skipped, self.tables)
+            html_page.render_html(self.samples, self.classes, self.summary, out)
+            write_summary(out, self.summary, self.run or None)
         return out
 
 
@@ -406,9 +419,11 @@ def summary_stage(
             data,
             dataset,
             EncoderSummary(encoder.identity, encoder.description, int(embedded.vectors.shape[1])),
-            scored,
+            scored.labels,
+            scored.results,
+            consensus,
             issues,
-            notes,
+            dataset.warnings + notes,
             config,
         )
     return AuditResult(
@@ -426,12 +441,14 @@ def build_summary(
     data: str | Path | storage.Location | pd.DataFrame,
     dataset: Dataset,
     encoder: EncoderSummary,
-    scored: Scored,
+    labels: np.ndarray,
+    results: dict[str, ScorerResult],
+    consensus: Consensus,
     issues: Issues,
-    notes: list[str],
+    warnings: list[str],
     config: AuditConfig,
 ) -> Summary:
-    consensus, results = scored.consensus, scored.results
+    """summary.json of an audit of ``data`` (``dataset`` as discovered and embedded, ``labels`` its class indices)."""
     return Summary(
         dataset=DatasetSummary(
             source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
@@ -451,10 +468,10 @@ def build_summary(
         issue_types=issues.found.counts(),
         check_sections=issues.found.sections(),
         neighbor_graph={k: v for k, v in issues.graph.settings.items() if k not in NEIGHBOR_TIMING_KEYS},
-        confused_pairs=confused_pairs(scored.labels, consensus.suggested, consensus.is_issue, dataset.classes),
+        confused_pairs=confused_pairs(labels, consensus.suggested, consensus.is_issue, dataset.classes),
         n_skipped=len(dataset.skipped),
         skipped=[s.as_dict() for s in dataset.skipped[:SKIPPED_LISTED]],
-        warnings=dataset.warnings + notes,
+        warnings=warnings,
         seed=config.scoring.seed,
         engine=config.engine.name,
         data_spec=resolved_spec(config.data, dataset),

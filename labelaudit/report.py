@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,37 +168,42 @@ def _remove_stale_temp_files(out: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def writing_report(out: Path) -> Iterator[None]:
+    """Mark ``out`` while a report's files are written into it. Each file is atomic on its own; the set is
+    not, so the folder holds WRITING_MARKER meanwhile and ``write_summary`` writes summary.json last: a folder
+    with summary.json and no marker holds one complete run, and a run killed half-way leaves a marked folder
+    that no reader mistakes for a report (old and new files side by side) and that the next audit replaces."""
+    marker = out / WRITING_MARKER
+    write_text_atomic(marker, "a labelaudit run is writing this report, or was stopped while writing it\n")
+    (out / SUMMARY_FILE).unlink(missing_ok=True)  # scripts that read only summary.json must not see the old one
+    yield
+    marker.unlink()  # not reached when writing failed: the folder stays marked incomplete
+
+
 def write_report(
     out: Path,
     samples: pd.DataFrame,
     classes: pd.DataFrame,
-    summary: Summary,
     skipped: pd.DataFrame,
     tables: dict[str, pd.DataFrame] | None = None,
-    run: dict[str, Any] | None = None,
 ) -> None:
-    """Write every report file. Each is atomic on its own; the set is not, so the folder is marked while
-    it is written and ``summary.json`` goes last: a folder with ``summary.json`` and no marker holds one
-    complete run, and a run killed half-way leaves a marked folder that no reader mistakes for a report
-    (old and new files side by side) and that the next audit replaces."""
-    marker = out / WRITING_MARKER
-    write_text_atomic(marker, "a labelaudit run is writing this report, or was stopped while writing it\n")
-    (out / SUMMARY_FILE).unlink(missing_ok=True)  # scripts that read only summary.json must not see the old one
+    """Write the report's tables as Parquet and CSV: samples, the issue checks' own tables, classes, skipped."""
     write_table_atomic(samples, out / "report")
-    for stem, table in (tables or {}).items():  # the issue checks' own tables
+    for stem, table in (tables or {}).items():
         write_table_atomic(table, out / stem)
     write_table_atomic(classes, out / "classes")
     write_table_atomic(skipped, out / "skipped")
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
-    from .html import render_html  # the page is a view of the tables and summary, rendered from memory
 
-    render_html(samples, classes, summary, out)
+
+def write_summary(out: Path, summary: Summary, run: dict[str, Any] | None = None) -> None:
+    """run.json (timings), then summary.json: the file that says the report is complete goes last."""
     if run is not None:
         write_json_atomic(out / RUN_FILE, run)
     else:
         (out / RUN_FILE).unlink(missing_ok=True)  # an earlier run's timings would describe another run
     write_json_atomic(out / SUMMARY_FILE, summary.to_json())
-    marker.unlink()
 
 
 def load_summary(folder: Path) -> Summary:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from labelaudit.cli import main
+from labelaudit.config import DataSpec
 
 from .conftest import make_image
 from .report_factory import report_from_data, tree_state
@@ -295,3 +296,23 @@ def test_manifest_backslash_paths_match_the_ids_discovery_gave_them(tmp_path: Pa
     corrected = pd.read_csv(manifest.with_name("train.corrected.csv"), dtype=str)
     assert corrected["path"].tolist() == paths  # the manifest's own spelling is kept
     assert corrected["label"].tolist() == ["cat", "dog", "dog", "dog", "cat"]
+
+
+def test_apply_reads_the_dataset_and_its_columns_from_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "ds"
+    for i in range(4):
+        make_image(data / "img" / f"{i}.png", (i * 60, 0, 0))
+    manifest = data / "train.csv"
+    frame = pd.DataFrame({"picture": [f"img/{i}.png" for i in range(4)], "category": ["cat", "cat", "dog", "dog"]})
+    frame.to_csv(manifest, index=False)
+    spec = DataSpec(path_col="picture", label_col="category")  # names discovery cannot guess
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog"}, spec=spec)
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"img/1.png": "relabel:dog"})
+
+    assert main(["apply", str(queue), "--data", str(manifest), "--dry-run"]) == 2  # asked again, not told
+    assert "--label-col" in capsys.readouterr().err
+    assert main(["apply", str(queue), "--report", str(report)]) == 0  # the data and its columns from the report
+    corrected = pd.read_csv(manifest.with_name("train.corrected.csv"))
+    assert corrected["category"].tolist() == ["cat", "dog", "dog", "dog"]

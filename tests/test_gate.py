@@ -31,8 +31,8 @@ def rows(n: int, flagged: int, labels: tuple[str, ...] = ("cat", "dog"), prefix:
 
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    # 5 of 100 flagged: an error rate of exactly 0.05
-    return write_report(tmp_path / "report", rows(100, 5), class_rates={"cat": 0.2, "dog": 0.1})
+    # 5 of 100 flagged: an error rate of exactly 0.05; cat has 3 of its 50 (0.06), dog 2 (0.04)
+    return write_report(tmp_path / "report", rows(100, 5))
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,8 @@ def report(tmp_path: Path) -> Path:
         (["--max-error-rate", "0.05"], 0),  # equal to the limit passes
         (["--max-error-rate", "0.0499"], 1),
         (["--max-error-rate", "0.2"], 0),
-        (["--max-class-error-rate", "0.2"], 0),
-        (["--max-class-error-rate", "0.19"], 1),
+        (["--max-class-error-rate", "0.06"], 0),
+        (["--max-class-error-rate", "0.059"], 1),
         (["--max-flagged", "5"], 0),
         (["--max-flagged", "4"], 1),
         (["--max-error-rate", "0.5", "--max-flagged", "4"], 1),  # any failed limit fails the gate
@@ -75,11 +75,11 @@ def test_missing_or_foreign_report_folder_exits_2(tmp_path: Path, capsys: pytest
 
 
 def test_failure_message_names_limit_value_and_worst_classes(report: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["gate", str(report), "--max-error-rate", "0.01", "--max-class-error-rate", "0.15"]) == 1
+    assert main(["gate", str(report), "--max-error-rate", "0.01", "--max-class-error-rate", "0.05"]) == 1
     err = capsys.readouterr().err
     assert "FAIL max-error-rate" in err and "5.00%" in err and "limit 1.00%" in err
-    assert "FAIL max-class-error-rate" in err and "cat (20.0%)" in err
-    assert "worst classes" in err and "cat: 20.0%" in err
+    assert "FAIL max-class-error-rate" in err and "cat (6.0%)" in err
+    assert "worst classes" in err and "cat: 6.0%" in err
     assert "gate failed: max-error-rate, max-class-error-rate" in err
 
 

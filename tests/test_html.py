@@ -120,15 +120,18 @@ def test_text_reports_show_excerpts_and_no_thumbnails(tmp_path: Path) -> None:
     assert blob["thumbs"] == "none" and blob["rows"][0]["text"] == "some words" and "thumb" not in blob["rows"][0]
 
 
-def test_write_report_renders_the_page(tmp_path: Path) -> None:
+def test_saving_a_report_renders_its_page_from_the_same_tables(tmp_path: Path) -> None:
     from labelaudit.report import load_report
     from labelaudit.report import write_report as write_tables
 
-    source = write_report(tmp_path / "src", _rows(8, {1}), source="d")
-    samples, classes, summary = load_report(source)
-    out = tmp_path / "out"
-    write_tables(out, samples, classes, summary, pd.DataFrame(columns=["path", "reason", "stage"]))
-    assert _blob((out / REPORT_HTML).read_text(encoding="utf-8"))["rows"]
+    report = write_report(tmp_path / "src", _rows(8, {1}), source="d")  # AuditResult.save, as an audit saves
+    samples, _, _ = load_report(report)
+    rows = _blob((report / REPORT_HTML).read_text(encoding="utf-8"))["rows"]
+    assert [r["id"] for r in rows] == samples["sample_id"].tolist()  # 8 rows: all within the top ranked
+    tables_only = tmp_path / "tables"
+    tables_only.mkdir()
+    write_tables(tables_only, samples, samples.head(0), pd.DataFrame(columns=["path", "reason", "stage"]))
+    assert not (tables_only / REPORT_HTML).exists()  # the page is a step of its own
 
 
 def test_view_renders_when_missing_and_serves_on_loopback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,90 @@
+"""Commands that need no model never load one: importing their modules, --help, usage errors, gate, export,
+view and apply leave torch, sentence-transformers and open_clip out of the process (each runs in a fresh
+subprocess, so nothing another test imported counts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labelaudit.cli import main
+
+from .conftest import ROOT, SAMPLE_TEXT
+from .report_factory import report_from_data
+
+HEAVY = ("torch", "sentence_transformers", "open_clip")
+COMMAND_MODULES = [
+    "labelaudit",
+    "labelaudit.cli",
+    "labelaudit.config",
+    "labelaudit.gate",
+    "labelaudit.export",
+    "labelaudit.apply",
+    "labelaudit.html",
+    "labelaudit.html.view",
+    "labelaudit.report",
+    "labelaudit.pipeline",
+    "labelaudit.scorers.deft",
+    "labelaudit.engines.local",
+    "labelaudit.engines.ray_engine",
+]
+
+
+def _heavy_modules_after(code: str, cwd: Path) -> tuple[list[str], str]:
+    """Run ``code`` in a fresh interpreter; the heavy libraries it left in sys.modules, and its stderr."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_importing_a_command_module_loads_no_model_library(module: str, tmp_path: Path) -> None:
+    assert _heavy_modules_after(f"import {module}", tmp_path)[0] == []
+
+
+def _cli(args: list[str], code: int) -> str:
+    return f"from labelaudit.cli import main\nassert main({args!r}) == {code}, 'exit code'"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return report_from_data(tmp_path_factory.mktemp("r") / "report", SAMPLE_TEXT, {"sports/t1.txt": "cooking"})
+
+
+def test_help_and_audit_usage_errors_load_no_model_library(tmp_path: Path) -> None:
+    for args, code in [
+        (["--help"], 0),
+        (["audit", "--help"], 0),
+        (["audit", str(tmp_path / "does-not-exist"), "--out", str(tmp_path / "o")], 2),
+        (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--methods", "deft,bogus"], 2),
+        (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--deft-variant", "x"], 2),
+    ]:
+        heavy, stderr = _heavy_modules_after(_cli(args, code), tmp_path)
+        assert heavy == [], (args, stderr)
+
+
+def test_gate_export_view_and_apply_load_no_model_library(report: Path, tmp_path: Path) -> None:
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    for args, code in [
+        (["gate", str(tmp_path / "nothing-here"), "--max-error-rate", "0.1"], 2),
+        (["gate", str(report), "--max-error-rate", "1"], 0),
+        (["export", str(report), "--to", "labelstudio", "--out", str(tmp_path / "q.json")], 0),
+        (["view", str(report), "--rerender", "--no-open"], 0),
+        (["apply", str(queue), "--data", str(SAMPLE_TEXT), "--dry-run"], 0),
+    ]:
+        heavy, stderr = _heavy_modules_after(_cli(args, code), tmp_path)
+        assert heavy == [], (args, stderr)
