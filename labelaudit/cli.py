@@ -26,7 +26,9 @@ from .config import (
     EngineSpec,
     ScoringSpec,
 )
+from .engines import ENGINES
 from .errors import AuditInterrupted, LabelAuditError
+from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
 from .scorers.deft import EMBEDDING_LR, PROMPT_LR, DeftSettings
@@ -51,9 +53,9 @@ class ModalityChoice(str, Enum):
     text = "text"
 
 
-class EngineChoice(str, Enum):
-    local = "local"
-    ray = "ray"
+# --engine and --to choices come from the registries: a new engine or export format is no CLI change.
+EngineChoice = Enum("EngineChoice", {name: name for name in ENGINES}, type=str)  # type: ignore[misc]
+ExportFormat = Enum("ExportFormat", {name.replace("-", "_"): name for name in EXPORTERS}, type=str)  # type: ignore[misc]
 
 
 def _version_callback(value: bool) -> None:
@@ -338,13 +340,6 @@ def gate(
         err.print(verdict)
     if not result.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
-
-
-class ExportFormat(str, Enum):
-    csv = "csv"
-    labelstudio = "labelstudio"
-    cvat = "cvat"
-    fiftyone_json = "fiftyone-json"
 
 
 @app.command()

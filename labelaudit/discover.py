@@ -56,10 +56,6 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     columns: ManifestColumns | None = None  # for a manifest or DataFrame: the columns it was read with
 
-    @property
-    def labels(self) -> list[str]:
-        return self.samples["label"].tolist()
-
     def label_indices(self) -> list[int]:
         index = {name: i for i, name in enumerate(self.classes)}
         return [index[label] for label in self.samples["label"]]

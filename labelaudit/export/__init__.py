@@ -1,21 +1,23 @@
 """Relabel queues: the suspects of a report, in a format annotators open directly.
 
-One file per format registers an ``Exporter`` here; a new format is one new file plus one line in
-``EXPORTERS``. Selection, ordering and splitting into batches happen once, here, for every format.
+One file per format defines an ``Exporter`` (``EXPORTER`` in the module); a new format is one new file plus
+one line in ``EXPORTERS``, which the CLI's --to choices are read from. Selection, ordering and splitting into
+batches happen once, here, for every format.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LabelAuditError
-from ..report import load_report
 from ..summary import Summary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -68,28 +70,19 @@ class ExportResult:
     parts: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _registry() -> dict[str, Exporter]:
-    from .csv_queue import CsvExporter
-    from .cvat import CvatExporter
-    from .fiftyone import FiftyOneExporter
-    from .labelstudio import LabelStudioExporter
-
-    return {
-        "csv": CsvExporter(),
-        "labelstudio": LabelStudioExporter(),
-        "cvat": CvatExporter(),
-        "fiftyone-json": FiftyOneExporter(),
-    }
-
-
-EXPORT_FORMATS = ("csv", "labelstudio", "cvat", "fiftyone-json")
+# Format name (the --to value) -> the module whose EXPORTER writes it.
+EXPORTERS: dict[str, str] = {
+    "csv": "labelaudit.export.csv_queue",
+    "labelstudio": "labelaudit.export.labelstudio",
+    "cvat": "labelaudit.export.cvat",
+    "fiftyone-json": "labelaudit.export.fiftyone",
+}
 
 
 def get_exporter(name: str) -> Exporter:
-    registry = _registry()
-    if name not in registry:
-        raise LabelAuditError(f"unknown export format {name!r}; choose one of {', '.join(registry)}")
-    return registry[name]
+    if name not in EXPORTERS:
+        raise LabelAuditError(f"unknown export format {name!r}; choose one of {', '.join(EXPORTERS)}")
+    return importlib.import_module(EXPORTERS[name]).EXPORTER()
 
 
 def select_queue(
@@ -167,6 +160,8 @@ def export(
     report_dir = Path(report_dir)
     if not report_dir.is_dir():
         raise LabelAuditError(f"report folder {report_dir} does not exist")
+    from ..report import load_report  # pandas and the tables: not needed for the CLI's --to choices
+
     samples, _, summary = load_report(report_dir)
     known = summary.classes or sorted(samples["given_label"].astype(str).unique())
     if classes:
@@ -195,6 +190,8 @@ def export(
 
 def queue_records(queue: pd.DataFrame, methods: list[str]) -> list[dict[str, Any]]:
     """Rows as plain Python values (no numpy scalars, None for missing) for JSON and XML writers."""
+    import pandas as pd
+
     records = []
     for row in queue.to_dict("records"):
         clean: dict[str, Any] = {}

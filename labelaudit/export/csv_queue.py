@@ -9,7 +9,6 @@ import pandas as pd
 from ..io import write_atomic
 from . import ExportContext
 
-DECISION_HELP = "keep | relabel:<class> | remove | unsure"
 LEADING = [
     "rank",
     "sample_id",
@@ -43,3 +42,6 @@ class CsvExporter:
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         return []
+
+
+EXPORTER = CsvExporter

@@ -100,3 +100,6 @@ class CvatExporter:
         path = labels_path(target)
         write_json_atomic(path, label_spec(ctx.classes))
         return [path]
+
+
+EXPORTER = CvatExporter

@@ -52,3 +52,6 @@ class FiftyOneExporter:
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         return []
+
+
+EXPORTER = FiftyOneExporter

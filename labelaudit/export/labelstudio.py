@@ -115,3 +115,6 @@ class LabelStudioExporter:
         path = config_path(target)
         write_text_atomic(path, labelling_config(ctx.classes, ctx.modality))
         return [path]
+
+
+EXPORTER = LabelStudioExporter
