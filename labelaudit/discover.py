@@ -419,11 +419,7 @@ def discover_table(
 ) -> tuple[pd.DataFrame, ManifestColumns, list[SkippedFile]]:
     spec = spec or DataSpec()
     columns = resolve_columns(frame, spec)
-    if columns.id is not None:
-        given = frame[columns.id].astype(str)
-        duplicated = given[given.duplicated()].unique().tolist()
-        if duplicated:
-            raise DataError(f"manifest id column {columns.id!r} has duplicate ids, e.g. {duplicated[:3]}")
+    _refuse_duplicate_ids(frame, columns.id)
     remote = storage.is_remote(base_dir)
     root: Path | Location = (
         cast(Location, base_dir) if remote else (cast("Path | None", base_dir) or Path.cwd()).resolve()
@@ -474,6 +470,14 @@ def discover_table(
         duplicated = samples.loc[samples["sample_id"].duplicated(), "sample_id"].head(3).tolist()
         raise DataError(f"manifest names the same sample more than once, e.g. {duplicated}; pass --id-col")
     return samples, columns, skipped
+
+
+def _refuse_duplicate_ids(frame: pd.DataFrame, id_col: str | None) -> None:
+    if id_col is not None:
+        given = frame[id_col].astype(str)
+        duplicated = given[given.duplicated()].unique().tolist()
+        if duplicated:
+            raise DataError(f"manifest id column {id_col!r} has duplicate ids, e.g. {duplicated[:3]}")
 
 
 def _remote_file(raw: str, root: Location, allow_outside_root: bool) -> Location:
@@ -536,7 +540,21 @@ def discover(
         classes_file=None if classes_file is None else str(classes_file),
         allow_outside_root=allow_outside_root,
     )
-    ignored, columns = 0, None
+    found = _find_samples(data, spec, reporter)
+    samples, skipped = found.samples, found.skipped
+    if samples.empty:
+        hint = f" ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
+        raise DataError(
+            f"no usable samples found in {data if not isinstance(data, pd.DataFrame) else 'the DataFrame'}{hint}"
+        )
+    classes, names, warnings = _class_list(samples, classes_file)
+    samples = samples.reset_index(drop=True)
+    return dataclasses.replace(found, samples=samples, classes=classes, class_names=names, warnings=warnings)
+
+
+def _find_samples(data: str | Path | Location | pd.DataFrame, spec: DataSpec, reporter: Reporter) -> Dataset:
+    """The samples of a folder, a manifest (on a disk or in a bucket) or a DataFrame; classes not yet set."""
+    modality, ignored, columns = spec.modality, 0, None
     location = None if isinstance(data, pd.DataFrame) else storage.resolve(data)
     if location is None:
         samples, columns, skipped = discover_table(cast(pd.DataFrame, data), None, spec, reporter)
@@ -561,15 +579,21 @@ def discover(
             root, kind = path.resolve(), "manifest"
         else:
             raise DataError(f"{path} is neither a folder nor a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})")
-    if columns is not None:
-        modality = columns.modality
+    return Dataset(
+        samples=samples,
+        classes=[],
+        class_names={},
+        modality=columns.modality if columns is not None else cast(Modality, modality),
+        root=root,
+        kind=kind,
+        skipped=skipped,
+        ignored_files=ignored,
+        columns=columns,
+    )
 
-    if samples.empty:
-        hint = f" ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
-        raise DataError(
-            f"no usable samples found in {data if not isinstance(data, pd.DataFrame) else 'the DataFrame'}{hint}"
-        )
 
+def _class_list(samples: pd.DataFrame, classes_file: str | Path | None) -> tuple[list[str], dict[str, str], list[str]]:
+    """(class keys in report order, their prompt names, warnings): the --classes file's order, else sorted."""
     present = sorted(samples["label"].unique().tolist())
     warnings: list[str] = []
     if classes_file is not None:
@@ -592,16 +616,4 @@ def discover(
     singletons = [c for c in classes if counts.get(c, 0) == 1]
     if singletons:
         warnings.append(f"{len(singletons)} class(es) have a single sample: {', '.join(singletons[:10])}")
-    samples = samples.reset_index(drop=True)
-    return Dataset(
-        samples=samples,
-        classes=classes,
-        class_names=names,
-        modality=modality,
-        root=root,
-        kind=kind,
-        skipped=skipped,
-        ignored_files=ignored,
-        warnings=warnings,
-        columns=columns,
-    )
+    return classes, names, warnings
