@@ -29,7 +29,7 @@ from .cache import EmbeddingCache, ScoreCache
 from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover, resolved_spec
-from .engines import Engine, get_engine
+from .engines import EmbedJob, Engine, get_engine
 from .errors import AuditInterrupted, DataError
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
@@ -262,7 +262,8 @@ def embed_stage(
     """Embed through the engine; the dataset comes back without the samples that could not be embedded."""
     assert run.engine is not None and run.cache is not None
     with run.timer.stage("embed"):
-        embedded = run.engine.embed(dataset.samples, dataset.modality, encoder, run.cache, spec, rebuild, reporter)
+        job = EmbedJob(dataset.samples, dataset.modality, encoder, run.cache, spec, rebuild)
+        embedded = run.engine.embed(job, reporter)
     skipped = dataset.skipped + embedded.skipped
     if run.cache.corrupt_shards:
         reporter.note(

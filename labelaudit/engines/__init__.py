@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,6 +35,16 @@ ENGINES: dict[str, str] = {
 RAY_INSTALL_HINT = 'pip install "labelaudit[ray]"  (or: pip install "ray[data]>=2.9")'
 
 
+@dataclass(frozen=True)
+class EmbedJob:
+    samples: pd.DataFrame  # the samples table (discover.SAMPLE_COLUMNS)
+    modality: str
+    encoder: Encoder
+    cache: EmbeddingCache
+    spec: EmbedSpec
+    rebuild: EncoderSpec | None  # how another process builds the same encoder; None: send the object itself
+
+
 class Engine(Protocol):
     name: str
 
@@ -43,18 +54,8 @@ class Engine(Protocol):
     def session(self) -> AbstractContextManager[FoldRunner]:
         """Hold what the engine needs from embedding through scoring; yields where the scorers' folds run."""
 
-    def embed(
-        self,
-        samples: pd.DataFrame,
-        modality: str,
-        encoder: Encoder,
-        cache: EmbeddingCache,
-        spec: EmbedSpec,
-        rebuild: EncoderSpec | None,
-        reporter: Reporter,
-    ) -> EmbeddingResult:
-        """Embed every sample the cache lacks; ``rebuild`` says how another process builds ``encoder``
-        (None: the object itself was given and must travel as it is)."""
+    def embed(self, job: EmbedJob, reporter: Reporter) -> EmbeddingResult:
+        """Embed every sample of the job that its cache lacks, into that cache."""
 
     def saved_note(self, cache: EmbeddingCache) -> str:
         """What an interrupted run kept in the cache, for the message that says how to resume."""

@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING
 from ..scorers import FoldRunner, SerialFolds
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from ..cache import EmbeddingCache
-    from ..config import EmbedSpec, EncoderSpec, EngineSpec
+    from ..config import EngineSpec
     from ..embed import EmbeddingResult
-    from ..encoders import Encoder
     from ..progress import Reporter
+    from . import EmbedJob
 
 
 class LocalEngine:
@@ -31,23 +29,15 @@ class LocalEngine:
     def session(self) -> Iterator[FoldRunner]:
         yield SerialFolds()
 
-    def embed(
-        self,
-        samples: pd.DataFrame,
-        modality: str,
-        encoder: Encoder,
-        cache: EmbeddingCache,
-        spec: EmbedSpec,
-        rebuild: EncoderSpec | None,
-        reporter: Reporter,
-    ) -> EmbeddingResult:
+    def embed(self, job: EmbedJob, reporter: Reporter) -> EmbeddingResult:
         from ..embed import embed_samples
 
+        spec = job.spec
         return embed_samples(
-            samples,
-            modality,
-            encoder,
-            cache,
+            job.samples,
+            job.modality,
+            job.encoder,
+            job.cache,
             batch_size=spec.batch_size,
             workers=spec.workers,
             max_pixels=spec.max_pixels,

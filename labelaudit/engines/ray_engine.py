@@ -28,11 +28,11 @@ import pandas as pd
 from PIL import Image
 
 from ..cache import EmbeddingCache
-from ..config import EmbedSpec, EncoderSpec, EngineSpec
+from ..config import EmbedSpec, EngineSpec
 from ..discover import SkippedFile
 from ..errors import LabelAuditError
 from ..progress import QUIET, Reporter
-from . import require_ray
+from . import EmbedJob, require_ray
 from .ray_folds import RayFolds, ray_session
 
 if TYPE_CHECKING:
@@ -287,29 +287,21 @@ class RayEngine:
         with audit_session(self.spec.ray_address) as ray:
             yield RayFolds(ray)
 
-    def embed(
-        self,
-        samples: pd.DataFrame,
-        modality: str,
-        encoder: Encoder,
-        cache: EmbeddingCache,
-        spec: EmbedSpec,
-        rebuild: EncoderSpec | None,
-        reporter: Reporter,
-    ) -> EmbeddingResult:
+    def embed(self, job: EmbedJob, reporter: Reporter) -> EmbeddingResult:
+        rebuild = job.rebuild
         factory = (
-            fixed_encoder(encoder)
+            fixed_encoder(job.encoder)
             if rebuild is None
-            else encoder_factory(modality, rebuild.model, rebuild.pretrained, rebuild.checkpoint, rebuild.device)
+            else encoder_factory(job.modality, rebuild.model, rebuild.pretrained, rebuild.checkpoint, rebuild.device)
         )
         return embed_samples_ray(
-            samples,
-            modality,
-            encoder,
+            job.samples,
+            job.modality,
+            job.encoder,
             factory,
-            cache,
-            batch_size=spec.batch_size,
-            max_pixels=spec.max_pixels,
+            job.cache,
+            batch_size=job.spec.batch_size,
+            max_pixels=job.spec.max_pixels,
             concurrency=self.spec.ray_concurrency,
             address=self.spec.ray_address,
             reporter=reporter,
