@@ -1,0 +1,318 @@
+"""The label-error rate, estimated on the dataset itself: a point, an interval and a calibrated posterior.
+
+Why not the share of flagged samples: on a nearly clean dataset most samples a model disagrees with are
+hard, not mislabelled, so that share reads 8-12 % where the truth is 0.3-1 %; and on heavily corrupted
+data the models learn the noise, so it reads 8 % where the truth is 46 %.
+
+How (mixture-proportion estimation, in the spirit of Garg et al. 2021, "Best Bin Estimation"):
+- Every sample's *score* is the out-of-sample probability the methods give its label. Observed scores are
+  a mixture: ``F_obs = (1 - rate) * F_clean + rate * F_wrong``.
+- ``F_wrong``, the score distribution of a wrong label, is read from *synthetic mistakes*: give a sample
+  another label and look at the probability the methods gave that label. The methods' probabilities for
+  a sample were computed without its own label (cross-fitted folds, neighbours other than itself), so
+  every (sample, other label) pair is a synthetic mistake that costs nothing to score: no retraining.
+  Which other label: the data's own confusions (cleanlab's confident joint), so a synthetic mistake goes
+  where the real ones tend to go.
+- Where scores are low, almost only wrong labels live, so ``F_obs(t) / F_wrong(t)`` is close to the rate.
+  The threshold ``t`` is the one whose upper confidence bound of that ratio is lowest.
+- The interval spans what the data cannot tell apart: the statistical bounds of that ratio, the same
+  estimate with synthetic mistakes that go to any class (the most visible kind), and two readings for
+  mistakes that are plausible (placed on samples the methods already doubt, or read higher up the score
+  range, where systematic errors that the models have learnt still show). A wide interval means the
+  estimate is a lower bound, and the summary says so.
+- The posterior ``P(wrong | score) = rate * f_wrong(score) / f_obs(score)`` (a monotone density ratio,
+  fitted by isotonic regression) turns the rate into a per-sample error probability whose mean is the
+  rate; the flag is "more likely wrong than right", and per-class rates add up to the headline.
+- Verified items (``labelaudit estimate``) enter as known anchors: probability 0 (checked right) or 1.
+
+Defaults were chosen on the tune rows of benchmarks/quality.py (never on the rows it reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .chunked import row_blocks
+
+# Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
+_LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
+SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """How the rate is estimated. Each default was chosen on the benchmark's tune rows."""
+
+    min_injected_share: float = 0.1  # the threshold search starts where 10 % of synthetic mistakes lie below it
+    plausible_share: float = 0.7  # the "plausible mistakes" reading of the upper bound, at this share
+    destination_smoothing: float = 0.5  # pseudo-count added to every confusion when choosing a mistake's label
+    doubt_floor: float = 0.02  # doubt-weighted mistakes: weight = 1 - score + this floor
+    selection_confidence: float = 0.90  # confidence of the bound that chooses the threshold
+    confidence: float = 0.95  # confidence of the reported interval
+    wide_interval: float = 0.05  # an interval wider than this (and than the estimate) is called uncertain
+    low_power_auroc: float = 0.80  # synthetic mistakes found with a lower AUROC: the estimate is a lower bound
+
+
+@dataclass
+class AuditPower:
+    """How well the methods find synthetic mistakes: a property of the encoder and the classes."""
+
+    auroc: float  # synthetic mistakes vs the observed labels, by score
+    recall_at_cut: float  # share of synthetic mistakes the flag rule (posterior > 0.5) would catch
+
+    def as_dict(self) -> dict[str, float]:
+        return {"auroc": round(self.auroc, 4), "recall_at_cut": round(self.recall_at_cut, 4)}
+
+
+@dataclass
+class ErrorEstimate:
+    rate: float
+    lower: float
+    upper: float
+    error_probability: np.ndarray  # (N,) calibrated P(label is wrong); its mean is ``rate``
+    power: AuditPower
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_issue(self) -> np.ndarray:
+        """More likely wrong than right."""
+        return self.error_probability > 0.5
+
+    def class_rates(self, labels: np.ndarray, n_classes: int) -> np.ndarray:
+        """Per-class estimated error rate (mean posterior over the class's samples); weighted by class size
+        they add up to ``rate``."""
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        sums = np.bincount(labels, weights=self.error_probability, minlength=n_classes)
+        return np.divide(sums, counts, out=np.zeros(n_classes), where=counts > 0)
+
+    @property
+    def is_lower_bound(self) -> bool:
+        return bool(self.details.get("lower_bound", False))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "estimated_error_rate": round(self.rate, 6),
+            "estimated_error_rate_lower": round(self.lower, 6),
+            "estimated_error_rate_upper": round(self.upper, 6),
+            "estimate_is_lower_bound": self.is_lower_bound,
+            "audit_power": self.power.as_dict(),
+            "estimate_warnings": list(self.warnings),
+            "estimate_details": self.details,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def clopper_pearson(successes: float, trials: int, confidence: float) -> tuple[float, float]:
+    from scipy.stats import beta
+
+    tail = (1.0 - confidence) / 2.0
+    k = float(np.clip(round(successes), 0, trials))
+    lower = float(beta.ppf(tail, k, trials - k + 1)) if k > 0 else 0.0
+    upper = float(beta.ppf(1.0 - tail, k + 1, trials - k)) if k < trials else 1.0
+    return lower, upper
+
+
+def _bins(scores: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(SCORE_EDGES, scores, side="right") - 1, 0, len(SCORE_EDGES) - 2)
+
+
+def _histogram(scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(
+        _bins(np.ravel(scores)), weights=None if weights is None else np.ravel(weights), minlength=len(SCORE_EDGES) - 1
+    ).astype(np.float64)
+
+
+def confusion_counts(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """(K, K) confident joint, ``C[given, true]``: where the data's own mistakes seem to go."""
+    import warnings
+
+    from cleanlab.count import compute_confident_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(compute_confident_joint(labels, pred_probs, calibrate=False), dtype=np.float64)
+
+
+def synthetic_mistake_histogram(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    destination: str,
+    selection: str,
+    settings: EstimateSettings,
+    confusions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Score histogram of every (sample, other label) pair, weighted by how likely that mistake is.
+
+    ``destination``: "confusion" (a sample of class i gets label j in proportion to the data's confusions
+    from i to j) or "uniform" (any other class). ``selection``: "uniform" (every sample equally) or "doubt"
+    (samples the methods already doubt get more mistakes, as people and labelling rules make them)."""
+    n, k = pred_probs.shape
+    own = pred_probs[np.arange(n), labels].astype(np.float64)
+    sample_weight = 1.0 - own + settings.doubt_floor if selection == "doubt" else np.ones(n)
+    sample_weight = sample_weight / sample_weight.sum()
+    hist = np.zeros(len(SCORE_EDGES) - 1)
+    for block in row_blocks(n, 16_384):
+        probs = np.asarray(pred_probs[block], dtype=np.float64)
+        rows = np.arange(len(probs))
+        given = labels[block]
+        if destination == "confusion":
+            assert confusions is not None
+            where = confusions[:, given].T + settings.destination_smoothing  # C[j, i]: true i, given j
+        else:
+            where = np.ones_like(probs)
+        where[rows, given] = 0.0
+        where /= where.sum(axis=1, keepdims=True)
+        hist += _histogram(probs, where * sample_weight[block][:, None])
+    return hist / hist.sum()
+
+
+@dataclass
+class _Reading:
+    rate: float
+    lower: float
+    upper: float
+    injected_share: float
+
+
+def best_bin(observed: np.ndarray, injected: np.ndarray, n: int, settings: EstimateSettings) -> _Reading:
+    """Mixture proportion of ``injected`` in ``observed`` (both score histograms; ``observed`` holds counts
+    of ``n`` samples): the ratio of their masses below the threshold whose upper bound is lowest."""
+    below_obs = np.cumsum(observed)
+    below_inj = np.cumsum(injected)
+    candidates = np.flatnonzero(below_inj >= settings.min_injected_share)
+    # The upper bound only changes where an observed sample enters; one candidate per distinct count.
+    best: tuple[float, int] = (np.inf, int(candidates[-1]))
+    for edge in candidates[np.r_[True, np.diff(below_obs[candidates]) > 0]]:
+        upper = clopper_pearson(below_obs[edge], n, settings.selection_confidence)[1] / below_inj[edge]
+        if upper < best[0]:
+            best = (upper, int(edge))
+    edge = best[1]
+    share = float(below_inj[edge])
+    count = float(below_obs[edge])
+    low, high = clopper_pearson(count, n, settings.confidence)
+    return _Reading(
+        rate=min(1.0, (count + 0.5) / (n + 1.0) / share),
+        lower=min(1.0, low / share),
+        upper=min(1.0, high / share),
+        injected_share=share,
+    )
+
+
+def reading_at_share(observed: np.ndarray, injected: np.ndarray, n: int, share: float, confidence: float) -> float:
+    """The upper confidence bound of the mass ratio at the first threshold holding ``share`` of the mistakes."""
+    below_inj = np.cumsum(injected)
+    edge = int(np.searchsorted(below_inj, share))
+    edge = min(edge, len(below_inj) - 1)
+    return min(1.0, clopper_pearson(float(np.cumsum(observed)[edge]), n, confidence)[1] / max(below_inj[edge], 1e-12))
+
+
+def density_ratio(observed: np.ndarray, injected: np.ndarray) -> np.ndarray:
+    """``f_wrong / f_obs`` per score bin, monotone (non-increasing in the score), by isotonic regression."""
+    from sklearn.isotonic import IsotonicRegression
+
+    obs = observed / max(observed.sum(), 1e-12)
+    used = (obs + injected) > 0
+    share = np.zeros_like(obs)
+    share[used] = injected[used] / (injected[used] + obs[used])
+    centres = np.arange(len(obs), dtype=np.float64)
+    fitted = np.zeros_like(obs)
+    if used.sum() >= 2:
+        iso = IsotonicRegression(increasing=False, y_min=0.0, y_max=1.0 - 1e-9, out_of_bounds="clip")
+        iso.fit(centres[used], share[used], sample_weight=(obs + injected)[used])
+        fitted = iso.predict(centres)
+    return fitted / (1.0 - fitted)
+
+
+def posterior_scale(ratio_per_sample: np.ndarray, rate: float) -> float:
+    """``c`` such that ``min(1, c * ratio)`` averages to ``rate`` over the samples (c = rate unless rows clip)."""
+    if rate <= 0 or not np.any(ratio_per_sample > 0):
+        return 0.0
+    low, high = 0.0, max(rate, 1e-12)
+    while np.minimum(1.0, high * ratio_per_sample).mean() < rate and high < 1e12:
+        high *= 2.0
+    for _ in range(60):
+        mid = (low + high) / 2.0
+        if np.minimum(1.0, mid * ratio_per_sample).mean() < rate:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+# ------------------------------------------------------------------------------------------------ the API
+
+
+def estimate_error_rate(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    verified: np.ndarray | None = None,
+    settings: EstimateSettings | None = None,
+) -> ErrorEstimate:
+    """Estimate the label-error rate from out-of-sample ``pred_probs`` (N, K) and the given ``labels``.
+
+    ``verified`` (optional, (N,)): -1 not reviewed, 0 reviewed and right, 1 reviewed and wrong."""
+    settings = settings or EstimateSettings()
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = pred_probs.shape
+    own = np.asarray(pred_probs[np.arange(n), labels], dtype=np.float64)
+    observed = _histogram(own)
+    confusions = confusion_counts(labels, pred_probs)
+
+    def mistakes(destination: str, selection: str) -> np.ndarray:
+        return synthetic_mistake_histogram(pred_probs, labels, destination, selection, settings, confusions)
+
+    main = mistakes("confusion", "uniform")
+    point = best_bin(observed, main, n, settings)
+    visible = best_bin(observed, mistakes("uniform", "uniform"), n, settings)
+    doubted = best_bin(observed, mistakes("confusion", "doubt"), n, settings)
+    plausible = reading_at_share(observed, main, n, settings.plausible_share, settings.confidence)
+
+    ratio_per_bin = density_ratio(observed, main)
+    scale = posterior_scale(ratio_per_bin[_bins(own)], point.rate)
+    posterior = np.minimum(1.0, scale * ratio_per_bin[_bins(own)])
+    if verified is not None:
+        verified = np.asarray(verified)
+        posterior = np.where(verified == 0, 0.0, np.where(verified == 1, 1.0, posterior))
+    rate = float(posterior.mean()) if n else 0.0
+    lower = min(rate, point.lower, visible.lower)
+    upper = max(rate, point.upper, doubted.upper, plausible)
+
+    power = _power(observed, main, scale * ratio_per_bin)
+    warnings: list[str] = []
+    lower_bound = False
+    if upper - lower > max(settings.wide_interval, rate):
+        lower_bound = True
+        warnings.append(
+            f"The data alone cannot pin the error rate down: {rate:.1%} is what isolated mistakes explain, but "
+            f"if the real mistakes are plausible or systematic it may be as high as {upper:.1%}. Treat {rate:.1%} "
+            "as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."
+        )
+    if power.auroc < settings.low_power_auroc:
+        lower_bound = True
+        warnings.append(
+            f"Audit power is low: synthetic mistakes are told from the given labels with AUROC {power.auroc:.2f}. "
+            "The encoder separates these classes poorly, so the estimate is a lower bound."
+        )
+    details = {
+        "method": "mixture-proportion estimate against synthetic mistakes (best bin, Clopper-Pearson)",
+        "threshold_mistake_share": round(point.injected_share, 4),
+        "any_class_mistakes_rate": round(visible.rate, 6),
+        "doubted_samples_rate": round(doubted.rate, 6),
+        "plausible_upper": round(plausible, 6),
+        "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
+        "lower_bound": lower_bound,
+    }
+    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details)
+
+
+def _power(observed: np.ndarray, injected: np.ndarray, posterior_per_bin: np.ndarray) -> AuditPower:
+    obs = observed / max(observed.sum(), 1e-12)
+    above = 1.0 - np.cumsum(obs)  # observed mass strictly above each bin
+    auroc = float(np.sum(injected * (above + 0.5 * obs)))
+    return AuditPower(auroc=auroc, recall_at_cut=float(injected[posterior_per_bin > 0.5].sum()))

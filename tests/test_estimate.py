@@ -1,0 +1,99 @@
+"""The calibrated error-rate estimate (labelaudit/estimate.py) on data with a known share of wrong labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labelaudit.estimate import EstimateSettings, best_bin, clopper_pearson, estimate_error_rate
+from labelaudit.scorers.confident import out_of_fold_probabilities
+
+
+def noisy_clusters(rate: float, n: int = 2000, k: int = 4, seed: int = 0, spread: float = 1.9):
+    """Gaussian classes a linear probe separates well but not perfectly; ``rate`` of labels moved to a
+    uniformly random other class. Returns the probe's out-of-fold probabilities, the given and true labels."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, 16)) * 1.6
+    x = centres[truth] + rng.normal(size=(n, 16)) * spread
+    given = truth.copy()
+    flip = rng.random(n) < rate
+    given[flip] = (truth[flip] + rng.integers(1, k, flip.sum())) % k
+    probs = out_of_fold_probabilities(x.astype(np.float32), given, k, 5, seed)
+    return probs, given, truth
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.2])
+def test_estimate_is_close_to_the_truth_and_the_interval_covers_it(rate: float) -> None:
+    probs, given, truth = noisy_clusters(rate)
+    true_rate = float(np.mean(given != truth))
+    estimate = estimate_error_rate(probs, given)
+    assert abs(estimate.rate - true_rate) < 0.025
+    assert estimate.lower - 1e-3 <= true_rate <= estimate.upper  # a bound of 0.001 % on clean data is fine
+
+
+def test_a_clean_dataset_comes_back_clean_where_the_flag_share_would_not() -> None:
+    probs, given, truth = noisy_clusters(0.0)
+    estimate = estimate_error_rate(probs, given)
+    disagreements = float(np.mean(probs.argmax(1) != given))  # what a "the model disagrees" count reads
+    assert disagreements > 0.03  # the probe is wrong on hard samples...
+    assert estimate.rate < 0.01  # ...which the estimate does not count as label errors
+    assert estimate.is_issue.sum() <= 0.01 * len(given)
+
+
+def test_posterior_mean_is_the_rate_and_class_rates_add_up() -> None:
+    probs, given, _ = noisy_clusters(0.1)
+    estimate = estimate_error_rate(probs, given)
+    assert estimate.error_probability.mean() == pytest.approx(estimate.rate, abs=1e-9)
+    sizes = np.bincount(given, minlength=4)
+    assert np.dot(estimate.class_rates(given, 4), sizes) / sizes.sum() == pytest.approx(estimate.rate, abs=1e-9)
+    # flagged = more likely wrong than right, and the flagged samples are mostly the wrong ones
+    assert np.all(estimate.error_probability[estimate.is_issue] > 0.5)
+
+
+def test_flags_find_the_wrong_labels() -> None:
+    probs, given, truth = noisy_clusters(0.1)
+    flags = estimate_error_rate(probs, given).is_issue
+    wrong = given != truth
+    precision = (flags & wrong).sum() / max(flags.sum(), 1)
+    recall = (flags & wrong).sum() / wrong.sum()
+    assert precision > 0.8 and recall > 0.6
+
+
+def test_verified_items_are_anchors() -> None:
+    probs, given, truth = noisy_clusters(0.1)
+    verified = np.full(len(given), -1)
+    verified[:100] = (given[:100] != truth[:100]).astype(int)
+    estimate = estimate_error_rate(probs, given, verified=verified)
+    assert np.array_equal(estimate.error_probability[:100], verified[:100].astype(float))
+    assert estimate.details["n_verified"] == 100
+
+
+def test_weak_features_are_reported_as_a_lower_bound() -> None:
+    """When the classes overlap, wrong labels hide among hard samples: the summary must say the estimate is a
+    lower bound (low audit power), while well-separated classes get no such warning."""
+    weak = estimate_error_rate(*noisy_clusters(0.2, spread=4.0)[:2])
+    assert weak.power.auroc < EstimateSettings().low_power_auroc
+    assert weak.is_lower_bound and any("Audit power is low" in w for w in weak.warnings)
+    strong = estimate_error_rate(*noisy_clusters(0.05, spread=1.0)[:2])
+    assert not strong.is_lower_bound and not strong.warnings
+
+
+def test_best_bin_recovers_a_known_mixture() -> None:
+    """Observed = 90 % clean scores near 1, 10 % drawn from the injected distribution: the mixture proportion
+    read at the best bin is 10 %."""
+    edges = 200
+    injected = np.zeros(edges)
+    injected[:50] = 1 / 50
+    clean = np.zeros(edges)
+    clean[150:] = 1 / 50
+    observed = np.round((0.9 * clean + 0.1 * injected) * 10_000)
+    reading = best_bin(observed, injected, 10_000, EstimateSettings())
+    assert reading.rate == pytest.approx(0.1, abs=0.01)
+    assert reading.lower <= 0.1 <= reading.upper
+
+
+def test_clopper_pearson_bounds() -> None:
+    assert clopper_pearson(0, 100, 0.95)[0] == 0.0
+    low, high = clopper_pearson(10, 100, 0.95)
+    assert 0.04 < low < 0.1 < high < 0.18
