@@ -67,7 +67,8 @@ def test_no_tag_anywhere_is_an_error_even_when_empty_sets_are_allowed() -> None:
 
 
 def test_unknown_tags_with_a_classes_file_name_the_tags_and_the_rows() -> None:
-    with pytest.raises(DataError, match=r"2 rows carry tags the classes file does not list: 'dgo', 'kat'.*row 2, row 3"):
+    message = r"2 rows carry tags the classes file does not list: 'dgo', 'kat'.*row 2, row 3"
+    with pytest.raises(DataError, match=message):
         parse_tag_column(["cat", "kat|dog", "dgo"], sep="|", classes=["cat", "dog"])
 
 

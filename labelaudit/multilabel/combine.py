@@ -6,7 +6,8 @@ pairs and samples are wrong.
 - Sample quality: ``1 - `` the largest suspicion among the sample's pairs (one wrong tag makes a wrong tag
   set); rank 1 is the most suspect sample.
 - Error rates, calibrated on the data's own synthetic corruptions (``calibrate``): a copy of the tag sets
-  gets known missing and spurious tags in a share of its samples and is scored again. Among the copy's
+  gets known missing and spurious tags in a share of its samples and is scored again (several copies
+  on a small set, so that each kind of error is injected a few hundred times). Among the copy's
   untouched pairs, the share of real errors is a *mixture proportion*: the real pairs' suspicions are a
   mixture of clean pairs and of errors that score like the injected ones. It is estimated with Best Bin
   Estimation (Garg et al., "Mixture Proportion Estimation and PU Learning: A Modern Approach", NeurIPS 2021):
@@ -36,6 +37,8 @@ from .scorers import PairResult
 DEFAULT_INJECTION_RATE = 0.1  # share of samples that get one injected error in the calibration copy
 BBE_DELTA = 0.1  # confidence level of the bounds that choose the tail (Garg et al. use 0.1)
 FLAG_RULES = ("calibrated", "majority")
+MIN_INJECTED = 200  # injected errors of each kind the estimate wants (more copies on a small set)
+MAX_COPIES = 5
 
 
 @dataclass
@@ -197,27 +200,33 @@ class ErrorEstimate:
 
 @dataclass
 class Calibration:
-    """The scored corrupted copy: enough to estimate error rates, also on a subset of rows (benchmarks)."""
+    """The scored corrupted copies: enough to estimate error rates, also on a subset of rows (benchmarks)."""
 
-    injection: Injection
-    copy: PairConsensus
+    injections: list[Injection]
+    copies: list[PairConsensus]
     settings: dict[str, Any] = field(default_factory=dict)
 
     def estimate(self, given: np.ndarray, rows: np.ndarray | None = None) -> ErrorEstimate:
         given = np.asarray(given, dtype=bool)
         n = len(given)
         rows = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-        scored = self.copy.scored
+        scored = self.copies[0].scored
         judged = rows[:, None] & scored[None, :]
-        injected = self.injection.missing | self.injection.spurious
-        copy_tags = self.injection.tags
-        suspicion = self.copy.suspicion
-        untouched = judged & ~injected
-        missing = mixture_proportion(suspicion[untouched & ~copy_tags], suspicion[judged & self.injection.missing])
-        spurious = mixture_proportion(suspicion[untouched & copy_tags], suspicion[judged & self.injection.spurious])
-        sample_suspicion = 1.0 - self.copy.quality
-        hit = self.injection.samples
-        sample = mixture_proportion(sample_suspicion[rows & ~hit], sample_suspicion[rows & hit])
+        pools: dict[str, list[np.ndarray]] = {key: [] for key in ("absent", "missing", "present", "spurious")}
+        samples: dict[str, list[np.ndarray]] = {"clean": [], "hit": []}
+        for injection, copy in zip(self.injections, self.copies, strict=True):
+            untouched = judged & ~(injection.missing | injection.spurious)
+            pools["absent"].append(copy.suspicion[untouched & ~injection.tags])
+            pools["missing"].append(copy.suspicion[judged & injection.missing])
+            pools["present"].append(copy.suspicion[untouched & injection.tags])
+            pools["spurious"].append(copy.suspicion[judged & injection.spurious])
+            sample_suspicion = 1.0 - copy.quality
+            samples["clean"].append(sample_suspicion[rows & ~injection.samples])
+            samples["hit"].append(sample_suspicion[rows & injection.samples])
+        pooled = {key: np.concatenate(values) for key, values in pools.items()}
+        missing = mixture_proportion(pooled["absent"], pooled["missing"])
+        spurious = mixture_proportion(pooled["present"], pooled["spurious"])
+        sample = mixture_proportion(np.concatenate(samples["clean"]), np.concatenate(samples["hit"]))
         return ErrorEstimate(
             missing_share=0.0 if np.isnan(missing) else missing,
             spurious_share=0.0 if np.isnan(spurious) else spurious,
@@ -227,23 +236,34 @@ class Calibration:
         )
 
 
+def copies_needed(n_samples: int, rate: float, min_injected: int = MIN_INJECTED, max_copies: int = MAX_COPIES) -> int:
+    """Copies so that each kind of error (missing, spurious) is injected about ``min_injected`` times."""
+    per_copy = max(rate * n_samples / 2, 1.0)
+    return int(np.clip(np.ceil(min_injected / per_copy), 1, max_copies))
+
+
 def calibrate(
     rescore: Callable[[np.ndarray], PairConsensus],
     tags: np.ndarray,
     scored: np.ndarray,
     seed: int,
     rate: float = DEFAULT_INJECTION_RATE,
+    copies: int | None = None,
 ) -> Calibration:
-    """Corrupt a copy of ``tags`` (``inject_errors``) and score it with ``rescore`` (the same methods)."""
-    injection = inject_errors(tags, rate, seed, scored)
+    """Corrupt copies of ``tags`` (``inject_errors``) and score each with ``rescore`` (the same methods). A
+    small set gets several copies (``copies_needed``): the estimate needs a few hundred injected errors of
+    each kind before its tail shares mean anything, and corrupting more of one copy would change the data."""
+    count = copies or copies_needed(len(tags), rate)
+    injections = [inject_errors(tags, rate, seed + c, scored) for c in range(count)]
     return Calibration(
-        injection=injection,
-        copy=rescore(injection.tags),
+        injections=injections,
+        copies=[rescore(injection.tags) for injection in injections],
         settings={
             "method": "mixture proportion of injected errors (Best Bin Estimation, Clopper-Pearson bounds)",
             "injection_rate": rate,
-            "injected_missing": int(injection.missing.sum()),
-            "injected_spurious": int(injection.spurious.sum()),
+            "copies": count,
+            "injected_missing": int(sum(i.missing.sum() for i in injections)),
+            "injected_spurious": int(sum(i.spurious.sum() for i in injections)),
             "delta": BBE_DELTA,
         },
     )
