@@ -263,7 +263,15 @@ def evaluate(
     return out
 
 
-def run_condition(data: TagData, condition: str, which_rows: str, seed: int) -> list[dict[str, object]]:
+def run_condition(
+    data: TagData,
+    condition: str,
+    which_rows: str,
+    seed: int,
+    options: dict[str, object] | None = None,
+    copies: int | None = None,
+) -> list[dict[str, object]]:
+    """``options`` and ``copies`` go to the audit (the smoke test makes it cheap with them)."""
     if condition == "real":
         given = data.given
     else:
@@ -272,7 +280,11 @@ def run_condition(data: TagData, condition: str, which_rows: str, seed: int) -> 
     wrong = given != data.gold
     rows = report_rows(data.ids, which_rows)
     context = MultilabelContext(
-        embeddings=data.embeddings, tags=given, class_names=data.classes, class_embeddings=data.class_embeddings
+        embeddings=data.embeddings,
+        tags=given,
+        class_names=data.classes,
+        class_embeddings=data.class_embeddings,
+        options=dict(options or {}),
     )
     table: list[dict[str, object]] = []
 
@@ -285,7 +297,11 @@ def run_condition(data: TagData, condition: str, which_rows: str, seed: int) -> 
         print(f"  {method:44s} {shown} est/true {rates}", flush=True)
 
     start = time.perf_counter()
-    audit = audit_tags(context)
+    audit = audit_tags(context, copies=copies)  # the default methods: deft, confident, knn
+    if data.class_embeddings is not None:  # zeroshot is no default; scored alone for the table
+        from labelaudit.multilabel.scorers import run_methods
+
+        extra = run_methods(context, ["zeroshot"])
     seconds = time.perf_counter() - start
     assert audit.calibration is not None
     estimate = audit.calibration.estimate(given, rows)
@@ -308,7 +324,9 @@ def run_condition(data: TagData, condition: str, which_rows: str, seed: int) -> 
             estimated_sample=est_sample,
             **common,
         )
-    for name, result in audit.methods.items():
+    else:
+        extra = {}
+    for name, result in {**audit.methods, **extra}.items():
         alone = pair_consensus({name: result}, given)
         flags = result.flagged
         record(

@@ -67,9 +67,11 @@ def audit_tags(
     calibrated: bool = True,
     injection_rate: float = DEFAULT_INJECTION_RATE,
     flag_rule: str | None = None,
+    copies: int | None = None,
 ) -> MultilabelAudit:
     """Score every (sample, class) pair with ``methods``, combine, and (``calibrated``) estimate the error rates
-    from a corrupted copy scored the same way; that doubles the scoring time."""
+    from corrupted copies scored the same way (``copies``, default ``combine.copies_needed``: one on a set of
+    a few thousand samples or more, which doubles the scoring time)."""
     results = run_methods(context, methods)
     consensus = pair_consensus(results, context.tags)
     calibration = None
@@ -79,7 +81,7 @@ def audit_tags(
             return pair_consensus(run_methods(context.with_tags(tags), list(results)), tags)
 
         calibration = calibrate(
-            rescore, context.tags, consensus.scored, context.seed + CALIBRATION_SEED_OFFSET, injection_rate
+            rescore, context.tags, consensus.scored, context.seed + CALIBRATION_SEED_OFFSET, injection_rate, copies
         )
     decisions = decide(context.tags, consensus, calibration, flag_rule)
     return MultilabelAudit(
