@@ -355,3 +355,22 @@ def test_the_csv_form_refuses_a_tag_holding_the_separator() -> None:
 
     with pytest.raises(DataError, match="contains the separator"):
         for_csv(pd.DataFrame({"given_tags": [["a|b"]]}), "|")
+
+
+def test_deft_prompt_variant_trains_the_tag_detectors_through_the_text_tower(tiny_encoder) -> None:
+    soft = tiny_encoder.soft_prompt_model()
+    dim = tiny_encoder.encode_texts(["a"]).shape[1]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    tags = rng.random((120, 3)) < 0.4
+    ctx = MultilabelContext(
+        embeddings=x,
+        tags=tags,
+        class_names=["red", "green", "blue"],
+        soft_prompt=soft,
+        options={"deft_variant": "prompt", "deft_epochs": 1, "deft_ctx": 4, "deft_batch_size": 60, "deft_folds": 2},
+    )
+    result = run_methods(ctx, ["deft"])["deft"]
+    assert result.settings["variant"] == "prompt"
+    assert result.probs.shape == (120, 3) and np.isfinite(result.probs).all()
