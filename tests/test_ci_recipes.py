@@ -45,7 +45,7 @@ DRAGGED = {
     "sports/t41.txt": "space",
     "cooking/t02.txt": "finance",
 }
-# Running the recipes costs a wheel build and four audits (~1.5 min on 2 quiet cores): .ci/run runs them
+# Running the recipes costs a wheel build and four audits (about 3 CPU-minutes): .ci/run runs them
 # as a stage of their own, so the main suite keeps to its 5 minutes.
 runs = pytest.mark.skipif(
     os.environ.get("LABELAUDIT_RECIPE_RUNS") != "1",
