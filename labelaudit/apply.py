@@ -161,6 +161,13 @@ def _choices(result: list[dict[str, Any]], control: str) -> list[str]:
 
 
 def _read_labelstudio(path: Path) -> tuple[list[Decision], list[str]]:
+    """Decisions from a Label Studio "JSON" or "JSON-MIN" export, under one rule for several annotations.
+
+    Full JSON nests a task's annotations; JSON-MIN writes one record per annotation, repeating the task's
+    ``id``. Either way every submitted (not skipped) annotation of a task is read: when they agree they are
+    one decision, when they disagree the task is refused and named, with each annotation's answer, so the
+    reviewers settle it in Label Studio instead of labelaudit picking a winner.
+    """
     from .export.labelstudio import LABEL_CONTROL, REVIEW_CONTROL
 
     try:
@@ -169,42 +176,80 @@ def _read_labelstudio(path: Path) -> tuple[list[Decision], list[str]]:
         raise LabelAuditError(f"cannot read Label Studio export {path}: {exc}") from None
     if not isinstance(tasks, list):
         raise LabelAuditError(f"{path} is not a Label Studio export (expected a JSON list of tasks)")
-    decisions: list[Decision] = []
+    # task key -> (where, task data, [(annotation name, labels, review choices)]), in file order
+    grouped: dict[Any, tuple[str, dict[str, Any], list[tuple[str, list[str], list[str]]]]] = {}
     problems: list[str] = []
     for number, item in enumerate(tasks, start=1):
-        where = f"task {item.get('id', number) if isinstance(item, dict) else number}"
         if not isinstance(item, dict):
-            problems.append(f"{where}: not a task object")
+            problems.append(f"task {number}: not a task object")
             continue
-        if "data" in item:  # the full "JSON" export
-            data = item["data"]
-            annotations = [a for a in item.get("annotations", []) if not a.get("was_cancelled")]
-            if not annotations:
-                continue
-            result = annotations[-1].get("result", [])
-            labels, review = _choices(result, LABEL_CONTROL), _choices(result, REVIEW_CONTROL)
-        else:  # "JSON_MIN": data fields and one key per control at the top level
+        task_id = item.get("id")
+        key = ("id", task_id) if task_id is not None else ("number", number)
+        where = f"task {task_id if task_id is not None else number}"
+        if "data" in item:  # the full "JSON" export: the task's annotations nested in it
+            data = item["data"] if isinstance(item["data"], dict) else {}
+            answers = [
+                (
+                    _annotation_name(a.get("id"), a.get("completed_by")),
+                    _choices(a.get("result") or [], LABEL_CONTROL),
+                    _choices(a.get("result") or [], REVIEW_CONTROL),
+                )
+                for a in item.get("annotations", [])
+                if isinstance(a, dict) and not a.get("was_cancelled")
+            ]
+        else:  # "JSON_MIN": one record per annotation, data fields and one key per control at the top level
             data = item
-            labels = _as_list(item.get(LABEL_CONTROL))
-            review = _as_list(item.get(REVIEW_CONTROL))
+            answers = [
+                (
+                    _annotation_name(item.get("annotation_id"), item.get("annotator")),
+                    _as_list(item.get(LABEL_CONTROL)),
+                    _as_list(item.get(REVIEW_CONTROL)),
+                )
+            ]
+        entry = grouped.setdefault(key, (where, data, []))
+        entry[2].extend(answers)
+
+    decisions: list[Decision] = []
+    for where, data, answers in grouped.values():
         sample_id = _optional(data.get("sample_id"))
         if sample_id is None:
             problems.append(f"{where}: no sample_id in the task data (was it exported by labelaudit?)")
             continue
         given = _optional(data.get("given_label"))
-        if review:
-            action, label = review[0].strip().lower(), None
-            if action not in ("remove", "unsure"):
-                problems.append(f"{where} ({sample_id}): unknown review choice {review[0]!r}")
-                continue
-        elif labels:
-            label = labels[0]
-            action = "keep" if label == given else "relabel"
-            label = None if action == "keep" else label
-        else:
+        found: list[tuple[str, tuple[str, str | None]]] = []
+        for name, labels, review in answers:
+            if review:
+                action = review[0].strip().lower()
+                if action not in ("remove", "unsure"):
+                    problems.append(f"{where} ({sample_id}): unknown review choice {review[0]!r}")
+                    continue
+                found.append((name, (action, None)))
+            elif labels:
+                found.append((name, ("keep", None) if labels[0] == given else ("relabel", labels[0])))
+            # an annotation with neither choice answered nothing: not a decision
+        distinct = {answer for _, answer in found}
+        if len(distinct) > 1:
+            listed = "; ".join(f"{name}: {_decision_text(answer)}" for name, answer in found)
+            problems.append(
+                f"{where} ({sample_id}): its {len(found)} annotations disagree ({listed}); "
+                "settle it in Label Studio (update or delete one) and export again"
+            )
             continue
-        decisions.append(Decision(where, sample_id, action, label, given, _optional(data.get("content_hash"))))
+        if found:
+            action, label = found[0][1]
+            decisions.append(Decision(where, sample_id, action, label, given, _optional(data.get("content_hash"))))
     return decisions, problems
+
+
+def _annotation_name(annotation_id: Any, annotator: Any) -> str:
+    if isinstance(annotator, dict):
+        annotator = annotator.get("email") or annotator.get("id")
+    name = f"annotation {annotation_id}" if annotation_id is not None else "an annotation"
+    return f"{name} by {annotator}" if annotator not in (None, "") else name
+
+
+def _decision_text(answer: tuple[str, str | None]) -> str:
+    return f"relabel:{answer[1]}" if answer[0] == "relabel" else answer[0]
 
 
 def _as_list(value: Any) -> list[str]:

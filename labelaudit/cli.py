@@ -196,7 +196,10 @@ def audit(
     ] = DeftSettings.folds,
     fail_above: Annotated[
         float | None,
-        typer.Option(help="Exit 1 when the estimated label-error rate is above this (e.g. 0.05).", show_default=False),
+        typer.Option(
+            help="Exit 1 when the estimated label-error rate is above this rate in [0, 1] (0.05 = 5 %).",
+            show_default=False,
+        ),
     ] = None,
     json_out: Annotated[
         bool,
@@ -205,6 +208,10 @@ def audit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
 ) -> None:
     """Audit the labels of DATA and write a ranked report of suspect labels."""
+    from .limits import check_rate, exceeds
+
+    check_rate("--fail-above", fail_above)  # before the audit: a bad limit must not cost a whole run
+
     from . import audit as run_audit
     from .progress import Reporter
     from .report import print_summary
@@ -253,7 +260,7 @@ def audit(
         if result.summary.n_skipped:
             err.print(f"[yellow]{result.summary.n_skipped} file(s) were skipped; see {out / 'skipped.csv'}[/]")
         err.print(f"Report written to [bold]{out}[/]")
-    if fail_above is not None and result.estimated_error_rate > fail_above:
+    if fail_above is not None and exceeds(result.estimated_error_rate, fail_above):
         err.print(
             f"[red]gate failed:[/] estimated label-error rate {result.estimated_error_rate:.2%} "
             f"is above --fail-above {fail_above:.2%}"
@@ -294,6 +301,13 @@ def gate(
             min=0, help="With --baseline: fail when more samples than this are newly flagged.", show_default=False
         ),
     ] = None,
+    allow_different_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--allow-different-baseline",
+            help="Compare with a baseline audited on another dataset, encoder or methods (refused otherwise).",
+        ),
+    ] = False,
     junit: Annotated[
         Path | None, typer.Option(help="Also write a JUnit XML file, one test case per limit.", show_default=False)
     ] = None,
@@ -302,8 +316,9 @@ def gate(
 ) -> None:
     """Exit 1 when a report exceeds a label-quality limit (for CI); 0 when within limits.
 
-    Limits are inclusive: a value equal to its limit passes. When GITHUB_STEP_SUMMARY is set, a Markdown
-    summary is appended to it.
+    Limits are inclusive: a value equal to its limit passes. A --baseline audited on another dataset, encoder
+    or methods is refused (exit 2) unless --allow-different-baseline is given. When GITHUB_STEP_SUMMARY is set,
+    a Markdown summary is appended to it.
     """
     from . import gate as gating
 
@@ -315,7 +330,10 @@ def gate(
         baseline_dir=baseline,
         tolerance=tolerance,
         max_new_flagged=max_new_flagged,
+        allow_different_baseline=allow_different_baseline,
     )
+    for line in gating.warning_lines(result):
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if junit is not None:
         gating.write_junit(result, junit)
     gating.append_step_summary(result)
@@ -328,10 +346,10 @@ def gate(
             )
         if not result.passed:
             for line in gating.worst_lines(result):
-                err.print(line, highlight=False, soft_wrap=True)
+                err.print(escape(line), highlight=False, soft_wrap=True)
         if result.baseline_dir is not None:
-            for line in gating.newly_lines(result)[:21]:
-                err.print(line, highlight=False, soft_wrap=True)
+            for line in gating.newly_lines(result, gating.NEWLY_FLAGGED_PRINTED):
+                err.print(escape(line), highlight=False, soft_wrap=True)
         verdict = (
             "[green]gate passed[/]"
             if result.passed

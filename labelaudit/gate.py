@@ -16,13 +16,13 @@ import pandas as pd
 
 from .errors import LabelAuditError
 from .io import write_text_atomic
+from .limits import check_rate, exceeds
 from .report import load_report
 from .summary import Summary
 
-# Rates are ratios of small integers; without a slack, 0.1 + 0.05 > 0.15 would fail a run that sits exactly
-# on its limit. Limits are inclusive: a value equal to the limit passes.
-EPSILON = 1e-9
-NEWLY_FLAGGED_LISTED = 50
+NEWLY_FLAGGED_LISTED = 50  # in the step summary and JUnit text; --json lists every one
+NEWLY_FLAGGED_PRINTED = 20  # on the terminal
+ALLOW_DIFFERENT_BASELINE = "--allow-different-baseline"
 
 
 @dataclass
@@ -50,6 +50,7 @@ class GateResult:
     baseline_error_rate: float | None = None
     newly_flagged: list[dict[str, Any]] = field(default_factory=list)
     n_newly_flagged: int = 0
+    baseline_warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Check]:
@@ -59,10 +60,6 @@ class GateResult:
         payload = asdict(self)
         payload["failed"] = [c.name for c in self.failed]
         return payload
-
-
-def _exceeds(value: float, limit: float) -> bool:
-    return value > limit + EPSILON
 
 
 def newly_flagged(samples: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +82,55 @@ def newly_flagged(samples: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame
     return current
 
 
+def _source(summary: Summary) -> str | None:
+    source = summary.dataset.source
+    if not source:
+        return None
+    text = str(source).rstrip("/")
+    # "data", "data/" and "./data" name the same folder; a URI keeps its "//".
+    return text if "://" in text else os.path.normpath(text)
+
+
+def compare_baseline(summary: Summary, baseline: Summary) -> tuple[list[str], list[str]]:
+    """What differs between a report's summary and its baseline's: (blocking, notes).
+
+    Blocking differences make a regression check meaningless: another dataset (source or modality),
+    another encoder or other methods flag other samples for reasons that have nothing to do with the
+    labels, and classes that share nothing mean another dataset. Added or removed classes are a note:
+    the rate still measures the same dataset, and a new noisy class is a regression worth catching.
+    A field missing from either summary (older reports) is not compared.
+    """
+    blocking: list[str] = []
+    notes: list[str] = []
+
+    def differ(what: str, new: Any, old: Any) -> None:
+        if new is not None and old is not None and new != old:
+            blocking.append(f"{what}: baseline {old}, this report {new}")
+
+    differ("dataset", _source(summary), _source(baseline))
+    differ("modality", summary.dataset.modality or None, baseline.dataset.modality or None)
+    differ("encoder", summary.encoder.identity or None, baseline.encoder.identity or None)
+    new_methods, old_methods = summary.methods or None, baseline.methods or None
+    differ(
+        "methods",
+        ",".join(sorted(map(str, new_methods))) if new_methods is not None else None,
+        ",".join(sorted(map(str, old_methods))) if old_methods is not None else None,
+    )
+    if summary.classes and baseline.classes:
+        new_classes, old_classes = set(map(str, summary.classes)), set(map(str, baseline.classes))
+        if not new_classes & old_classes:
+            blocking.append(
+                f"classes: none in common (baseline {', '.join(sorted(old_classes))}; "
+                f"this report {', '.join(sorted(new_classes))})"
+            )
+        else:
+            if new_classes - old_classes:
+                notes.append(f"classes added since the baseline: {', '.join(sorted(new_classes - old_classes))}")
+            if old_classes - new_classes:
+                notes.append(f"classes removed since the baseline: {', '.join(sorted(old_classes - new_classes))}")
+    return blocking, notes
+
+
 def check_gate(
     report_dir: Path,
     *,
@@ -95,6 +141,7 @@ def check_gate(
     tolerance: float = 0.0,
     max_new_flagged: int | None = None,
     worst: int = 5,
+    allow_different_baseline: bool = False,
 ) -> GateResult:
     """Measure a report against the given limits. Raises LabelAuditError when no limit is given."""
     if max_error_rate is None and max_class_error_rate is None and max_flagged is None and baseline_dir is None:
@@ -103,11 +150,9 @@ def check_gate(
         )
     if max_new_flagged is not None and baseline_dir is None:
         raise LabelAuditError("--max-new-flagged compares with a baseline: pass --baseline OLD_REPORT_DIR too")
-    for name, value in (("--max-error-rate", max_error_rate), ("--max-class-error-rate", max_class_error_rate)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise LabelAuditError(f"{name} is a rate between 0 and 1 (e.g. 0.05 for 5 %), got {value}")
-    if tolerance < 0:
-        raise LabelAuditError(f"--tolerance must be 0 or more, got {tolerance}")
+    check_rate("--max-error-rate", max_error_rate)
+    check_rate("--max-class-error-rate", max_class_error_rate)
+    check_rate("--tolerance", tolerance)
 
     samples, classes, summary = _load(report_dir)
     rate = summary.estimated_error_rate
@@ -121,11 +166,11 @@ def check_gate(
                 "estimated label-error rate",
                 max_error_rate,
                 rate,
-                not _exceeds(rate, max_error_rate),
+                not exceeds(rate, max_error_rate),
             )
         )
     if max_class_error_rate is not None:
-        over = classes[classes["estimated_error_rate"] > max_class_error_rate + EPSILON]
+        over = classes[classes["estimated_error_rate"].map(lambda r: exceeds(float(r), max_class_error_rate))]
         top = float(classes["estimated_error_rate"].max()) if len(classes) else 0.0
         checks.append(
             Check(
@@ -139,7 +184,13 @@ def check_gate(
         )
     if max_flagged is not None:
         checks.append(
-            Check("max-flagged", "samples flagged", float(max_flagged), float(n_flagged), n_flagged <= max_flagged)
+            Check(
+                "max-flagged",
+                "samples flagged",
+                float(max_flagged),
+                float(n_flagged),
+                not exceeds(n_flagged, max_flagged),
+            )
         )
 
     result = GateResult(
@@ -153,6 +204,14 @@ def check_gate(
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = _load(baseline_dir)
+        blocking, notes = compare_baseline(summary, base_summary)
+        if blocking and not allow_different_baseline:
+            raise LabelAuditError(
+                f"the baseline {baseline_dir} does not report on the same audit, so a regression check against it "
+                "would mean nothing:\n" + "\n".join(f"  {b}" for b in blocking) + f"\nPass {ALLOW_DIFFERENT_BASELINE} "
+                "to compare anyway, or point --baseline at a report of this dataset, encoder and methods."
+            )
+        result.baseline_warnings = blocking + notes
         base_rate = base_summary.estimated_error_rate
         fresh = newly_flagged(samples, base_samples)
         result.baseline_dir = str(baseline_dir)
@@ -167,7 +226,7 @@ def check_gate(
                 "suggested_label": str(row["suggested_label"]),
                 "consensus_score": float(row["consensus_score"]),
             }
-            for row in fresh.head(NEWLY_FLAGGED_LISTED).to_dict("records")
+            for row in fresh.to_dict("records")
         ]
         checks.append(
             Check(
@@ -175,7 +234,7 @@ def check_gate(
                 f"estimated label-error rate vs baseline {base_rate:.2%} (+ tolerance {tolerance:.2%})",
                 base_rate + tolerance,
                 rate,
-                not _exceeds(rate, base_rate + tolerance),
+                not exceeds(rate, base_rate + tolerance),
             )
         )
         if max_new_flagged is not None:
@@ -185,7 +244,7 @@ def check_gate(
                     "samples newly flagged since the baseline",
                     float(max_new_flagged),
                     float(len(fresh)),
-                    len(fresh) <= max_new_flagged,
+                    not exceeds(len(fresh), max_new_flagged),
                 )
             )
     result.passed = all(c.passed for c in checks)
@@ -265,7 +324,9 @@ def junit_xml(result: GateResult) -> str:
         text = f"{check.description}: {_fmt(check, check.value)} (limit {_fmt(check, check.limit)})"
         if not check.passed:
             failure = ET.SubElement(case, "failure", {"message": text, "type": "LabelQualityGate"})
-            failure.text = "\n".join([text, *worst_lines(result), *newly_lines(result)])
+            failure.text = "\n".join(
+                [text, *warning_lines(result), *worst_lines(result), *newly_lines(result, NEWLY_FLAGGED_LISTED)]
+            )
         else:
             ET.SubElement(case, "system-out").text = text
     root = ET.Element("testsuites", {"name": "labelaudit", "tests": suite.get("tests", "0")})
@@ -283,14 +344,22 @@ def worst_lines(result: GateResult) -> list[str]:
     ]
 
 
-def newly_lines(result: GateResult) -> list[str]:
+def newly_lines(result: GateResult, limit: int | None = None) -> list[str]:
+    """The newly flagged samples, most suspect first: all of them, or ``limit`` and a "… N more" line."""
     if result.baseline_dir is None:
         return []
     colon = ":" if result.newly_flagged else "."
-    return [f"{result.n_newly_flagged} sample(s) newly flagged since the baseline{colon}"] + [
-        f"  {s['sample_id']}: {s['given_label']} -> {s['suggested_label']} ({s['status']})"
-        for s in result.newly_flagged
+    shown = result.newly_flagged if limit is None else result.newly_flagged[:limit]
+    lines = [f"{result.n_newly_flagged} sample(s) newly flagged since the baseline{colon}"] + [
+        f"  {s['sample_id']}: {s['given_label']} -> {s['suggested_label']} ({s['status']})" for s in shown
     ]
+    if len(shown) < result.n_newly_flagged:
+        lines.append(f"  … {result.n_newly_flagged - len(shown)} more (every one is listed by --json)")
+    return lines
+
+
+def warning_lines(result: GateResult) -> list[str]:
+    return [f"baseline differs: {w}" for w in result.baseline_warnings]
 
 
 def markdown(result: GateResult) -> str:
@@ -316,14 +385,18 @@ def markdown(result: GateResult) -> str:
             f"{w['confused_with'] or '-'} |"
         )
     if result.baseline_dir is not None:
+        if result.baseline_warnings:
+            out += [""] + [f"> ⚠️ {line}  " for line in warning_lines(result)]
         out += ["", f"**{result.n_newly_flagged}** sample(s) newly flagged since the baseline."]
         if result.newly_flagged:
             out += ["", "| rank | sample | given | suggested | score | |", "| --- | --- | --- | --- | --- | --- |"]
-            for s in result.newly_flagged:
+            for s in result.newly_flagged[:NEWLY_FLAGGED_LISTED]:
                 out.append(
                     f"| {s['rank']} | `{s['sample_id']}` | {s['given_label']} | {s['suggested_label']} | "
                     f"{s['consensus_score']:.3f} | {s['status']} |"
                 )
+            if result.n_newly_flagged > NEWLY_FLAGGED_LISTED:
+                out += ["", f"… {result.n_newly_flagged - NEWLY_FLAGGED_LISTED} more (every one is listed by --json)."]
     return "\n".join(out) + "\n\n"
 
 

@@ -39,8 +39,11 @@ TILE_BYTES = 256 * 2**20  # float32 similarity tile held at once by the exact se
 @dataclass
 class NeighborGraph:
     indices: np.ndarray  # (N, k) int64, most similar first; never the row itself
-    similarities: np.ndarray  # (N, k) float32 cosine similarities, descending per row
+    similarities: np.ndarray  # (N, k) float32 cosine similarities in [-1, 1], descending per row
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.similarities = clamp_cosines(self.similarities)
 
     @property
     def k(self) -> int:
@@ -50,6 +53,18 @@ class NeighborGraph:
         if k > self.k:
             raise ValueError(f"graph has k={self.k}, {k} requested")
         return NeighborGraph(self.indices[:, :k], self.similarities[:, :k], dict(self.settings, k=k))
+
+
+def clamp_cosines(sims: np.ndarray) -> np.ndarray:
+    """Cosines clipped to [-1, 1]; -inf (no neighbour found) stays -inf.
+
+    Embeddings are stored in float16, so a row's norm is 1 only to ~1e-3 and two copies of one sample can
+    score 1.0002; a cosine above 1 is rounding, and it reached duplicates.csv as a "similarity" of 1.00006.
+    """
+    finite = np.isfinite(sims)
+    if not ((sims[finite] > 1.0).any() or (sims[finite] < -1.0).any()):
+        return sims  # the common case, and a read-only array from a cached graph stays untouched
+    return np.where(finite, np.clip(sims, -1.0, 1.0), sims).astype(sims.dtype, copy=False)
 
 
 def _exact_search(

@@ -28,10 +28,17 @@ NO_ENCODER = EncoderSummary("test:planted", "none: scores planted by tests/repor
 
 
 def write_report(
-    out: Path, rows: list[dict[str, Any]], *, kind: str = "image_folder", modality: str = "image", source: str = "data"
+    out: Path,
+    rows: list[dict[str, Any]],
+    *,
+    kind: str = "image_folder",
+    modality: str = "image",
+    source: str = "data",
+    class_rates: dict[str, float] | None = None,
 ) -> Path:
     """A report of ``rows`` (sample_id, given_label, consensus_score, is_issue; optional suggested_label,
-    suggested_prob, path, text, content_hash): every method gives the consensus score and flag."""
+    suggested_prob, path, text, content_hash): every method gives the consensus score and flag.
+    ``class_rates`` plants per-class estimated error rates (else each class's flagged share)."""
     frame = pd.DataFrame(rows)
     frame["label"] = frame["given_label"]
     for column in ("path", "text", "content_hash"):
@@ -42,7 +49,7 @@ def write_report(
         samples=frame[SAMPLE_COLUMNS], classes=classes, class_names={c: c for c in classes}, modality=modality,
         root=None, kind=kind,
     )  # fmt: skip
-    return _save(out, dataset, frame, source)
+    return _save(out, dataset, frame, source, class_rates=class_rates)
 
 
 def report_from_data(
@@ -64,7 +71,14 @@ def report_from_data(
     return _save(out, dataset, frame, str(data) if source is None else source, spec)
 
 
-def _save(out: Path, dataset: Dataset, frame: pd.DataFrame, source: str, spec: DataSpec | None = None) -> Path:
+def _save(
+    out: Path,
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    source: str,
+    spec: DataSpec | None = None,
+    class_rates: dict[str, float] | None = None,
+) -> Path:
     classes = dataset.classes
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[c] for c in frame["given_label"]], dtype=np.int64)
@@ -92,9 +106,12 @@ def _save(out: Path, dataset: Dataset, frame: pd.DataFrame, source: str, spec: D
     issues = Issues(graph, find_issues(inputs))
     config = AuditConfig(data=spec or DataSpec(), scoring=ScoringSpec(methods=tuple(METHODS)))
     samples = dataset.samples
+    class_table = classes_table(classes, dataset.prompt_names(), labels, consensus, embeddings, None)
+    for name, rate in (class_rates or {}).items():
+        class_table.loc[class_table["class"] == name, "estimated_error_rate"] = rate
     result = AuditResult(
         samples=samples_table(samples, classes, labels, results, consensus, issues.found.columns()),
-        classes=classes_table(classes, dataset.prompt_names(), labels, consensus, embeddings, None),
+        classes=class_table,
         summary=build_summary(source, dataset, NO_ENCODER, labels, results, consensus, issues, [], config),
         tables=issues.found.tables(),
     )

@@ -203,6 +203,74 @@ def test_labelstudio_export_as_decisions(image_folder: Path, queue: Path, tmp_pa
     assert tree_state(image_folder) == before
 
 
+def _labelstudio_tasks(queue: Path, tmp_path: Path) -> list[dict]:
+    tasks_file = tmp_path / "ls" / "tasks.json"
+    assert main(["export", str(tmp_path / "report"), "--to", "labelstudio", "--out", str(tasks_file)]) == 0
+    tasks = json.loads(tasks_file.read_text())
+    for number, task in enumerate(tasks, start=1):
+        task["id"] = number
+    return tasks
+
+
+def _annotation(number: int, control: str, choice: str, cancelled: bool = False) -> dict:
+    result = [{"from_name": control, "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]
+    return {"id": number, "completed_by": {"email": f"r{number}@x"}, "result": result, "was_cancelled": cancelled}
+
+
+def _json_min(tasks: list[dict]) -> list[dict]:
+    """What Label Studio's JSON-MIN export writes: one flat record per annotation, the task id repeated."""
+    records = []
+    for task in tasks:
+        for a in task["annotations"]:
+            if a["was_cancelled"]:
+                continue
+            (item,) = a["result"]
+            records.append(
+                {
+                    **task["data"],
+                    "id": task["id"],
+                    item["from_name"]: item["value"]["choices"][0],  # a single choice is written bare
+                    "annotator": a["completed_by"]["email"],
+                    "annotation_id": a["id"],
+                }
+            )
+    return records
+
+
+@pytest.mark.parametrize("flavour", ["json", "json-min"])
+def test_labelstudio_disagreeing_annotations_are_refused_by_name(
+    image_folder: Path, queue: Path, tmp_path: Path, capsys: pytest.CaptureFixture, flavour: str
+) -> None:
+    tasks = _labelstudio_tasks(queue, tmp_path)
+    by_id = {t["data"]["sample_id"]: t for t in tasks}
+    for task in tasks:
+        task["annotations"] = []
+    # two reviewers disagree on red_1: the full export used to take the last one in silence
+    by_id["red/red_1.png"]["annotations"] = [_annotation(11, "label", "blue"), _annotation(12, "label", "red")]
+    # two agree on green_2 (one more skipped the task): one decision
+    by_id["green/green_2.png"]["annotations"] = [
+        _annotation(13, "review", "remove"),
+        _annotation(14, "label", "green", cancelled=True),
+        _annotation(15, "review", "remove"),
+    ]
+    export = tmp_path / "ls" / "export.json"
+    export.write_text(json.dumps(tasks if flavour == "json" else _json_min(tasks)))
+    before = tree_state(image_folder)
+    assert main(["apply", str(export), "--data", str(image_folder)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    task = by_id["red/red_1.png"]["id"]
+    assert f"task {task} (red/red_1.png): its 2 annotations disagree" in err
+    assert "annotation 11 by r11@x: relabel:blue; annotation 12 by r12@x: keep" in err
+    assert "green_2" not in err and "1 decision(s)" in err
+    assert tree_state(image_folder) == before  # nothing applied
+
+    by_id["red/red_1.png"]["annotations"].pop()  # settled in Label Studio: the agreeing rest applies
+    export.write_text(json.dumps(tasks if flavour == "json" else _json_min(tasks)))
+    assert main(["apply", str(export), "--data", str(image_folder)]) == 0
+    assert (image_folder / "blue" / "red_1.png").is_file()
+    assert (image_folder / "_removed" / "green" / "green_2.png").is_file()
+
+
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     data = tmp_path / "ds"

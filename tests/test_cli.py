@@ -105,6 +105,18 @@ def test_json_output_parses_and_fail_above_gates(tmp_path: Path, capsys) -> None
     assert code == 1
 
 
+@pytest.mark.parametrize("limit", ["5", "-0.1", "1.5", "nan"])
+def test_fail_above_outside_0_1_is_refused_before_the_audit(tmp_path: Path, capsys, limit: str) -> None:
+    # sample_data/text's estimated rate is 6.25 %: `--fail-above 5` meant 5 % and passed it silently
+    out = tmp_path / "r"
+    assert main(["audit", str(SAMPLE_TEXT), "--out", str(out), "--no-cache", "--fail-above", limit]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "--fail-above is a rate between 0 and 1, e.g. 0.05 for 5 %" in message
+    if limit == "5":
+        assert "did you mean 0.05 for 5 %?" in message
+    assert not out.exists()  # refused before anything ran or was written
+
+
 def test_missing_data_is_a_usage_error(tmp_path: Path, capsys) -> None:
     assert main(["audit", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -61,10 +61,35 @@ def test_exit_codes_and_inclusive_limits(report: Path, args: list[str], code: in
         ["--max-flagged", "-1"],
         ["--max-new-flagged", "1"],  # needs --baseline
         ["--max-error-rate", "0.1", "--tolerance", "-0.01", "--baseline", "."],
+        ["--max-class-error-rate", "20"],
     ],
 )
 def test_usage_errors_exit_2(report: Path, args: list[str]) -> None:
     assert main(["gate", str(report), *args]) == 2
+
+
+def test_a_percentage_limit_names_the_rate_meant(report: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", str(report), "--max-error-rate", "5"]) == 2
+    assert "did you mean 0.05 for 5 %?" in " ".join(capsys.readouterr().err.split())
+    # a tolerance of five points written as 5 would let any regression through
+    assert main(["gate", str(report), "--baseline", str(report), "--tolerance", "5"]) == 2
+    assert "--tolerance is a rate between 0 and 1" in " ".join(capsys.readouterr().err.split())
+
+
+def test_one_inclusive_limit_rule_for_audit_and_gate() -> None:
+    from labelaudit import cli, gate, limits
+
+    # 0.1 + 0.05 is 0.15000000000000002: a run sitting on its limit passes, a hair above it fails
+    assert not limits.exceeds(0.1 + 0.05, 0.15) and limits.exceeds(0.1501, 0.15)
+    assert limits.check_rate("--x", 0.0) == 0.0 and limits.check_rate("--x", 1.0) == 1.0
+    # neither module keeps a private copy of the rule
+    assert not hasattr(gate, "_exceeds") and not hasattr(gate, "EPSILON") and not hasattr(cli, "EPSILON")
+
+
+def test_class_limit_sits_on_float_noise(tmp_path: Path) -> None:
+    report = write_report(tmp_path / "r", rows(100, 5), class_rates={"cat": 0.1 + 0.05, "dog": 0.1})
+    assert main(["gate", str(report), "-q", "--max-class-error-rate", "0.15"]) == 0
+    assert main(["gate", str(report), "-q", "--max-class-error-rate", "0.1499"]) == 1
 
 
 def test_missing_or_foreign_report_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,3 +187,80 @@ def test_newly_flagged_are_printed(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["gate", str(current), "--baseline", str(base), "--tolerance", "0.1"]) == 0
     err = capsys.readouterr().err
     assert "1 sample(s) newly flagged since the baseline" in err and "dog/001.png: dog -> cat" in err
+
+
+# ---------------------------------------------------------------- a baseline of another audit
+
+
+def _with_summary(report: Path, **changes: object) -> Path:
+    summary_file = report / "summary.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if key in ("source", "modality"):
+            summary["dataset"][key] = value
+        else:
+            summary[key] = value
+    summary_file.write_text(json.dumps(summary), encoding="utf-8")
+    return report
+
+
+ENCODER = {"identity": "sentence-transformers:all-MiniLM-L6-v2"}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"source": "other-data"}, "dataset: baseline other-data, this report data"),
+        ({"modality": "text"}, "modality: baseline text, this report image"),
+        ({"encoder": {"identity": "open_clip:ViT-B-32:laion2b_s34b_b79k"}}, "encoder: baseline open_clip"),
+        ({"methods": ["confident"]}, "methods: baseline confident, this report confident,deft"),
+        ({"classes": ["airplane", "ship"]}, "classes: none in common"),
+    ],
+)
+def test_a_baseline_of_another_audit_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, named: str
+) -> None:
+    current = _with_summary(write_report(tmp_path / "current", rows(100, 5)), encoder=ENCODER)
+    # every sample flagged in the baseline: without the check this passed the regression gate in silence
+    base = _with_summary(write_report(tmp_path / "base", rows(100, 50)), **{"encoder": ENCODER, **change})
+    assert main(["gate", str(current), "--baseline", str(base)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert named in err and "--allow-different-baseline" in err
+    assert main(["gate", str(current), "--baseline", str(base), "--allow-different-baseline"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: baseline differs: " + named in err
+
+
+def test_data_and_data_slash_are_the_same_dataset(tmp_path: Path) -> None:
+    current = write_report(tmp_path / "current", rows(100, 5), source="data/")
+    base = write_report(tmp_path / "base", rows(100, 5), source="./data")
+    assert main(["gate", str(current), "-q", "--baseline", str(base)]) == 0
+
+
+def test_added_classes_are_a_warning_not_a_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = write_report(tmp_path / "base", rows(100, 5))
+    current = write_report(tmp_path / "current", rows(150, 5, labels=("cat", "dog", "bird")))
+    assert main(["gate", str(current), "--baseline", str(base), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["baseline_warnings"] == ["classes added since the baseline: bird"]
+    assert "warning: baseline differs: classes added since the baseline: bird" in captured.err
+
+
+def test_every_newly_flagged_sample_is_listed_or_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write_report(tmp_path / "base", rows(200, 0))
+    current = write_report(tmp_path / "current", rows(200, 80))
+    summary = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    junit = tmp_path / "gate.xml"
+    assert main(["gate", str(current), "--baseline", str(base), "--junit", str(junit), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["newly_flagged"]) == 80  # machines get every one
+    err = captured.err
+    assert "80 sample(s) newly flagged since the baseline:" in err
+    assert err.count(" (was not flagged)") == 20 and "… 60 more (every one is listed by --json)" in err
+    text = summary.read_text(encoding="utf-8")
+    assert text.count("| was not flagged |") == 50 and "… 30 more" in text
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None and "… 30 more" in (failure.text or "")

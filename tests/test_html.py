@@ -86,6 +86,16 @@ def test_grid_holds_flagged_plus_top_ranked_not_every_sample(tmp_path: Path) -> 
     assert blob["decisionColumns"][:6] == ["rank", "sample_id", "path", "given_label", "suggested_label", "decision"]
 
 
+def test_small_sets_still_get_clean_examples_per_class(tmp_path: Path) -> None:
+    # 48 samples: every one is in the grid (flagged + top 200), which used to leave no clean example at all
+    report = write_report(tmp_path / "r", _rows(48, {3, 10, 20}), source="d")
+    blob = _blob(render_report(report).read_text(encoding="utf-8"))
+    assert len(blob["rows"]) == 48 and blob["clean"] == []  # no record sent twice
+    known = {r["id"]: r for r in blob["rows"]}
+    assert len(blob["cleanIds"]) == 9 and all(i in known and not known[i]["flag"] for i in blob["cleanIds"])
+    assert {known[i]["given"] for i in blob["cleanIds"]} == {"a", "b", "c"}
+
+
 def _image_report(tmp_path: Path, n: int = 6) -> Path:
     data = tmp_path / "data"
     for i in range(n):
@@ -263,6 +273,43 @@ def test_browser_counts_filters_sort_and_pages(driver, tmp_path: Path) -> None:
     assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(0.198)
     title = _cards(driver)[0].find_element(By.CSS_SELECTOR, ".score").get_attribute("title")
     assert "confident:" in title and "deft:" in title
+
+
+@browser
+def test_browser_counts_suspects_apart_from_top_ranked_and_fills_the_class_panel(driver, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    report = write_report(tmp_path / "r", _rows(48, {3, 10, 20}), source="d")
+    _open(driver, render_report(report))
+    count = driver.find_element(By.ID, "count")
+    assert count.text == "3 suspects · 45 more top-ranked, not flagged"  # was "48 of 48 suspects"
+    _select(driver, "f-class", "a")  # s0003 is the one flagged "a"
+    assert count.text == "1 of 3 suspects · 15 of 45 more top-ranked, not flagged"
+    panel = driver.find_element(By.CSS_SELECTOR, "#class-list details.cls[data-cls=a]")
+    panel.find_element(By.TAG_NAME, "summary").click()
+    clean = panel.find_elements(By.CSS_SELECTOR, ".card.clean")
+    assert len(clean) == 3 and "No unflagged sample." not in panel.text
+    assert {c.find_element(By.CSS_SELECTOR, ".given").text for c in clean} == {"a"}
+
+
+@browser
+def test_browser_relabel_defaults_to_the_suggestion_or_to_nothing(driver, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    report = write_report(tmp_path / "r", _rows(12, {0}), source="d")
+    _open(driver, render_report(report))
+    cards = {c.get_attribute("data-id"): c for c in _cards(driver)}
+    flagged, clean = cards["s0000"], cards["s0001"]  # s0000: given a, suggested b; s0001: b, nothing suggested
+    assert Select(flagged.find_element(By.CSS_SELECTOR, ".decide select")).first_selected_option.text == "b"
+    pick = Select(clean.find_element(By.CSS_SELECTOR, ".decide select"))
+    assert pick.first_selected_option.get_attribute("value") == ""  # not "a", the first class
+    clean.find_element(By.CSS_SELECTOR, "button[data-action=relabel]").click()
+    assert driver.find_element(By.ID, "decided").text == "0" and clean.get_attribute("data-decision") == ""
+    pick.select_by_value("c")  # choosing the class is the decision
+    assert clean.get_attribute("data-decision") == "relabel:c" and driver.find_element(By.ID, "decided").text == "1"
+    pick.select_by_value("")  # and choosing nothing again withdraws it
+    assert clean.get_attribute("data-decision") == "" and driver.find_element(By.ID, "decided").text == "0"
 
 
 @browser

@@ -140,6 +140,28 @@ def test_duplicates_all_found_none_invented() -> None:
     assert (dups.group >= 0).sum() == sum(len(v) for v in planted.values())
 
 
+@pytest.mark.parametrize("method", ["exact", "faiss"])
+def test_float16_rounding_never_gives_a_cosine_above_1(method: str) -> None:
+    # An audit keeps embeddings in float16: two copies of a sample whose rounded norms exceed 1 scored
+    # 1.0002, and duplicates.csv printed a "similarity" of 1.00006.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 384))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = np.concatenate([x, x + 1e-4 * rng.normal(size=x.shape)]).astype(np.float16)
+    assert (np.einsum("nd,nd->n", x[:60].astype(np.float32), x[60:].astype(np.float32)) > 1).any()
+    graph = build_graph(x, k=5, method=method)
+    assert graph.similarities.max() <= 1.0 and graph.similarities.dtype == np.float32
+    assert graph.similarities[:, 0].min() > 0.99  # clamped, not dropped: each copy is still its twin's neighbour
+    labels = np.arange(120) % 3
+    dups = find_duplicates(graph, np.array([f"h{i}" for i in range(120)]), labels, ["a", "b", "c"], labels.astype(str))
+    assert len(dups.table) and dups.table["similarity"].max() <= 1.0 and dups.table["min_similarity"].max() <= 1.0
+
+
+def test_a_missing_neighbour_keeps_minus_infinity() -> None:
+    graph = neighbors.NeighborGraph(np.array([[1, -1]]), np.array([[1.0004, -np.inf]], dtype=np.float32))
+    assert graph.similarities.tolist() == [[1.0, -np.inf]]
+
+
 def test_outliers_found() -> None:
     x, given, _, centres = synthetic_embeddings(n=800, k=4, dim=64, noise_rate=0.0, seed=6)
     rng = np.random.default_rng(1)

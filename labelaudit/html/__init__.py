@@ -183,9 +183,13 @@ def build_payload(
     methods = [str(m) for m in summary.methods]
     grid = select_rows(samples, top=top)
     clean = clean_rows(samples)
-    clean = clean[~clean["sample_id"].isin(grid["sample_id"])]
+    # The per-class panel names its clean examples by id; only those not already in the grid travel as
+    # records of their own. (Dropping those in the grid instead left the panel empty on any set of
+    # <= TOP_RANKED samples, where every sample is in the grid.)
+    clean_ids = [_text(i) for i in clean["sample_id"]]
+    extra = clean[~clean["sample_id"].isin(grid["sample_id"])]
     rows = [_row_record(r, methods) for r in grid.to_dict("records")]
-    clean_records = [_row_record(r, methods) for r in clean.to_dict("records")]
+    clean_records = [_row_record(r, methods) for r in extra.to_dict("records")]
     modality = summary.dataset.modality
     thumbs_mode = "none"
     stale = out / THUMBS_DIR
@@ -206,6 +210,7 @@ def build_payload(
         "classStats": _class_records(classes),
         "rows": rows,
         "clean": clean_records,
+        "cleanIds": clean_ids,
         "decisionColumns": DECISION_COLUMNS_LEADING
         + ["consensus_score", "suggested_prob"]
         + [f"{m}_score" for m in methods]

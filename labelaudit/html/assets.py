@@ -61,6 +61,7 @@ align-self:flex-start}
 .decide{display:flex;flex-wrap:wrap;gap:4px;align-items:center}
 .decide button{padding:2px 6px;font-size:12px}
 .decide select{font-size:12px;max-width:110px}
+.decide select.need{outline:2px solid var(--bad)}
 .decide button.on[data-action=keep]{background:var(--ok);color:#fff;border-color:var(--ok)}
 .decide button.on[data-action=relabel]{background:var(--accent);color:#fff;border-color:var(--accent)}
 .decide button.on[data-action=remove]{background:var(--bad);color:#fff;border-color:var(--bad)}
@@ -80,6 +81,9 @@ SCRIPT = r"""
   const byId = new Map();
   for (const r of rows.concat(data.clean)) byId.set(r.id, r);
   const state = { cls: "", pair: "", method: "", sort: "asc", page: 0 };
+  // The grid holds every suspect plus the top-ranked unflagged samples; counts keep the two apart.
+  function isSuspect(r) { return r.flag || !!r.type; }
+  const nSuspects = rows.filter(isSuspect).length;
   const storeKey = "labelaudit-decisions-" + data.reportKey;
   let decisions = new Map();
   try {
@@ -142,12 +146,15 @@ SCRIPT = r"""
     try { window.localStorage.setItem(storeKey, JSON.stringify(Array.from(decisions.entries()))); } catch (e) { /* */ }
     document.getElementById("decided").textContent = String(decisions.size);
   }
-  function setDecision(id, action, label) {
-    const cur = decisions.get(id);
-    if (cur && cur.action === action && (action !== "relabel" || cur.label === label)) decisions.delete(id);
-    else decisions.set(id, { action: action, label: action === "relabel" ? label : null });
+  function putDecision(id, d) {
+    if (d) decisions.set(id, d); else decisions.delete(id);
     persist();
     for (const card of document.querySelectorAll(".card")) if (card.dataset.id === id) paintDecision(card);
+  }
+  function setDecision(id, action, label) {
+    const cur = decisions.get(id);
+    const same = cur && cur.action === action && (action !== "relabel" || cur.label === label);
+    putDecision(id, same ? null : { action: action, label: action === "relabel" ? label : null });
   }
   function paintDecision(card) {
     const d = decisions.get(card.dataset.id);
@@ -158,6 +165,7 @@ SCRIPT = r"""
     }
     const sel = card.querySelector(".decide select");
     if (sel && d && d.action === "relabel") sel.value = d.label;
+    if (sel) sel.classList.remove("need");
     card.dataset.decision = d ? decisionText(d) : "";
   }
 
@@ -203,21 +211,26 @@ SCRIPT = r"""
     }
     const sel = el("select");
     sel.title = "relabel to";
-    addOptions(sel, data.classes.filter((k) => k !== r.given).map((k) => [k, k]));
-    const first = sel.options[0] ? sel.options[0].value : "";
-    sel.value = r.sugg !== r.given && data.classes.includes(r.sugg) ? r.sugg : first;
+    // Preselect the suggested class, or nothing: defaulting to the alphabetically first class made one
+    // click on "relabel" move a correctly labelled sample to an arbitrary class.
+    addOptions(sel, [["", "relabel to…"]].concat(data.classes.filter((k) => k !== r.given).map((k) => [k, k])));
+    sel.value = r.sugg !== r.given && data.classes.includes(r.sugg) ? r.sugg : "";
     decide.appendChild(sel);
     decide.addEventListener("click", (ev) => {
       const b = ev.target.closest("button");
-      if (b) setDecision(r.id, b.dataset.action, sel.value);
+      if (!b) return;
+      if (b.dataset.action === "relabel" && !sel.value) {
+        sel.classList.add("need");  // no class chosen yet: ask for one instead of guessing
+        sel.focus();
+        return;
+      }
+      setDecision(r.id, b.dataset.action, sel.value);
     });
     sel.addEventListener("change", () => {
+      // Choosing a class is the relabel decision; choosing "relabel to…" again withdraws it.
       const d = decisions.get(r.id);
-      if (d && d.action === "relabel") {
-        decisions.set(r.id, { action: "relabel", label: sel.value });
-        persist();
-        paintDecision(c);
-      }
+      if (sel.value) putDecision(r.id, { action: "relabel", label: sel.value });
+      else if (d && d.action === "relabel") putDecision(r.id, null);
     });
     c.appendChild(decide);
     paintDecision(c);
@@ -234,8 +247,14 @@ SCRIPT = r"""
     grid.replaceChildren(...slice.map((r) => card(r, r.flag ? "flagged" : "")));
     if (!slice.length) grid.appendChild(el("div", "empty", "No suspect matches these filters."));
     const count = document.getElementById("count");
-    count.textContent = list.length + " of " + rows.length + " suspects";
+    const shownSuspects = list.filter(isSuspect).length;
+    const others = rows.length - nSuspects;
+    const part = (n, total) => (n === total ? String(n) : n + " of " + total);
+    let text = part(shownSuspects, nSuspects) + (nSuspects === 1 ? " suspect" : " suspects");
+    if (others) text += " · " + part(list.length - shownSuspects, others) + " more top-ranked, not flagged";
+    count.textContent = text;
     count.dataset.shown = String(list.length);
+    count.dataset.suspects = String(shownSuspects);
     document.getElementById("page").textContent = "page " + (state.page + 1) + " of " + pages;
     document.getElementById("prev").disabled = state.page === 0;
     document.getElementById("next").disabled = state.page >= pages - 1;
@@ -267,7 +286,7 @@ SCRIPT = r"""
       if (!d.open || d.dataset.filled) return;
       d.dataset.filled = "1";
       const suspects = rows.filter((r) => r.given === s.cls && r.flag).sort((a, b) => a.rank - b.rank).slice(0, 12);
-      const clean = data.clean.filter((r) => r.given === s.cls);
+      const clean = data.cleanIds.map((id) => byId.get(id)).filter((r) => r && r.given === s.cls);
       d.appendChild(el("h4", null, "Suspects (" + suspects.length + " shown)"));
       const g1 = el("div", "grid");
       for (const r of suspects) g1.appendChild(card(r, "flagged"));
