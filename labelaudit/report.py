@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .chunked import project, row_blocks
-from .consensus import Consensus
 from .errors import LabelAuditError
 from .io import WRITING_MARKER, refuse_incomplete_report, write_json_atomic, write_table_atomic, write_text_atomic
-from .scorers import ScorerResult
+
+if TYPE_CHECKING:  # type hints only: loading a report (gate, export, verify, estimate) must not import torch
+    from .consensus import Consensus
+    from .scorers import ScorerResult
 
 TEXT_EXCERPT_CHARS = 200
 SUMMARY_FILE = "summary.json"
