@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__, storage
+from . import __version__, storage, verification
 from .cache import DEFAULT_CACHE_DIR, EmbeddingCache, ScoreCache
 from .consensus import ProbabilityMean, combine
 from .discover import Dataset, Modality, discover
@@ -208,6 +208,7 @@ def audit(
     ray_address: str | None = None,
     ray_concurrency: int | None = None,
     reporter: Reporter = QUIET,
+    verified: str | Path | pd.DataFrame | None = None,
 ) -> AuditResult:
     """Audit the labels of a dataset.
 
@@ -219,6 +220,8 @@ def audit(
     only. ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default a local Ray;
     ``ray_concurrency`` embedding actors) into the same cache, and runs the confident probe's folds as
     Ray tasks.
+    ``verified``: a verified.csv from `labelaudit estimate` (or its DataFrame): rows a person reviewed are
+    settled (right: never flagged; wrong: flagged, with the reviewer's label as the suggestion).
     Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
     """
     started_at = datetime.now(timezone.utc)
@@ -230,6 +233,7 @@ def audit(
         if engine == "ray":
             require_ray()  # fail before discovery when the extra is missing
         method_names = parse_methods(methods)
+        verified_table = None if verified is None else verification.read_verified(verified)  # fail early
         if out is not None:
             prepare_output_dir(Path(out), overwrite)  # fail before the expensive work, not after
 
@@ -379,6 +383,11 @@ def audit(
 
         with timer.stage("report"):
             consensus = combine(results, labels, mean_probs)
+            if verified_table is not None:
+                states, corrected = verification.verified_states(
+                    samples["sample_id"], samples["content_hash"], samples["label"], verified_table
+                )
+                consensus = verification.apply_verified(consensus, states, corrected, dataset.classes)
             neighbor_columns = pd.DataFrame(
                 {
                     "issue_type": issue_types(consensus.is_issue, duplicates, outliers),
@@ -388,6 +397,8 @@ def audit(
                     "is_outlier": outliers.is_outlier,
                 }
             )
+            if verified_table is not None:
+                neighbor_columns["verified"] = states  # -1 not reviewed, 0 verified right, 1 verified wrong
             table = samples_table(samples, dataset.classes, labels, results, consensus, neighbor_columns)
             classes = classes_table(
                 dataset.classes, prompt_names, labels, consensus, embedded.vectors, class_embeddings
@@ -436,6 +447,9 @@ def audit(
                 "seed": seed,
                 "engine": engine,
             }
+            if verified_table is not None:
+                where = "<DataFrame>" if isinstance(verified, pd.DataFrame) else str(verified)
+                summary["verified"] = verification.verified_summary(states, where)
         run = {
             "labelaudit_version": __version__,
             "started_at": started_at.isoformat(timespec="seconds"),
