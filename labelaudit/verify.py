@@ -151,9 +151,8 @@ def allocate(
         return sizes.copy()
     weights = sizes / max(total, 1)
     rates = np.clip(np.asarray(guesses, dtype=np.float64), guess_floor, 0.5)
-    counts = np.minimum(sizes, floor)
-    if counts.sum() > n:  # more strata than the floor allows: one each, biggest strata first
-        counts = np.zeros_like(sizes)
+    counts = np.minimum(sizes, min(floor, n // max(len(sizes), 1)))  # a small n shares the floor out evenly
+    if n < len(sizes):  # fewer items than strata: one each, biggest strata first
         for h in np.argsort(-sizes, kind="mergesort")[:n]:
             counts[h] = 1
     heap = []

@@ -296,7 +296,8 @@ SCRIPT = r"""
     const decide = c.querySelector(".decide");
     const unsure = el("button", null, "unsure");
     unsure.type = "button"; unsure.dataset.action = "unsure";
-    decide.insertBefore(unsure, decide.querySelector("select"));
+    decide.insertBefore(decide.querySelector("select"), decide.querySelector("button[data-action=remove]"));
+    decide.appendChild(unsure);
     for (const b of decide.querySelectorAll("button")) b.textContent = VERIFY_NAMES[b.dataset.action];
     paintDecision(c);
     verifyGrid.appendChild(c);
