@@ -316,6 +316,15 @@ def gate(
         VerifiedBound,
         typer.Option(help="With a verified estimate: gate on the upper end of its interval or on the point."),
     ] = VerifiedBound.upper,
+    estimate_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--estimate",
+            help="The verified estimate to use (default REPORT/verification/estimate.json), e.g. one kept in the "
+            "repository; refused unless it describes exactly the report's samples.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
 ) -> None:
@@ -336,6 +345,7 @@ def gate(
         max_new_flagged=max_new_flagged,
         use=use.value,
         on=on.value,
+        estimate_file=estimate_file,
     )
     for note in result.notes:
         err.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)

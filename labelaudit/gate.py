@@ -101,12 +101,14 @@ def check_gate(
     worst: int = 5,
     use: str = "model",
     on: str = "upper",
+    estimate_file: Path | None = None,
 ) -> GateResult:
     """Measure a report against the given limits. Raises LabelAuditError when no limit is given.
 
     ``use``: which error rate the error-rate limits judge: ``model`` (summary.json), ``verified`` (the report's
     verified estimate from `labelaudit estimate`; ``on`` = ``upper`` end of its interval or ``point``) or
-    ``auto`` (verified when a current one exists)."""
+    ``auto`` (verified when a current one exists); ``estimate_file`` reads it from elsewhere than
+    REPORT/verification/estimate.json (e.g. one kept in the repository for CI)."""
     if max_error_rate is None and max_class_error_rate is None and max_flagged is None and baseline_dir is None:
         raise LabelAuditError(
             "no limit to gate on: pass --max-error-rate, --max-class-error-rate, --max-flagged or --baseline"
@@ -123,7 +125,9 @@ def check_gate(
 
     samples, classes, summary = _load(report_dir)
     model_rate = float(summary["estimated_error_rate"])
-    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, use, on)
+    if estimate_file is not None and use == "model":
+        raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
+    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, use, on, estimate_file)
     n_flagged = int(summary.get("n_flagged", int(samples["is_issue"].sum())))
     worst_rows = _worst_classes(classes, worst)
     checks: list[Check] = []
@@ -209,7 +213,7 @@ def check_gate(
 
 
 def _error_rate(
-    report_dir: Path, samples: pd.DataFrame, model_rate: float, use: str, on: str
+    report_dir: Path, samples: pd.DataFrame, model_rate: float, use: str, on: str, file: Path | None = None
 ) -> tuple[float, str, dict[str, Any] | None, list[str]]:
     """The rate the error-rate limits judge, what it is ("model", or which end of the verified interval),
     the verified estimate's numbers when used, and notes for the user."""
@@ -218,7 +222,7 @@ def _error_rate(
     from .verification import StaleEstimate, load_estimate
 
     try:
-        estimate = load_estimate(report_dir, samples)
+        estimate = load_estimate(report_dir, samples, file)
     except StaleEstimate as exc:
         if use == "verified":
             raise

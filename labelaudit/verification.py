@@ -498,11 +498,13 @@ def write_estimate(
     return EstimateResult(payload, verdicts, outside, [folder / ESTIMATE_FILE, folder / VERIFIED_FILE])
 
 
-def load_estimate(report_dir: Path, samples: pd.DataFrame) -> dict[str, Any] | None:
-    """The verified estimate of this report, None when there is none; refused when it is about another
-    population (the report changed since `estimate` ran)."""
-    target = verification_dir(report_dir) / ESTIMATE_FILE
+def load_estimate(report_dir: Path, samples: pd.DataFrame, file: Path | None = None) -> dict[str, Any] | None:
+    """The verified estimate of this report (``file``, default REPORT/verification/estimate.json), None when
+    there is none; refused when it is about another population (the data changed since `estimate` ran)."""
+    target = Path(file) if file is not None else verification_dir(report_dir) / ESTIMATE_FILE
     if not target.is_file():
+        if file is not None:
+            raise LabelAuditError(f"--estimate {target} not found (`labelaudit estimate` writes estimate.json)")
         return None
     try:
         payload = json.loads(target.read_text(encoding="utf-8"))
@@ -512,7 +514,7 @@ def load_estimate(report_dir: Path, samples: pd.DataFrame) -> dict[str, Any] | N
         raise LabelAuditError(f"{target} is not a labelaudit verified estimate")
     if payload.get("population_digest") != report_population_digest(samples):
         raise StaleEstimate(
-            f"the verified estimate in {target} was computed for another version of this report (other samples, "
+            f"the verified estimate {target} was computed for another version of this data (other samples, "
             f"content or labels); draw and review a new sample: `labelaudit verify {report_dir} --overwrite`"
         )
     return payload

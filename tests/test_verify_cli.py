@@ -329,13 +329,20 @@ def test_a_verified_estimate_of_another_report_version_is_refused_by_the_gate(
     frame["decision"] = "keep"
     frame.to_csv(queue, index=False)
     assert main(["estimate", str(report), "--verified", str(queue), "--json"]) == 0
+    kept = tmp_path / "kept-estimate.json"  # as a CI job keeps one in the repository
+    kept.write_bytes((report / "verification" / "estimate.json").read_bytes())
+    (report / "verification" / "estimate.json").unlink()
+    gate = ["gate", str(report), "--max-error-rate", "0.5"]
+    assert main([*gate, "--use", "verified", "--estimate", str(kept)]) == 0
+    assert main([*gate, "--estimate", str(kept)]) == 2  # --estimate without --use verified/auto
+    assert main([*gate, "--use", "verified", "--estimate", str(tmp_path / "none.json")]) == 2
     samples = pd.read_parquet(report / "report.parquet")
     samples.loc[0, "given_label"] = "sports" if samples.loc[0, "given_label"] != "sports" else "cooking"
     samples.to_parquet(report / "report.parquet", index=False)  # as if re-audited after a relabel
     capsys.readouterr()
-    assert main(["gate", str(report), "--max-error-rate", "0.5", "--use", "verified"]) == 2
-    assert "another version of this report" in capsys.readouterr().err
-    assert main(["gate", str(report), "--max-error-rate", "0.5", "--use", "auto", "--json"]) == 0
+    assert main([*gate, "--use", "verified", "--estimate", str(kept)]) == 2
+    assert "another version of this data" in capsys.readouterr().err
+    assert main([*gate, "--use", "auto", "--estimate", str(kept), "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["error_rate_source"] == "model" and "instead" in captured.err
     assert main(["estimate", str(report), "--verified", str(queue)]) == 2  # the design is stale too
