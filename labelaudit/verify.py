@@ -11,14 +11,15 @@ The statistics are plain functions over arrays (no hidden state), in the order t
   :func:`allocate` (how many items per stratum: the allocation that minimises the expected variance of the
   estimate under the model's guesses, Neyman's allocation with a small-count correction, with a floor so no
   stratum goes unsampled) and :func:`draw` (a seeded simple random sample inside every stratum);
-- estimate: :func:`posterior_totals` (per stratum, a Jeffreys Beta posterior of the error rate and a
-  beta-binomial draw of the errors among the rows nobody reviewed, so fully reviewed strata are exact and
-  strata with no error found still get an honest upper end), combined by Monte Carlo with a fixed seed into
-  :func:`estimate_rate`; :func:`flagged_precision_recall`, :func:`class_rates`, :func:`items_to_halve` and
-  :func:`choose_threshold` build on the same counts.
+- estimate: :func:`point_rate` (the stratified Horvitz-Thompson estimate) and :func:`estimate_rate`, whose
+  interval comes from :func:`posterior_totals` (per stratum, beta-binomial draws of the errors among the rows
+  nobody reviewed, with the Clopper-Pearson priors split over the strata: fully reviewed strata are exact,
+  strata with no error found still get an honest upper end), combined by Monte Carlo with a fixed seed;
+  :func:`flagged_precision_recall`, :func:`class_rates`, :func:`items_to_halve` and :func:`choose_threshold`
+  build on the same counts.
 
-The command layer (reading a report, writing the queue and the design, joining decisions back) sits below
-them in this module and in ``cli.py``; none of it imports torch.
+The workflow (reading a report, writing the queue and the design, joining decisions back) is in
+``verification.py``; none of it imports torch.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -481,7 +481,3 @@ def flag_f1(flagged: np.ndarray, wrong: np.ndarray, weights: np.ndarray) -> floa
     fp = float((weights * (flagged & ~wrong)).sum())
     fn = float((weights * (~flagged & wrong)).sum())
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
