@@ -4,7 +4,7 @@ items read by the next audit.
 
 Files, all under ``REPORT/verification/`` and all written atomically:
 
-- ``frame.parquet``: the sampling frame, one row per report row (sample_id, content_hash, given_label, rank,
+- ``frame-<design id>.parquet``: the sampling frame, one row per report row (sample_id, content_hash, given_label, rank,
   consensus score, flag, stratum, the model's error guess), so an estimate never depends on the report's
   ranking staying the same;
 - ``design.json``: strata (size, drawn, inclusion probability, error guess), seed, the report's population
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,7 @@ from .io import write_atomic, write_json_atomic
 
 VERIFY_DIR = "verification"
 DESIGN_FILE = "design.json"
-FRAME_FILE = "frame.parquet"
+FRAME_PATTERN = "frame-{design_id}.parquet"  # one per design: a draw stopped half-way never mixes two
 ESTIMATE_FILE = "estimate.json"
 VERIFIED_FILE = "verified.csv"
 DESIGN_FORMAT = "labelaudit-verify-design/1"
@@ -68,7 +69,8 @@ def read_report(report_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise
     except (OSError, ValueError) as exc:
         raise LabelAuditError(f"cannot read the report in {folder}: {exc}") from None
-    missing = [c for c in ("sample_id", "given_label", "consensus_score", "is_issue", "rank") if c not in samples]
+    required = ("sample_id", "given_label", "suggested_label", "consensus_score", "is_issue", "rank")
+    missing = [c for c in required if c not in samples]
     if missing:
         raise LabelAuditError(f"{folder}/report.parquet has no {', '.join(missing)} column: is it a labelaudit report?")
     return samples.sort_values("rank", kind="mergesort").reset_index(drop=True), summary
@@ -116,7 +118,7 @@ def plan_design(samples: pd.DataFrame, n: int, seed: int, population: str) -> De
     probability = samples["error_probability"].to_numpy() if "error_probability" in samples else None
     guess, source = stats.error_guess(
         samples["given_label"].astype(str).to_numpy(),
-        samples["suggested_label"].astype(str).to_numpy() if "suggested_label" in samples else None,
+        samples["suggested_label"].astype(str).to_numpy(),
         samples["suggested_prob"].to_numpy() if "suggested_prob" in samples else np.full(len(samples), np.nan),
         samples["is_issue"].to_numpy(),
         probability,
@@ -233,7 +235,12 @@ def write_verify(
     queue["stratum_size"] = [by_stratum[h]["rows"] for h in strata]
     queue["inclusion_probability"] = [round(by_stratum[h]["inclusion_probability"], 6) for h in strata]
 
-    write_atomic(folder / FRAME_FILE, lambda tmp: design.frame.to_parquet(tmp, index=False, engine="pyarrow"))
+    # The frame first, under a name of its own, then the queue, then design.json naming the frame: a run
+    # stopped anywhere before design.json leaves the previous design whole.
+    frame_name = FRAME_PATTERN.format(design_id=design.payload["design_id"])
+    design.payload["frame_file"] = frame_name
+    previous = _previous_frame(design_file)
+    write_atomic(folder / frame_name, lambda tmp: design.frame.to_parquet(tmp, index=False, engine="pyarrow"))
     if to == "csv":
         from .export.csv_queue import queue_frame
 
@@ -245,8 +252,19 @@ def write_verify(
     extras = exporter.write_extras(out, ctx)
     design.payload["queue"] = {"file": str(out), "format": to}
     write_json_atomic(design_file, design.payload)
+    if previous is not None and previous != frame_name:
+        (folder / previous).unlink(missing_ok=True)  # the replaced design's frame, written by verify
     html = _rerender(report_dir)
     return VerifyResult(design=design, files=[out], extras=extras, design_file=design_file, html=html)
+
+
+def _previous_frame(design_file: Path) -> str | None:
+    try:
+        name = json.loads(design_file.read_text(encoding="utf-8")).get("frame_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    # only a name this module writes, so a hand-edited design can never make verify delete another file
+    return name if isinstance(name, str) and re.fullmatch(r"frame-[0-9a-f]{16}\.parquet", name) else None
 
 
 def _rerender(report_dir: Path) -> Path | None:
@@ -267,8 +285,8 @@ def load_design(report_dir: Path, samples: pd.DataFrame | None = None) -> tuple[
         raise LabelAuditError(f"{report_dir} has no verification sample yet: run `labelaudit verify {report_dir}`")
     try:
         design = json.loads(design_file.read_text(encoding="utf-8"))
-        frame = pd.read_parquet(folder / FRAME_FILE)
-    except (OSError, ValueError) as exc:
+        frame = pd.read_parquet(folder / str(design["frame_file"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LabelAuditError(f"cannot read the verification design in {folder}: {exc}") from None
     if not isinstance(design, dict) or design.get("format") != DESIGN_FORMAT:
         raise LabelAuditError(f"{design_file} is not a labelaudit verification design")

@@ -115,6 +115,9 @@ def test_verify_writes_a_stratified_queue_the_design_and_the_html_section(
     assert not other.exists()
     assert main(["verify", str(report), "--n", "20", "--out", str(queue), "--seed", "3", "--overwrite"]) == 0
     assert queue.read_bytes() == before
+    assert main(["verify", str(report), "--n", "20", "--out", str(queue), "--seed", "9", "--overwrite"]) == 0
+    frames = sorted(p.name for p in (report / "verification").glob("frame-*.parquet"))
+    assert frames == [json.loads((report / "verification" / "design.json").read_text())["frame_file"]]
 
 
 def test_more_items_than_samples_enumerates_the_report_and_the_estimate_is_exact(
