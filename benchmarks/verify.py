@@ -64,10 +64,10 @@ def load(name: str, cache_dir: Path) -> BenchData:
     return data
 
 
-def report_table(data: BenchData, seed: int) -> pd.DataFrame:
+def report_table(data: BenchData, seed: int, methods: tuple[str, ...] = DEFAULT_METHODS) -> pd.DataFrame:
     """What report.parquet holds for this set under the audit's default methods, in rank order."""
-    methods = labelaudit_methods(data, seed)
-    results = {name: methods[name]() for name in DEFAULT_METHODS}
+    calls = labelaudit_methods(data, seed)
+    results = {name: calls[name]() for name in methods}
     consensus = combine(results, data.given)
     names = np.array(data.class_names, dtype=object)
     frame = pd.DataFrame(
@@ -87,9 +87,11 @@ def report_table(data: BenchData, seed: int) -> pd.DataFrame:
     return frame
 
 
-def run(data: BenchData, n: int, repeats: int, seed: int) -> dict[str, object]:
+def run(
+    data: BenchData, n: int, repeats: int, seed: int, methods: tuple[str, ...] = DEFAULT_METHODS
+) -> dict[str, object]:
     start = time.perf_counter()
-    table = report_table(data, seed)
+    table = report_table(data, seed, methods)
     scoring_s = time.perf_counter() - start
     wrong = table["wrong"].to_numpy()
     truth = float(wrong.mean())
@@ -99,18 +101,23 @@ def run(data: BenchData, n: int, repeats: int, seed: int) -> dict[str, object]:
     population = report_population_digest(table)
     everyone = np.zeros(len(table), dtype=np.int64)
     outcome: dict[str, dict[str, list[float]]] = {
-        kind: {"covered": [], "width": [], "estimate": []} for kind in ("stratified", "simple")
+        kind: {"covered": [], "width": [], "estimate": []} for kind in ("stratified", "simple", "oracle")
     }
+    # The headroom of a calibrated `error_probability` column (issue #14): the same strata, allocated with
+    # the true per-stratum error rates as the guess. Not something a user can run: a yardstick.
+    oracle_table = table.assign(error_probability=wrong.astype(np.float64))
     precision_covered, recall_covered, precision_width = [], [], []
     first = None
     start = time.perf_counter()
     for draw in range(repeats):
         design = plan_design(table, n, seed=draw, population=population)
+        oracle = plan_design(oracle_table, n, seed=draw, population=population)
         first = first or design
         strata = design.frame["stratum"].to_numpy()
         for kind, (st, picked) in {
             "stratified": (strata, design.picked),
             "simple": (everyone, stats.draw(everyone, np.array([n]), draw)),
+            "oracle": (oracle.frame["stratum"].to_numpy(), oracle.picked),
         }.items():
             h = int(st.max()) + 1
             sizes = np.bincount(st, minlength=h)
@@ -172,11 +179,15 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         "max half-width | RMSE of the point |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    labels = {
+        "stratified": "labelaudit verify (stratified)",
+        "simple": "simple random sample",
+        "oracle": "same strata, allocated on the true rates (yardstick)",
+    }
     for r in rows:
-        for kind in ("stratified", "simple"):
+        for kind, label in labels.items():
             v = r[kind]
             assert isinstance(v, dict)
-            label = "labelaudit verify (stratified)" if kind == "stratified" else "simple random sample"
             lines.append(
                 f"| {r['dataset']} | {r['rows']:,} | {r['true_error_rate']:.2%} | {r['model_error_rate']:.2%} | "
                 f"{label} | {v['coverage']:.1%} | ±{100 * v['mean_half_width']:.2f} pts | "
