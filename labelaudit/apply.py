@@ -109,12 +109,21 @@ def _optional(value: Any) -> str | None:
 
 
 def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
-    """Decisions from a reviewed CSV queue or a Label Studio JSON export; also per-row problems found."""
+    """Decisions from a reviewed CSV queue (or report.html's download), a Label Studio JSON / JSON-MIN export,
+    a CVAT for images 1.1 XML or a FiftyOne samples JSON; also per-row problems found."""
     path = Path(path)
     if not path.is_file():
         raise LabelAuditError(f"decisions file {path} not found")
+    if path.suffix.lower() == ".xml":
+        return _read_cvat(path)
     if path.suffix.lower() == ".json":
-        return _read_labelstudio(path)
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LabelAuditError(f"cannot read decisions JSON {path}: {exc}") from None
+        if isinstance(payload, dict) and isinstance(payload.get("samples"), list):
+            return _read_fiftyone(payload)
+        return _read_labelstudio(path, payload)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
@@ -160,7 +169,7 @@ def _choices(result: list[dict[str, Any]], control: str) -> list[str]:
     return found
 
 
-def _read_labelstudio(path: Path) -> tuple[list[Decision], list[str]]:
+def _read_labelstudio(path: Path, tasks: Any) -> tuple[list[Decision], list[str]]:
     """Decisions from a Label Studio "JSON" or "JSON-MIN" export, under one rule for several annotations.
 
     Full JSON nests a task's annotations; JSON-MIN writes one record per annotation, repeating the task's
@@ -170,10 +179,6 @@ def _read_labelstudio(path: Path) -> tuple[list[Decision], list[str]]:
     """
     from .export.labelstudio import LABEL_CONTROL, REVIEW_CONTROL
 
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LabelAuditError(f"cannot read Label Studio export {path}: {exc}") from None
     if not isinstance(tasks, list):
         raise LabelAuditError(f"{path} is not a Label Studio export (expected a JSON list of tasks)")
     # task key -> (where, task data, [(annotation name, labels, review choices)]), in file order
@@ -250,6 +255,73 @@ def _annotation_name(annotation_id: Any, annotator: Any) -> str:
 
 def _decision_text(answer: tuple[str, str | None]) -> str:
     return f"relabel:{answer[1]}" if answer[0] == "relabel" else answer[0]
+
+
+def _read_cvat(path: Path) -> tuple[list[Decision], list[str]]:
+    """A "CVAT for images 1.1" annotation export of a queue from `export --to cvat`: each image's tag is its
+    label now. CVAT has no "not looked at" state, so every image with a tag counts as reviewed (the same
+    class as given: keep); an image whose tag was deleted is skipped (unsure)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise LabelAuditError(f"cannot read CVAT XML {path}: {exc}") from None
+    if root.tag != "annotations":
+        raise LabelAuditError(f"{path} is not a CVAT for images XML (no <annotations> root)")
+    decisions: list[Decision] = []
+    problems: list[str] = []
+    for number, image in enumerate(root.iter("image"), start=1):
+        where = f"image {image.get('id', number)}"
+        tags = image.findall("tag")
+        # CVAT resets a tag's attributes when its label is changed: the image name is the fallback id
+        attributes = {a.get("name"): (a.text or "").strip() for tag in tags for a in tag.findall("attribute")}
+        sample_id = attributes.get("sample_id") or _optional(image.get("name"))
+        if sample_id is None:
+            problems.append(f"{where}: no sample_id attribute and no image name")
+            continue
+        labels = {str(t.get("label")) for t in tags}
+        if len(labels) > 1:
+            problems.append(f"{where} ({sample_id}): several tags ({', '.join(sorted(labels))}); keep one")
+            continue
+        if not labels:
+            decisions.append(Decision(where, sample_id, "unsure"))
+            continue
+        decisions.append(Decision(where, sample_id, "relabel", labels.pop()))
+    return decisions, problems
+
+
+def _read_fiftyone(payload: dict[str, Any]) -> tuple[list[Decision], list[str]]:
+    """A FiftyOne samples JSON (`export --to fiftyone-json`, or ``dataset.write_json`` after review): a
+    ``ground_truth`` label other than the given one is a relabel; the sample tags ``remove`` and ``unsure``
+    are those decisions. Like CVAT, every sample in the file counts as reviewed (unchanged: keep)."""
+    decisions: list[Decision] = []
+    problems: list[str] = []
+    for number, sample in enumerate(payload["samples"], start=1):
+        where = f"sample {number}"
+        if not isinstance(sample, dict):
+            problems.append(f"{where}: not a sample object")
+            continue
+        sample_id = _optional(sample.get("labelaudit_sample_id"))
+        if sample_id is None:
+            problems.append(f"{where}: no labelaudit_sample_id (was it exported by labelaudit?)")
+            continue
+        given = _optional(sample.get("labelaudit_given_label"))
+        truth = sample.get("ground_truth")
+        label = _optional(truth.get("label")) if isinstance(truth, dict) else None
+        tags = {str(t).strip().lower() for t in sample.get("tags") or []}
+        content_hash = _optional(sample.get("labelaudit_content_hash"))
+        if "remove" in tags or "unsure" in tags:
+            action, new_label = ("remove" if "remove" in tags else "unsure"), None
+        elif label is None:
+            problems.append(f"{where} ({sample_id}): no ground_truth label")
+            continue
+        elif given is not None and label == given:
+            action, new_label = "keep", None
+        else:
+            action, new_label = "relabel", label
+        decisions.append(Decision(where, sample_id, action, new_label, given, content_hash))
+    return decisions, problems
 
 
 def _as_list(value: Any) -> list[str]:

@@ -58,6 +58,17 @@ EngineChoice = Enum("EngineChoice", {name: name for name in ENGINES}, type=str) 
 ExportFormat = Enum("ExportFormat", {name.replace("-", "_"): name for name in EXPORTERS}, type=str)  # type: ignore[misc]
 
 
+class ErrorRateSource(str, Enum):
+    model = "model"
+    verified = "verified"
+    auto = "auto"
+
+
+class VerifiedBound(str, Enum):
+    upper = "upper"
+    point = "point"
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from .version import __version__
@@ -206,6 +217,14 @@ def audit(
         typer.Option("--json", help="Print summary.json, with run.json under 'run', to stdout instead of tables."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
+    verified: Annotated[
+        Path | None,
+        typer.Option(
+            help="verified.csv from `labelaudit estimate`: reviewed-right samples are never flagged, "
+            "reviewed-wrong ones are flagged with the reviewer's label (matched by sample id and content hash).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Audit the labels of DATA and write a ranked report of suspect labels."""
     from .limits import check_rate, exceeds
@@ -248,7 +267,7 @@ def audit(
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     try:
-        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter)
+        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
     except KeyboardInterrupt as exc:
         # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
         # before main() could explain what was saved.
@@ -311,6 +330,27 @@ def gate(
     junit: Annotated[
         Path | None, typer.Option(help="Also write a JUnit XML file, one test case per limit.", show_default=False)
     ] = None,
+    use: Annotated[
+        ErrorRateSource,
+        typer.Option(
+            help="Which error rate --max-error-rate and --baseline judge: model (the report's estimate), verified "
+            "(from `labelaudit estimate`; refused when missing or stale) or auto (verified when there is a "
+            "current one, else model).",
+        ),
+    ] = ErrorRateSource.model,
+    on: Annotated[
+        VerifiedBound,
+        typer.Option(help="With a verified estimate: gate on the upper end of its interval or on the point."),
+    ] = VerifiedBound.upper,
+    estimate_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--estimate",
+            help="The verified estimate to use (default REPORT/verification/estimate.json), e.g. one kept in the "
+            "repository; refused unless it describes exactly the report's samples.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
 ) -> None:
@@ -331,7 +371,12 @@ def gate(
         tolerance=tolerance,
         max_new_flagged=max_new_flagged,
         allow_different_baseline=allow_different_baseline,
+        use=use.value,
+        on=on.value,
+        estimate_file=estimate_file,
     )
+    for note in result.notes:
+        err.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     for line in gating.warning_lines(result):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if junit is not None:
@@ -547,6 +592,101 @@ def apply_decisions(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command()
+def verify(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder written by `labelaudit audit --out`.", show_default=False)
+    ],
+    n: Annotated[int, typer.Option("--n", min=1, help="Items to review.")] = 200,
+    to: Annotated[ExportFormat, typer.Option("--to", help="Queue format, as `labelaudit export` writes it.")] = (
+        ExportFormat.csv
+    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Queue file (default verify-queue.csv / .json / .xml).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the draw; the same seed draws the same items.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing queue file and the report's verification sample.")
+    ] = False,
+    url_prefix: Annotated[
+        str | None,
+        typer.Option(help="Label Studio image URLs, as for `labelaudit export`.", show_default=False),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the design as JSON to stdout.")] = False,
+) -> None:
+    """Draw a stratified random sample of REPORT for a person to check, and write it as a review queue.
+
+    More items come from the suspect strata and fewer from the clean bulk, with known inclusion probabilities,
+    so `labelaudit estimate` can turn the reviewed items into an unbiased error rate with a 95 % interval. The
+    design is kept in REPORT/verification/; report.html gets a Verify section with the same items.
+    """
+    from rich.table import Table
+
+    from . import verification
+
+    result = verification.write_verify(report, n, out, to.value, seed=seed, overwrite=overwrite, url_prefix=url_prefix)
+    design = result.design.payload
+    if json_out:
+        typer.echo(json.dumps({k: v for k, v in design.items() if k != "items"}, indent=2))
+        return
+    table = Table(title=f"Verification sample of {report}", title_justify="left")
+    for column in ("stratum", "rows", "ranks", "drawn", "inclusion prob.", "model's error guess"):
+        table.add_column(column, justify="left" if column in ("stratum", "ranks") else "right")
+    for s in result.design.strata:
+        table.add_row(
+            s["name"],
+            f"{s['rows']:,}",
+            f"{s['rank_first']:,}-{s['rank_last']:,}",
+            f"{s['drawn']:,}",
+            f"{s['inclusion_probability']:.3f}",
+            f"{s['error_guess']:.1%}",
+        )
+    err.print(table)
+    if design["n_drawn"] < n:
+        err.print(f"[yellow]The report has only {design['n_drawn']} samples: every one is in the queue.[/]")
+    err.print(f"{design['n_drawn']} item(s) -> {result.files[0]}", highlight=False, soft_wrap=True)
+    for extra in result.extras:
+        err.print(f"  {extra}", highlight=False, soft_wrap=True)
+    err.print(f"design: {result.design_file}", highlight=False, soft_wrap=True)
+    if result.html is not None:
+        err.print(f"report.html has a Verify section with the same items: {result.html}", highlight=False)
+    err.print(
+        "Mark each item keep (right), relabel:<class> (wrong), remove (wrong, no class fits) or unsure, then run "
+        f"`labelaudit estimate {report} --verified FILE`.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def estimate(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder with a sample drawn by `labelaudit verify`.", show_default=False)
+    ],
+    verified: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Reviewed decisions: the CSV queue, report.html's decisions.csv, a Label Studio JSON/JSON-MIN, "
+            "CVAT XML or FiftyOne JSON export. Repeat for several files.",
+            show_default=False,
+        ),
+    ] = None,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON to stdout.")] = False,
+) -> None:
+    """Turn the reviewed sample into an error rate with a confidence interval (and the flag's precision,
+    recall, per-class rates and a re-chosen flag threshold); written to REPORT/verification/estimate.json."""
+    from . import verification
+
+    result = verification.write_estimate(report, list(verified or []), level=level)
+    if json_out:
+        typer.echo(json.dumps(result.payload, indent=2))
+        return
+    verification.print_estimate(err, result.payload)
+    err.print(f"written: {', '.join(str(f) for f in result.files)}", highlight=False, soft_wrap=True)
 
 
 @app.command()

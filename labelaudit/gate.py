@@ -51,6 +51,11 @@ class GateResult:
     newly_flagged: list[dict[str, Any]] = field(default_factory=list)
     n_newly_flagged: int = 0
     baseline_warnings: list[str] = field(default_factory=list)
+    # Which number --max-error-rate judged: "model" (the report's estimate) or "verified (upper end of the
+    # 95% interval)" / "verified (point estimate)". The regression always compares model estimates.
+    error_rate_source: str = "model"
+    verified: dict[str, Any] | None = None  # the verified estimate's rate, interval and counts, when used
+    notes: list[str] = field(default_factory=list)  # said on stderr: e.g. why auto fell back to the model
 
     @property
     def failed(self) -> list[Check]:
@@ -142,8 +147,16 @@ def check_gate(
     max_new_flagged: int | None = None,
     worst: int = 5,
     allow_different_baseline: bool = False,
+    use: str = "model",
+    on: str = "upper",
+    estimate_file: Path | None = None,
 ) -> GateResult:
-    """Measure a report against the given limits. Raises LabelAuditError when no limit is given."""
+    """Measure a report against the given limits. Raises LabelAuditError when no limit is given.
+
+    ``use``: which error rate the error-rate limits judge: ``model`` (summary.json), ``verified`` (the report's
+    verified estimate from `labelaudit estimate`; ``on`` = ``upper`` end of its interval or ``point``) or
+    ``auto`` (verified when a current one exists); ``estimate_file`` reads it from elsewhere than
+    REPORT/verification/estimate.json (e.g. one kept in the repository for CI)."""
     if max_error_rate is None and max_class_error_rate is None and max_flagged is None and baseline_dir is None:
         raise LabelAuditError(
             "no limit to gate on: pass --max-error-rate, --max-class-error-rate, --max-flagged or --baseline"
@@ -154,8 +167,14 @@ def check_gate(
     check_rate("--max-class-error-rate", max_class_error_rate)
     check_rate("--tolerance", tolerance)
 
+    if use not in ("model", "verified", "auto") or on not in ("upper", "point"):
+        raise LabelAuditError(f"--use is model, verified or auto and --on upper or point, got {use!r}, {on!r}")
+
     samples, classes, summary = _load(report_dir)
-    rate = summary.estimated_error_rate
+    model_rate = summary.estimated_error_rate
+    if estimate_file is not None and use == "model":
+        raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
+    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, use, on, estimate_file)
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
     worst_rows = _worst_classes(classes, worst)
     checks: list[Check] = []
@@ -163,7 +182,7 @@ def check_gate(
         checks.append(
             Check(
                 "max-error-rate",
-                "estimated label-error rate",
+                "estimated label-error rate" if source == "model" else f"verified label-error rate, {source}",
                 max_error_rate,
                 rate,
                 not exceeds(rate, max_error_rate),
@@ -197,10 +216,13 @@ def check_gate(
         report_dir=str(report_dir),
         passed=True,
         checks=checks,
-        estimated_error_rate=rate,
+        estimated_error_rate=model_rate,
         n_flagged=n_flagged,
         n_samples=summary.dataset.n_samples,
         worst_classes=worst_rows,
+        error_rate_source="model" if source == "model" else f"verified ({source})",
+        verified=verified,
+        notes=notes,
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = _load(baseline_dir)
@@ -233,8 +255,8 @@ def check_gate(
                 "regression",
                 f"estimated label-error rate vs baseline {base_rate:.2%} (+ tolerance {tolerance:.2%})",
                 base_rate + tolerance,
-                rate,
-                not exceeds(rate, base_rate + tolerance),
+                model_rate,  # model against model: a baseline's rate is its model estimate
+                not exceeds(model_rate, base_rate + tolerance),
             )
         )
         if max_new_flagged is not None:
@@ -249,6 +271,43 @@ def check_gate(
             )
     result.passed = all(c.passed for c in checks)
     return result
+
+
+def _error_rate(
+    report_dir: Path, samples: pd.DataFrame, model_rate: float, use: str, on: str, file: Path | None = None
+) -> tuple[float, str, dict[str, Any] | None, list[str]]:
+    """The rate the error-rate limits judge, what it is ("model", or which end of the verified interval),
+    the verified estimate's numbers when used, and notes for the user."""
+    if use == "model":
+        return model_rate, "model", None, []
+    from .verification import StaleEstimate, load_estimate
+
+    try:
+        estimate = load_estimate(report_dir, samples, file)
+    except StaleEstimate as exc:
+        if use == "verified":
+            raise
+        return model_rate, "model", None, [f"{exc}. Gating on the model's estimate instead (--use auto)."]
+    if estimate is None:
+        if use == "verified":
+            raise LabelAuditError(
+                f"{report_dir} has no verified estimate: run `labelaudit verify {report_dir}`, review the queue, "
+                f"then `labelaudit estimate {report_dir} --verified FILE` (or gate with --use model)"
+            )
+        return model_rate, "model", None, ["no verified estimate in the report: gating on the model's estimate"]
+    interval = estimate["error_rate"]
+    level = float(estimate.get("level", 0.95))
+    value = float(interval["upper"] if on == "upper" else interval["estimate"])
+    what = f"upper end of the {level:.0%} interval" if on == "upper" else "point estimate"
+    verified = {
+        "estimate": float(interval["estimate"]),
+        "lower": float(interval["lower"]),
+        "upper": float(interval["upper"]),
+        "level": level,
+        "reviewed": int(estimate["reviewed"]),
+        "on": on,
+    }
+    return value, what, verified, []
 
 
 def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
@@ -295,6 +354,13 @@ def describe(result: GateResult) -> list[str]:
         if check.detail:
             line += f"; over the limit: {check.detail}"
         lines.append(line)
+    if result.verified is not None:
+        v = result.verified
+        lines.append(
+            f"     verified estimate {v['estimate']:.2%} ({v['level']:.0%} interval {v['lower']:.2%} to "
+            f"{v['upper']:.2%}, {v['reviewed']} items reviewed); "
+            f"the model's estimate is {result.estimated_error_rate:.2%}"
+        )
     return lines
 
 
@@ -317,6 +383,7 @@ def junit_xml(result: GateResult) -> str:
         ("n_flagged", str(result.n_flagged)),
         ("n_samples", str(result.n_samples)),
         ("baseline_dir", result.baseline_dir or ""),
+        ("error_rate_source", result.error_rate_source),
     ):
         ET.SubElement(properties, "property", {"name": key, "value": value})
     for check in result.checks:
@@ -372,6 +439,16 @@ def markdown(result: GateResult) -> str:
         f"estimated label-error rate **{result.estimated_error_rate:.2%}**"
         + (f" (baseline {result.baseline_error_rate:.2%})" if result.baseline_error_rate is not None else "")
         + ".",
+    ]
+    if result.verified is not None:
+        v = result.verified
+        out += [
+            "",
+            f"Verified label-error rate **{v['estimate']:.2%}** ({v['level']:.0%} interval {v['lower']:.2%} to "
+            f"{v['upper']:.2%}, {v['reviewed']} items reviewed); `--max-error-rate` judged the "
+            f"{result.error_rate_source.removeprefix('verified (').rstrip(')')}.",
+        ]
+    out += [
         "",
         "| limit | measured | allowed | result |",
         "| --- | --- | --- | --- |",

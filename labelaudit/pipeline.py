@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import html as html_page
-from . import storage
+from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
 from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine
@@ -131,6 +131,28 @@ class Scored:
 
 
 @dataclass
+class Reviewed:
+    """Verdicts a person gave (`labelaudit estimate` writes them): the audit settles those rows."""
+
+    table: pd.DataFrame
+    source: str
+    states: np.ndarray | None = None  # per sample once settled: -1 not reviewed, 0 right, 1 wrong
+
+    @classmethod
+    def read(cls, verified: str | Path | pd.DataFrame) -> Reviewed:
+        where = "<DataFrame>" if isinstance(verified, pd.DataFrame) else str(verified)
+        return cls(verification.read_verified(verified), where)
+
+    def settle(self, dataset: Dataset, scored: Scored) -> Scored:
+        samples = dataset.samples
+        self.states, corrected = verification.verified_states(
+            samples["sample_id"], samples["content_hash"], samples["label"], self.table
+        )
+        consensus = verification.apply_verified(scored.consensus, self.states, corrected, dataset.classes)
+        return dataclasses.replace(scored, consensus=consensus)
+
+
+@dataclass
 class Issues:
     graph: NeighborGraph  # the k-NN graph the checks read
     found: FoundIssues
@@ -187,6 +209,7 @@ def audit(
     overwrite: bool = False,
     encoder: Encoder | None = None,
     reporter: Reporter = QUIET,
+    verified: str | Path | pd.DataFrame | None = None,
     **options: Any,
 ) -> AuditResult:
     """Audit the labels of a dataset.
@@ -197,13 +220,16 @@ def audit(
     flat keyword options (``methods="knn"``, ``deft_epochs=3``, ``cache_dir=None``, ...) are applied on top
     of it (``AuditConfig.with_options``). Returns an ``AuditResult`` whose ``samples`` table ranks every
     sample most-suspect first; with ``out`` the report is also written. ``encoder`` is an encoder object to
-    use instead of building one from ``config.encoder``.
+    use instead of building one from ``config.encoder``. ``verified``: a verified.csv from `labelaudit estimate`
+    (or its DataFrame): rows a person reviewed are settled (right: never flagged; wrong: flagged, with the
+    reviewer's label as the suggestion).
     Ctrl-C raises ``AuditInterrupted`` (a KeyboardInterrupt) saying what was saved and how to resume.
     """
     config = (config or AuditConfig()).with_options(**options)
     run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
     with _explain_interrupt(run):
         run.engine, cache_root = prepare(config, run.out, overwrite)
+        reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)
         rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
         encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
@@ -211,8 +237,10 @@ def audit(
         with run.engine.session() as fold_runner:
             dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
             scored = score_stage(dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter)
+        if reviewed is not None:
+            scored = reviewed.settle(dataset, scored)
         issues = issues_stage(dataset, embedded, scored, run.timer)
-        result = summary_stage(data, dataset, encoder, embedded, scored, issues, notes, config, run)
+        result = summary_stage(data, dataset, encoder, embedded, scored, issues, notes, config, run, reviewed)
         if out is not None:
             run.timer.current = "write"
             result.save(out, overwrite=True)
@@ -406,11 +434,14 @@ def summary_stage(
     notes: list[str],
     config: AuditConfig,
     run: _Run,
+    reviewed: Reviewed | None = None,
 ) -> AuditResult:
     """The report's tables, its summary and run.json."""
     with run.timer.stage("report"):
         consensus = scored.consensus
         issue_columns = issues.found.columns()
+        if reviewed is not None:
+            issue_columns["verified"] = reviewed.states  # -1 not reviewed, 0 verified right, 1 verified wrong
         table = samples_table(dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns)
         classes = classes_table(
             dataset.classes, scored.prompt_names, scored.labels, consensus, embedded.vectors, scored.class_embeddings
@@ -427,6 +458,9 @@ def summary_stage(
             dataset.warnings + notes,
             config,
         )
+        if reviewed is not None and reviewed.states is not None:
+            settled = verification.verified_summary(reviewed.states, reviewed.source)
+            summary = dataclasses.replace(summary, verified=settled)
     return AuditResult(
         samples=table,
         classes=classes,

@@ -92,6 +92,7 @@ class Summary:
     seed: int = 0
     engine: str = "local"
     data_spec: DataSpec | None = None  # how the data was read (resolved columns), so `apply` need not ask again
+    verified: dict[str, Any] | None = None  # `audit --verified`: the file and how many rows it settled
     labelaudit_version: str = __version__
     error_rate_estimator: str = ERROR_RATE_ESTIMATOR
 
@@ -119,6 +120,8 @@ class Summary:
         }
         if self.data_spec is not None:
             payload["data_spec"] = self.data_spec.to_json()
+        if self.verified is not None:
+            payload["verified"] = self.verified
         return payload
 
     @classmethod
@@ -148,6 +151,7 @@ class Summary:
             seed=int(payload.get("seed", 0)),
             engine=str(payload.get("engine", "local")),
             data_spec=DataSpec.from_json(spec) if isinstance(spec, dict) else None,
+            verified=dict(payload["verified"]) if isinstance(payload.get("verified"), dict) else None,
             labelaudit_version=str(payload.get("labelaudit_version", "")),
             error_rate_estimator=str(payload.get("error_rate_estimator", ERROR_RATE_ESTIMATOR)),
         )

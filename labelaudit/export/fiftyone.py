@@ -30,6 +30,7 @@ def sample(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
         "labelaudit_consensus_score": float(row["consensus_score"]),
         "labelaudit_is_issue": bool(row.get("is_issue")),
         "labelaudit_sample_id": str(row["sample_id"]),
+        "labelaudit_given_label": str(row["given_label"]),  # ground_truth is what reviewers edit
         "labelaudit_content_hash": row.get("content_hash"),
         "labelaudit_method_scores": row["method_scores"],
     }

@@ -179,7 +179,9 @@ def build_payload(
     *,
     inline_limit: int = INLINE_THUMB_LIMIT,
     top: int = TOP_RANKED,
+    verify: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
+    """``verify``: the items `labelaudit verify` drew, in queue order (the page's Verify section)."""
     methods = [str(m) for m in summary.methods]
     grid = select_rows(samples, top=top)
     clean = clean_rows(samples)
@@ -190,15 +192,16 @@ def build_payload(
     extra = clean[~clean["sample_id"].isin(grid["sample_id"])]
     rows = [_row_record(r, methods) for r in grid.to_dict("records")]
     clean_records = [_row_record(r, methods) for r in extra.to_dict("records")]
+    verify_records = [_row_record(r, methods) for r in verify.to_dict("records")] if verify is not None else []
     modality = summary.dataset.modality
     thumbs_mode = "none"
     stale = out / THUMBS_DIR
     if modality == "image":
-        inline = len(rows) + len(clean_records) <= inline_limit
+        inline = len(rows) + len(clean_records) + len(verify_records) <= inline_limit
         thumbs_mode = "inline" if inline else "folder"
         if stale.is_dir():
             shutil.rmtree(stale)  # thumbnails of an earlier render of this folder
-        _add_thumbs(rows + clean_records, out, inline)
+        _add_thumbs(rows + clean_records + verify_records, out, inline)
     elif stale.is_dir():
         shutil.rmtree(stale)
     class_list = [c["cls"] for c in _class_records(classes)]
@@ -211,6 +214,7 @@ def build_payload(
         "rows": rows,
         "clean": clean_records,
         "cleanIds": clean_ids,
+        "verify": verify_records,
         "decisionColumns": DECISION_COLUMNS_LEADING
         + ["consensus_score", "suggested_prob"]
         + [f"{m}_score" for m in methods]
@@ -294,10 +298,11 @@ def render_html(
     *,
     inline_limit: int = INLINE_THUMB_LIMIT,
     top: int = TOP_RANKED,
+    verify: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``out/report.html`` (and ``out/thumbs/`` for large image reports); returns the page's path."""
     out = Path(out)
-    payload = build_payload(samples, classes, summary, out, inline_limit=inline_limit, top=top)
+    payload = build_payload(samples, classes, summary, out, inline_limit=inline_limit, top=top, verify=verify)
     source = summary.dataset.source
     title = f"labelaudit report: {source}" if source else "labelaudit report"
     page = f"""<!DOCTYPE html>
@@ -312,7 +317,8 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 </head>
 <body>
 <header><h1>labelaudit report</h1><p class="source">{escape(source)}</p>
-<nav><a href="#overview">Overview</a><a href="#suspects">Suspects</a><a href="#per-class">Per class</a></nav></header>
+<nav><a href="#overview">Overview</a><a href="#suspects">Suspects</a><a href="#per-class">Per class</a>\
+{'<a href="#verify">Verify</a>' if payload["verify"] else ""}</nav></header>
 <main>
 {_overview(samples, payload["classStats"], summary)}
 <section id="suspects"><h2>Suspects</h2>
@@ -331,6 +337,7 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 </section>
 <section id="per-class"><h2>Per class</h2><p class="muted">Worst classes first; open one to see its suspects beside
 its most confidently clean samples.</p><div id="class-list"></div></section>
+{_verify_section(len(payload["verify"]))}
 </main>
 <script type="application/json" id="labelaudit-data">{json_for_script(payload)}</script>
 <script>{SCRIPT}</script>
@@ -342,10 +349,25 @@ its most confidently clean samples.</p><div id="class-list"></div></section>
     return target
 
 
+def _verify_section(n: int) -> str:
+    if not n:
+        return ""
+    return f"""<section id="verify"><h2>Verify</h2><p class="muted">{n} items drawn at random by
+<code>labelaudit verify</code>. Mark each one: <b>right</b> (the given label is correct), <b>wrong</b> (pick the
+correct class), <b>no class fits</b> (counts as wrong) or <b>unsure</b> (skipped). Then download the decisions
+CSV above and run <code>labelaudit estimate REPORT --verified decisions.csv</code>. Decisions on other suspects
+in the same file are not part of the sample and do not count.</p>
+<p class="muted"><span id="verify-decided">0</span> of {n} marked</p><div class="grid" id="verify-grid"></div>
+</section>"""
+
+
 def render_report(folder: str | Path, **kwargs: Any) -> Path:
-    """(Re)render ``report.html`` of a report folder written by ``labelaudit audit``."""
+    """(Re)render ``report.html`` of a report folder written by ``labelaudit audit``, with a Verify section
+    when `labelaudit verify` drew a sample of this report."""
     from ..report import load_report
+    from ..verification import design_rows
 
     folder = Path(folder)
     samples, classes, summary = load_report(folder)
+    kwargs.setdefault("verify", design_rows(folder, samples))
     return render_html(samples, classes, summary, folder, **kwargs)

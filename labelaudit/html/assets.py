@@ -65,6 +65,7 @@ align-self:flex-start}
 .decide button.on[data-action=keep]{background:var(--ok);color:#fff;border-color:var(--ok)}
 .decide button.on[data-action=relabel]{background:var(--accent);color:#fff;border-color:var(--accent)}
 .decide button.on[data-action=remove]{background:var(--bad);color:#fff;border-color:var(--bad)}
+.decide button.on[data-action=unsure]{background:var(--muted);color:#fff;border-color:var(--muted)}
 .pager{margin:14px 0;text-align:center}
 details.cls{background:#fff;border:1px solid var(--line);border-radius:8px;margin:8px 0;padding:8px 12px}
 details.cls summary{cursor:pointer;font-weight:600}
@@ -79,7 +80,7 @@ SCRIPT = r"""
   const PAGE = 48;
   const rows = data.rows;
   const byId = new Map();
-  for (const r of rows.concat(data.clean)) byId.set(r.id, r);
+  for (const r of rows.concat(data.clean, data.verify || [])) byId.set(r.id, r);
   const state = { cls: "", pair: "", method: "", sort: "asc", page: 0 };
   // The grid holds every suspect plus the top-ranked unflagged samples; counts keep the two apart.
   function isSuspect(r) { return r.flag || !!r.type; }
@@ -145,6 +146,9 @@ SCRIPT = r"""
   function persist() {
     try { window.localStorage.setItem(storeKey, JSON.stringify(Array.from(decisions.entries()))); } catch (e) { /* */ }
     document.getElementById("decided").textContent = String(decisions.size);
+    const verifyDecided = document.getElementById("verify-decided");
+    const marked = (data.verify || []).filter((r) => decisions.has(r.id)).length;
+    if (verifyDecided) verifyDecided.textContent = String(marked);
   }
   function putDecision(id, d) {
     if (d) decisions.set(id, d); else decisions.delete(id);
@@ -299,6 +303,23 @@ SCRIPT = r"""
       d.appendChild(g2);
     });
     classList.appendChild(d);
+  }
+
+  // ---------------------------------------------------------------- verify: the drawn sample
+  // The same cards and decisions as the suspects (so the one download carries them), with the buttons named
+  // as verification asks: right = keep, wrong = relabel to the chosen class, no class fits = remove, unsure.
+  const verifyGrid = document.getElementById("verify-grid");
+  const VERIFY_NAMES = { keep: "right", relabel: "wrong →", remove: "no class fits", unsure: "unsure" };
+  if (verifyGrid) for (const r of data.verify) {
+    const c = card(r, "verify");
+    const decide = c.querySelector(".decide");
+    const unsure = el("button", null, "unsure");
+    unsure.type = "button"; unsure.dataset.action = "unsure";
+    decide.insertBefore(decide.querySelector("select"), decide.querySelector("button[data-action=remove]"));
+    decide.appendChild(unsure);
+    for (const b of decide.querySelectorAll("button")) b.textContent = VERIFY_NAMES[b.dataset.action];
+    paintDecision(c);
+    verifyGrid.appendChild(c);
   }
 
   // ---------------------------------------------------------------- CSV download
