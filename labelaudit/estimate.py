@@ -30,6 +30,7 @@ Defaults were chosen on the tune rows of benchmarks/quality.py (never on the row
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,10 @@ SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 +
 class EstimateSettings:
     """How the rate is estimated. Each default was chosen on the benchmark's tune rows."""
 
+    # Whose out-of-sample probabilities the estimate reads (their mean; all methods' mean if none of these
+    # ran). The probe and the neighbour vote learn from the labels out of fold; zero-shot ignores the labels,
+    # and its flatter probabilities blur the line between right and wrong labels.
+    methods: tuple[str, ...] = ("confident", "knn")
     min_injected_share: float = 0.1  # the threshold search starts where 10 % of synthetic mistakes lie below it
     plausible_share: float = 0.7  # the "plausible mistakes" reading of the upper bound, at this share
     destination_smoothing: float = 0.5  # pseudo-count added to every confusion when choosing a mistake's label
@@ -53,6 +58,10 @@ class EstimateSettings:
     selection_confidence: float = 0.90  # confidence of the bound that chooses the threshold
     confidence: float = 0.95  # confidence of the reported interval
     wide_interval: float = 0.05  # an interval wider than this (and than the estimate) is called uncertain
+    # The estimate is called a lower bound when mistakes placed where the methods already doubt, or read
+    # higher up the score range, explain clearly more errors than isolated mistakes: by more than this
+    # beyond the point estimate's own upper bound.
+    lower_bound_gap: float = 0.02
     low_power_auroc: float = 0.80  # synthetic mistakes found with a lower AUROC: the estimate is a lower bound
 
 
@@ -92,6 +101,31 @@ class ErrorEstimate:
     @property
     def is_lower_bound(self) -> bool:
         return bool(self.details.get("lower_bound", False))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """For the score cache: a cached re-run reads the estimate back instead of computing it."""
+        meta = {
+            "rate": self.rate,
+            "lower": self.lower,
+            "upper": self.upper,
+            "power": [self.power.auroc, self.power.recall_at_cut],
+            "warnings": self.warnings,
+            "details": self.details,
+        }
+        return {"error_probability": self.error_probability, "meta": np.array(json.dumps(meta))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ErrorEstimate:
+        meta = json.loads(str(arrays["meta"]))
+        return cls(
+            rate=float(meta["rate"]),
+            lower=float(meta["lower"]),
+            upper=float(meta["upper"]),
+            error_probability=np.asarray(arrays["error_probability"], dtype=np.float64),
+            power=AuditPower(*(float(v) for v in meta["power"])),
+            warnings=[str(w) for w in meta["warnings"]],
+            details=dict(meta["details"]),
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -204,12 +238,19 @@ def best_bin(observed: np.ndarray, injected: np.ndarray, n: int, settings: Estim
     )
 
 
-def reading_at_share(observed: np.ndarray, injected: np.ndarray, n: int, share: float, confidence: float) -> float:
-    """The upper confidence bound of the mass ratio at the first threshold holding ``share`` of the mistakes."""
+def reading_at_share(observed: np.ndarray, injected: np.ndarray, n: int, share: float, confidence: float) -> _Reading:
+    """The mass ratio (and its confidence bounds) at the first threshold holding ``share`` of the mistakes."""
     below_inj = np.cumsum(injected)
-    edge = int(np.searchsorted(below_inj, share))
-    edge = min(edge, len(below_inj) - 1)
-    return min(1.0, clopper_pearson(float(np.cumsum(observed)[edge]), n, confidence)[1] / max(below_inj[edge], 1e-12))
+    edge = min(int(np.searchsorted(below_inj, share)), len(below_inj) - 1)
+    held = max(float(below_inj[edge]), 1e-12)
+    count = float(np.cumsum(observed)[edge])
+    low, high = clopper_pearson(count, n, confidence)
+    return _Reading(
+        rate=min(1.0, (count + 0.5) / (n + 1.0) / held),
+        lower=min(1.0, low / held),
+        upper=min(1.0, high / held),
+        injected_share=held,
+    )
 
 
 def density_ratio(observed: np.ndarray, injected: np.ndarray) -> np.ndarray:
@@ -281,17 +322,23 @@ def estimate_error_rate(
         posterior = np.where(verified == 0, 0.0, np.where(verified == 1, 1.0, posterior))
     rate = float(posterior.mean()) if n else 0.0
     lower = min(rate, point.lower, visible.lower)
-    upper = max(rate, point.upper, doubted.upper, plausible)
+    upper = max(rate, point.upper, doubted.upper, plausible.upper)
 
     power = _power(observed, main, scale * ratio_per_bin)
     warnings: list[str] = []
-    lower_bound = False
-    if upper - lower > max(settings.wide_interval, rate):
-        lower_bound = True
+    # Plausible mistakes explaining clearly more than isolated ones do is the mark of systematic noise
+    # (crowd workers, labelling rules) that the methods have partly learnt: the point reads low.
+    lower_bound = max(doubted.rate, plausible.rate) > point.upper + settings.lower_bound_gap
+    if lower_bound:
         warnings.append(
             f"The data alone cannot pin the error rate down: {rate:.1%} is what isolated mistakes explain, but "
             f"if the real mistakes are plausible or systematic it may be as high as {upper:.1%}. Treat {rate:.1%} "
             "as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."
+        )
+    elif upper - lower > max(settings.wide_interval, rate):
+        warnings.append(
+            f"The estimate is uncertain with {n:,} samples: the error rate is between {lower:.1%} and {upper:.1%}. "
+            "`labelaudit verify` narrows it with a reviewed sample."
         )
     if power.auroc < settings.low_power_auroc:
         lower_bound = True
@@ -304,7 +351,7 @@ def estimate_error_rate(
         "threshold_mistake_share": round(point.injected_share, 4),
         "any_class_mistakes_rate": round(visible.rate, 6),
         "doubted_samples_rate": round(doubted.rate, 6),
-        "plausible_upper": round(plausible, 6),
+        "plausible_mistakes_rate": round(plausible.rate, 6),
         "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
         "lower_bound": lower_bound,
     }
