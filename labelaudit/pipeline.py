@@ -407,7 +407,7 @@ def estimate_stage(
     if settings is None or scored.estimate_probs is None:
         return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
     with timer.stage("estimate"):
-        estimate = _estimate_cached(scored, settings, verified)
+        estimate, cached = _estimate_cached(scored, settings, verified)
         consensus = follow_estimate(
             scored.consensus,
             estimate.error_probability,
@@ -415,10 +415,14 @@ def estimate_stage(
             sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
             settled=None if verified is None else verified >= 0,
         )
-    return dataclasses.replace(scored, consensus=consensus, estimate=estimate)
+    from_cache = {**scored.from_cache, "estimate": cached}
+    return dataclasses.replace(scored, consensus=consensus, estimate=estimate, from_cache=from_cache)
 
 
-def _estimate_cached(scored: Scored, settings: EstimateSettings, verified: np.ndarray | None) -> ErrorEstimate:
+def _estimate_cached(
+    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None
+) -> tuple[ErrorEstimate, bool]:
+    """The estimate and whether it was read back from the score cache."""
     assert scored.estimate_probs is not None
     key = json.dumps(
         {
@@ -430,11 +434,11 @@ def _estimate_cached(scored: Scored, settings: EstimateSettings, verified: np.nd
     )
     stored = scored.score_cache.load("estimate", key) if scored.score_cache is not None else None
     if stored is not None:
-        return ErrorEstimate.from_arrays(stored)
+        return ErrorEstimate.from_arrays(stored), True
     estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings)
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
-    return estimate
+    return estimate, False
 
 
 def _states_digest(values: np.ndarray) -> str:

@@ -249,7 +249,7 @@ def print_summary(
     head.add_row("methods", ", ".join(summary.methods))
     head.add_row("estimated label-error rate", summary.error_rate_text())
     if summary.error_rate is not None and summary.error_rate.power_auroc is not None:
-        head.add_row("audit power", audit_power_text(summary))
+        head.add_row("audit power", summary.audit_power_text())
     head.add_row("flagged", f"{summary.n_flagged or 0:,} of {n:,}")
     if summary.issue_types:
         for label, value in terminal_rows(summary.issue_types):
@@ -287,16 +287,6 @@ def print_summary(
         confused = f"{row.confused_with} ({row.confused_share:.0%})" if isinstance(row.confused_with, str) else "-"
         table.add_row(str(row[1]), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
     console.print(table)
-
-
-def audit_power_text(summary: Summary) -> str:
-    """How well the methods find synthetic mistakes, in words (terminal, page and gate share it)."""
-    assert summary.error_rate is not None
-    auroc, recall = summary.error_rate.power_auroc, summary.error_rate.power_recall
-    text = f"AUROC {auroc:.2f} on synthetic mistakes"
-    if recall is not None:
-        text += f", {recall:.0%} of them caught by the flag cut"
-    return text
 
 
 def _short(value: str, width: int = 60) -> str:

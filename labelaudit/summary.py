@@ -151,6 +151,15 @@ class Summary:
             return f"at least {rate:.1%} (could be up to {self.error_rate.upper:.1%}; interval {span})"
         return f"{rate:.1%} ({self.error_rate.confidence:.0%} interval {span})"
 
+    def audit_power_text(self) -> str:
+        """How well the methods find synthetic mistakes, in words (terminal, page and gate share it)."""
+        if self.error_rate is None or self.error_rate.power_auroc is None:
+            return "not measured"
+        text = f"AUROC {self.error_rate.power_auroc:.2f} on synthetic mistakes"
+        if self.error_rate.power_recall is not None:
+            text += f", {self.error_rate.power_recall:.0%} of them caught by the flag cut"
+        return text
+
     def to_json(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "labelaudit_version": self.labelaudit_version,
