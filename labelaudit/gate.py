@@ -396,7 +396,8 @@ def describe(result: GateResult) -> list[str]:
             f"the model's estimate is {result.estimated_error_rate:.2%}"
         )
     elif result.model_estimate is not None and any(c.name == "max-error-rate" for c in result.checks):
-        lines.append(f"     model estimate {model_estimate_text(result)}")
+        after = next(i for i, c in enumerate(result.checks) if c.name == "max-error-rate") + 1
+        lines.insert(after, f"     model estimate {model_estimate_text(result)}")
     return lines
 
 
