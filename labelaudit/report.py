@@ -197,6 +197,23 @@ def write_report(
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
 
 
+def write_tag_report(out: Path, samples: pd.DataFrame, classes: pd.DataFrame, skipped: pd.DataFrame, sep: str) -> None:
+    """A multi-label report's tables: Parquet keeps the tag sets as lists, the CSV joins them with ``sep``. The
+    HTML page reads single labels, so a report.html an earlier audit left here would describe another run."""
+    from .io import write_atomic
+    from .multilabel.tables import for_csv
+
+    for stem, frame in (("report", samples), ("classes", classes)):
+        write_atomic(out / f"{stem}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False, engine="pyarrow"))
+        write_atomic(out / f"{stem}.csv", lambda tmp, f=frame: for_csv(f, sep).to_csv(tmp, index=False))
+    write_atomic(out / "skipped.csv", lambda tmp: skipped.to_csv(tmp, index=False))
+    for name in ("report.html", "skipped.parquet"):
+        (out / name).unlink(missing_ok=True)
+    for stem in table_names():  # an earlier single-label run's issue tables
+        for suffix in (".parquet", ".csv"):
+            (out / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
 def write_summary(out: Path, summary: Summary, run: dict[str, Any] | None = None) -> None:
     """run.json (timings), then summary.json: the file that says the report is complete goes last."""
     if run is not None:
