@@ -62,9 +62,18 @@ class Decision:
     new_label: str | None = None
     given_label: str | None = None
     content_hash: str | None = None
+    # Tag sets (docs/multilabel.md): ``retag`` sets the whole tag set to ``new_tags`` (Label Studio, CVAT);
+    # ``accept`` adds ``add_tags`` and removes ``remove_tags`` (the CSV queue's columns).
+    new_tags: tuple[str, ...] | None = None
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
+        if self.action == "retag":
+            return "retag:" + "|".join(self.new_tags or ())
+        if self.action == "accept":
+            return "accept:" + " ".join([*(f"+{t}" for t in self.add_tags), *(f"-{t}" for t in self.remove_tags)])
         return f"relabel:{self.new_label}" if self.action == "relabel" else self.action
 
 
@@ -135,8 +144,26 @@ def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
         )
     decisions: list[Decision] = []
     problems: list[str] = []
+    tag_queue = "add_tags" in frame.columns or "remove_tags" in frame.columns
     for number, record in enumerate(frame.to_dict("records"), start=2):
         where = f"line {number}"
+        if tag_queue and str(record["decision"] or "").strip().lower() == "accept":
+            sample_id = _optional(record["sample_id"])
+            if sample_id is None:
+                problems.append(f"{where}: empty sample_id")
+                continue
+            decisions.append(
+                Decision(
+                    where,
+                    sample_id,
+                    "accept",
+                    given_label=_optional(record.get("given_tags")),
+                    content_hash=_optional(record.get("content_hash")),
+                    add_tags=_tag_cell(record.get("add_tags")),
+                    remove_tags=_tag_cell(record.get("remove_tags")),
+                )
+            )
+            continue
         try:
             parsed = parse_decision(record["decision"])
         except ValueError as exc:
@@ -154,11 +181,24 @@ def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
                 sample_id,
                 parsed[0],
                 parsed[1],
-                _optional(record.get("given_label")),
+                _optional(record.get("given_tags" if tag_queue else "given_label")),
                 _optional(record.get("content_hash")),
             )
         )
     return decisions, problems
+
+
+TAG_CELL_SEPARATORS = ("|", ";", ",")  # what a reviewer may type between tags in add_tags / remove_tags
+
+
+def _tag_cell(value: Any) -> tuple[str, ...]:
+    text = _optional(value)
+    if text is None:
+        return ()
+    for sep in TAG_CELL_SEPARATORS:
+        if sep in text:
+            return tuple(t.strip() for t in text.split(sep) if t.strip())
+    return (text,)
 
 
 def _choices(result: list[dict[str, Any]], control: str) -> list[str]:
@@ -221,6 +261,7 @@ def _read_labelstudio(path: Path, tasks: Any) -> tuple[list[Decision], list[str]
             problems.append(f"{where}: no sample_id in the task data (was it exported by labelaudit?)")
             continue
         given = _optional(data.get("given_label"))
+        tagged = isinstance(data.get("given_tags"), list)  # a tag-set queue: the choices are the new tag set
         found: list[tuple[str, tuple[str, str | None]]] = []
         for name, labels, review in answers:
             if review:
@@ -229,6 +270,8 @@ def _read_labelstudio(path: Path, tasks: Any) -> tuple[list[Decision], list[str]
                     problems.append(f"{where} ({sample_id}): unknown review choice {review[0]!r}")
                     continue
                 found.append((name, (action, None)))
+            elif tagged:  # every choice cleared is an empty tag set, also an answer
+                found.append((name, ("retag", "\n".join(sorted(set(labels))))))
             elif labels:
                 found.append((name, ("keep", None) if labels[0] == given else ("relabel", labels[0])))
             # an annotation with neither choice answered nothing: not a decision
@@ -242,7 +285,12 @@ def _read_labelstudio(path: Path, tasks: Any) -> tuple[list[Decision], list[str]
             continue
         if found:
             action, label = found[0][1]
-            decisions.append(Decision(where, sample_id, action, label, given, _optional(data.get("content_hash"))))
+            content_hash = _optional(data.get("content_hash"))
+            if action == "retag":
+                tags = tuple(t for t in (label or "").split("\n") if t)
+                decisions.append(Decision(where, sample_id, "retag", None, given, content_hash, new_tags=tags))
+                continue
+            decisions.append(Decision(where, sample_id, action, label, given, content_hash))
     return decisions, problems
 
 
@@ -281,6 +329,9 @@ def _read_cvat(path: Path) -> tuple[list[Decision], list[str]]:
             problems.append(f"{where}: no sample_id attribute and no image name")
             continue
         labels = {str(t.get("label")) for t in tags}
+        if "verdict" in attributes:  # a tag-set queue (export of a multi-label report): the tags are the new set
+            decisions.append(Decision(where, sample_id, "retag", new_tags=tuple(sorted(labels))))
+            continue
         if len(labels) > 1:
             problems.append(f"{where} ({sample_id}): several tags ({', '.join(sorted(labels))}); keep one")
             continue
@@ -373,9 +424,13 @@ def plan_apply(
     data = Path(data).expanduser()
     if not data.exists():
         raise LabelAuditError(f"--data {data} does not exist")
+    if data.is_dir() and (spec.wants_tags or _tag_decisions(decisions)):
+        raise LabelAuditError("these are tag-set decisions, and a folder dataset holds one class per sample")
     if data.is_dir():
         plan = _plan_folder(decisions, data, problems)
         corrected = None
+    elif data.suffix.lower() in MANIFEST_EXTENSIONS and (spec.wants_tags or _tag_decisions(decisions)):
+        plan, corrected = _plan_tag_manifest(decisions, data, problems, out, spec)
     elif data.suffix.lower() in MANIFEST_EXTENSIONS:
         plan, corrected = _plan_manifest(decisions, data, problems, out, spec)
     else:
@@ -500,7 +555,8 @@ def _counts(plan: Plan) -> dict[str, int]:
     counts = {a: 0 for a in ACTIONS}
     for item in [*plan.operations, *plan.unchanged]:
         for change in item.get("changes", [item]):
-            counts[change["decision"].split(":", 1)[0]] += 1
+            action = change["decision"].split(":", 1)[0]
+            counts[action] = counts.get(action, 0) + 1  # accept / retag: tag sets only
     return counts
 
 
@@ -565,6 +621,118 @@ def _plan_manifest(
     plan.operations.append({"op": "write_manifest", "path": str(out), "changes": changes})
     plan.counts = _counts(plan)
     return plan, corrected
+
+
+def _tag_decisions(decisions: list[Decision]) -> bool:
+    return any(d.action in ("retag", "accept") for d in decisions)
+
+
+def _plan_tag_manifest(
+    decisions: list[Decision], manifest: Path, problems: list[str], out: Path | None, spec: DataSpec
+) -> tuple[Plan, pd.DataFrame]:
+    """A multi-label manifest: each decision's new tag set is written back into the label column (joined by
+    the separator in a CSV, a list in a Parquet list column) or into the one-hot columns; the rest as for a
+    single-label manifest (a new file beside the original, ids and hashes checked against the audit)."""
+    from .discover import TAG_COLUMN_CANDIDATES, _pick_column
+    from .multilabel.tags import parse_onehot, parse_tag_column
+
+    manifest = manifest.resolve()
+    root = manifest.parent
+    out = Path(out).expanduser().resolve() if out is not None else default_manifest_out(manifest)
+    if out == manifest:
+        raise LabelAuditError("--out names the manifest itself: apply writes a new manifest, never over the original")
+    if out.exists():
+        raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
+    frame = read_manifest(manifest)
+    label_col = None
+    if spec.label_cols:
+        matrix = parse_onehot(frame, list(spec.label_cols), allow_empty=True)
+    else:
+        label_col = _pick_column(frame, spec.label_col, TAG_COLUMN_CANDIDATES, "label", required=True)
+        assert label_col is not None
+        matrix = parse_tag_column(frame[label_col].tolist(), sep=spec.label_sep, allow_empty=True, column=label_col)
+    sep = spec.label_sep or "|"
+    columns = resolve_columns(frame.assign(**{ROW_LABEL: ""}), dataclasses.replace(spec, label_col=ROW_LABEL))
+    row_of = {sid: i for i, sid in enumerate(sample_ids(frame, columns, root)) if sid is not None}
+    known = set(matrix.classes)
+    plan = Plan(kind="manifest", root=str(manifest), decisions_file="", manifest_out=str(out))
+    corrected = frame.copy()
+    drop: list[int] = []
+    changes: list[dict[str, Any]] = []
+    for d in decisions:
+        tag = f"{d.where} ({d.sample_id})"
+        row = row_of.get(d.sample_id)
+        if row is None:
+            problems.append(f"{tag}: no manifest row has this sample id (pass the --*-col options used at the audit)")
+            continue
+        current = [c for c, on in zip(matrix.classes, matrix.tags[row], strict=True) if on]
+        if d.given_label is not None and set(_split_tags(d.given_label, sep)) != set(current):
+            problems.append(
+                f"{tag}: was tagged {d.given_label!r} at the audit but is {sep.join(current)!r} in the manifest"
+            )
+            continue
+        if d.content_hash is not None:
+            problem = _manifest_hash_problem(frame, row, columns, root, d.content_hash, spec.allow_outside_root)
+            if problem:
+                problems.append(f"{tag}: {problem}")
+                continue
+        if d.action == "retag":
+            wanted = list(d.new_tags or ())
+        elif d.action == "accept":
+            wanted = [t for t in current if t not in set(d.remove_tags)] + [t for t in d.add_tags if t not in current]
+        elif d.action == "relabel":  # relabel:<tags joined by the separator> names the whole set
+            wanted = _split_tags(d.new_label or "", sep)
+        else:
+            wanted = current
+        unknown = sorted({*wanted, *d.remove_tags} - known)
+        if unknown:
+            problems.append(f"{tag}: unknown tag(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+            continue
+        if d.action in ("keep", "unsure") or (d.action != "remove" and set(wanted) == set(current)):
+            plan.unchanged.append({"sample_id": d.sample_id, "decision": d.text})
+            continue
+        change = {"sample_id": d.sample_id, "decision": d.text, "manifest_row": row + 1, "old_label": sep.join(current)}
+        if d.action == "remove":
+            drop.append(row)
+        else:
+            ordered = [c for c in matrix.classes if c in set(wanted)]  # class order, as the audit wrote tag sets
+            change["new_label"] = sep.join(ordered)
+            _write_tags(corrected, row, ordered, label_col, spec, sep)
+        changes.append(change)
+    corrected = corrected.drop(index=corrected.index[drop]).reset_index(drop=True)
+    plan.operations.append({"op": "write_manifest", "path": str(out), "changes": changes})
+    plan.counts = _counts(plan)
+    return plan, corrected
+
+
+ROW_LABEL = "__labelaudit_tags__"  # a stand-in label column: the columns are resolved as discovery did
+
+
+def _split_tags(text: str, sep: str) -> list[str]:
+    return [t.strip() for t in text.split(sep) if t.strip()]
+
+
+def _write_tags(
+    frame: pd.DataFrame, row: int, tags: list[str], label_col: str | None, spec: DataSpec, sep: str
+) -> None:
+    if spec.label_cols:  # one-hot: each column keeps its type (1/0, True/False or the text it had)
+        for column in spec.label_cols:
+            on = column in tags
+            old = frame[column]
+            if pd.api.types.is_bool_dtype(old.dtype):
+                value: Any = on
+            elif pd.api.types.is_numeric_dtype(old.dtype):
+                value = int(on)
+            else:
+                value = "1" if on else "0"
+            frame.iloc[row, frame.columns.get_loc(column)] = value
+        return
+    assert label_col is not None
+    position = frame.columns.get_loc(label_col)
+    if spec.label_sep is None:  # a Parquet list column stays a list column
+        frame.iat[row, position] = list(tags)
+    else:
+        frame.iat[row, position] = sep.join(tags)
 
 
 def _typed(column: pd.Series, label: str | None) -> Any:

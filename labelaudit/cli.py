@@ -147,6 +147,21 @@ def audit(
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
     ] = False,
+    label_sep: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-label: the label column holds several tags per row separated by this, e.g. '|' "
+            "(a Parquet list column is found without it). See docs/multilabel.md.",
+            show_default=False,
+        ),
+    ] = DataSpec.label_sep,
+    label_cols: Annotated[
+        str | None,
+        typer.Option(help="Multi-label: one-hot columns, one per class, comma separated.", show_default=False),
+    ] = None,
+    allow_empty_tags: Annotated[
+        bool, typer.Option("--allow-empty-tags", help="Multi-label: a row with no tag is valid, not an error.")
+    ] = DataSpec.allow_empty_tags,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = EncoderSpec.device,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = EmbedSpec.batch_size,
     workers: Annotated[
@@ -246,6 +261,9 @@ def audit(
             id_col=id_col,
             classes_file=str(classes) if classes else None,
             allow_outside_root=allow_outside_root,
+            label_sep=label_sep,
+            label_cols=label_cols,  # type: ignore[arg-type]  # DataSpec splits "a,b,c"
+            allow_empty_tags=allow_empty_tags,
         ),
         encoder=EncoderSpec(
             model=model, pretrained=pretrained, checkpoint=str(checkpoint) if checkpoint else None, device=device

@@ -46,14 +46,40 @@ class DataSpec:
     id_col: str | None = None
     classes_file: str | None = None  # class order and prompt names: lines of key,name
     allow_outside_root: bool = False  # accept manifest paths outside the manifest's folder
+    # Multi-label manifests (docs/multilabel.md): the label column holds several tags per row, separated by
+    # ``label_sep`` in a CSV (a Parquet list column needs no separator), or one one-hot column per class.
+    label_sep: str | None = None
+    label_cols: tuple[str, ...] | None = None
+    allow_empty_tags: bool = False  # a sample that carries no tag is a valid answer, not a manifest error
+    multilabel: bool = False  # set by discovery when it read tag sets (and to ask for a Parquet list column)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.label_cols, str):  # "a,b,c" as the CLI and a JSON round trip may give it
+            object.__setattr__(self, "label_cols", tuple(c.strip() for c in self.label_cols.split(",")))
+        elif self.label_cols is not None:
+            object.__setattr__(self, "label_cols", tuple(str(c) for c in self.label_cols))
+
+    @property
+    def wants_tags(self) -> bool:
+        """True when the options alone say the labels are tag sets."""
+        return self.multilabel or self.label_sep is not None or self.label_cols is not None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        payload = dataclasses.asdict(self)
+        if not self.wants_tags:  # a single-label summary.json keeps the bytes it had before tag sets existed
+            for name in MULTILABEL_FIELDS:
+                del payload[name]
+        elif self.label_cols is not None:
+            payload["label_cols"] = list(self.label_cols)
+        return payload
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> DataSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{name: value for name, value in payload.items() if name in known})
+
+
+MULTILABEL_FIELDS = ("label_sep", "label_cols", "allow_empty_tags", "multilabel")
 
 
 @dataclass(frozen=True)

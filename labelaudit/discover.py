@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import numpy as np
 import pandas as pd
 
 from . import storage
@@ -31,6 +32,7 @@ SAMPLE_COLUMNS = ["sample_id", "path", "text", "label", "content_hash"]
 PATH_COLUMN_CANDIDATES = ("path", "file", "filepath", "file_path", "image", "image_path", "filename")
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document")
 LABEL_COLUMN_CANDIDATES = ("label", "given_label", "class", "target", "y")
+TAG_COLUMN_CANDIDATES = (*LABEL_COLUMN_CANDIDATES, "tags", "labels")  # a multi-label manifest's usual names
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ class Dataset:
     ignored_files: int = 0
     warnings: list[str] = field(default_factory=list)
     columns: ManifestColumns | None = None  # for a manifest or DataFrame: the columns it was read with
+    # A multi-label manifest (docs/multilabel.md): (N, K) bool, row i of ``samples`` carries tag k of ``classes``;
+    # the ``label`` column then holds each tag set joined by ``tag_sep`` (for display only).
+    tags: np.ndarray | None = None
+    tag_column: str | None = None  # the manifest's label column; None for one-hot columns
+    tag_sep: str = "|"
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.tags is not None
 
     def label_indices(self) -> list[int]:
         index = {name: i for i, name in enumerate(self.classes)}
@@ -69,8 +80,14 @@ def resolved_spec(spec: DataSpec, dataset: Dataset) -> DataSpec:
     columns = dataset.columns
     if columns is None:
         return dataclasses.replace(spec, modality=dataset.modality)
+    label_col = dataset.tag_column if dataset.is_multilabel else columns.label
     return dataclasses.replace(
-        spec, modality=columns.modality, label_col=columns.label, path_col=columns.path, text_col=columns.text
+        spec,
+        modality=columns.modality,
+        label_col=label_col,
+        path_col=columns.path,
+        text_col=columns.text,
+        multilabel=dataset.is_multilabel or spec.multilabel,
     )
 
 
@@ -528,9 +545,14 @@ def discover(
     id_col: str | None = None,
     classes_file: str | Path | None = None,
     allow_outside_root: bool = False,
+    label_sep: str | None = None,
+    label_cols: tuple[str, ...] | str | None = None,
+    allow_empty_tags: bool = False,
+    multilabel: bool = False,
     reporter: Reporter = QUIET,
 ) -> Dataset:
-    """Find every sample of a dataset and its label. Raises DataError for unusable input as a whole."""
+    """Find every sample of a dataset and its label (or its tag set: ``label_sep``, ``label_cols``, a Parquet
+    list column). Raises DataError for unusable input as a whole."""
     spec = DataSpec(
         modality=modality,
         label_col=label_col,
@@ -539,6 +561,10 @@ def discover(
         id_col=id_col,
         classes_file=None if classes_file is None else str(classes_file),
         allow_outside_root=allow_outside_root,
+        label_sep=label_sep,
+        label_cols=label_cols,  # type: ignore[arg-type]  # DataSpec splits "a,b,c"
+        allow_empty_tags=allow_empty_tags,
+        multilabel=multilabel,
     )
     found = _find_samples(data, spec, reporter)
     samples, skipped = found.samples, found.skipped
@@ -547,6 +573,8 @@ def discover(
         raise DataError(
             f"no usable samples found in {data if not isinstance(data, pd.DataFrame) else 'the DataFrame'}{hint}"
         )
+    if found.is_multilabel:  # the classes are the tags, found with them
+        return dataclasses.replace(found, samples=samples.reset_index(drop=True))
     classes, names, warnings = _class_list(samples, classes_file)
     samples = samples.reset_index(drop=True)
     return dataclasses.replace(found, samples=samples, classes=classes, class_names=names, warnings=warnings)
@@ -556,30 +584,33 @@ def _find_samples(data: str | Path | Location | pd.DataFrame, spec: DataSpec, re
     """The samples of a folder, a manifest (on a disk or in a bucket) or a DataFrame; classes not yet set."""
     modality, ignored, columns = spec.modality, 0, None
     location = None if isinstance(data, pd.DataFrame) else storage.resolve(data)
+    tagged: TaggedRows | None = None
     if location is None:
-        samples, columns, skipped = discover_table(cast(pd.DataFrame, data), None, spec, reporter)
+        samples, columns, skipped, tagged = _discover_rows(cast(pd.DataFrame, data), None, spec, reporter)
         root, kind = None, "dataframe"
     elif storage.is_remote(location) and location.suffix.lower() not in MANIFEST_EXTENSIONS:
+        _refuse_tags_in_folder(spec, str(location))
         # s3://bucket/folder/: a bucket has no folders to test for, so list it and see
         samples, modality, skipped, ignored = discover_remote_folder(cast(Location, location), modality, reporter)
         root, kind = location, f"{modality}_folder"
     elif storage.is_remote(location):
-        samples, columns, skipped = discover_table(read_manifest(location), location.parent, spec, reporter)
+        samples, columns, skipped, tagged = _discover_rows(read_manifest(location), location.parent, spec, reporter)
         root, kind = location, "manifest"
     else:
         path = cast(Path, location)
         if not path.exists():
             raise DataError(f"{path} does not exist")
         if path.is_dir():
+            _refuse_tags_in_folder(spec, str(path))
             samples, modality, skipped, ignored = discover_folder(path, modality, reporter)
             root = path.resolve()
             kind = f"{modality}_folder"
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
-            samples, columns, skipped = discover_table(read_manifest(path), path.parent, spec, reporter)
+            samples, columns, skipped, tagged = _discover_rows(read_manifest(path), path.parent, spec, reporter)
             root, kind = path.resolve(), "manifest"
         else:
             raise DataError(f"{path} is neither a folder nor a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})")
-    return Dataset(
+    dataset = Dataset(
         samples=samples,
         classes=[],
         class_names={},
@@ -589,6 +620,113 @@ def _find_samples(data: str | Path | Location | pd.DataFrame, spec: DataSpec, re
         skipped=skipped,
         ignored_files=ignored,
         columns=columns,
+    )
+    if tagged is None:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        classes=tagged.classes,
+        class_names=tagged.names,
+        tags=tagged.tags,
+        tag_column=tagged.column,
+        tag_sep=tagged.sep,
+        warnings=tagged.warnings,
+    )
+
+
+# ---- multi-label manifests ------------------------------------------------------------------------------
+
+ROW_COLUMN = "__labelaudit_row__"  # a manifest row's position, carried through discover_table as its "label"
+LIST_SEP = "|"  # how the report and the terminal join the tags of a list column or of one-hot columns
+
+
+@dataclass
+class TaggedRows:
+    classes: list[str]
+    names: dict[str, str]
+    tags: np.ndarray  # (N, K) bool, rows as the samples table's
+    column: str | None
+    sep: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _refuse_tags_in_folder(spec: DataSpec, where: str) -> None:
+    if spec.wants_tags:
+        raise DataError(
+            f"{where} is a folder, and a folder layout gives each sample one class: a multi-label audit needs a "
+            "CSV or Parquet manifest with a label column holding the tags (--label-sep '|', or a Parquet list "
+            "column) or one-hot columns (--label-cols a,b,c); see docs/multilabel.md"
+        )
+
+
+def _holds_lists(frame: pd.DataFrame, column: str | None) -> bool:
+    from .multilabel.tags import _is_list_like
+
+    if column is None or column not in frame.columns:
+        return False
+    return any(_is_list_like(v) for v in frame[column].head(1000).tolist())
+
+
+def _discover_rows(
+    frame: pd.DataFrame, base_dir: Path | Location | None, spec: DataSpec, reporter: Reporter
+) -> tuple[pd.DataFrame, ManifestColumns, list[SkippedFile], TaggedRows | None]:
+    """discover_table, and for a multi-label manifest its tag sets: parsed over the whole manifest first (a
+    bad cell refuses the manifest, naming its rows), then the rows whose file could be read keep theirs."""
+    label_col = None
+    candidates = TAG_COLUMN_CANDIDATES if spec.wants_tags else LABEL_COLUMN_CANDIDATES
+    if not spec.label_cols:
+        label_col = _pick_column(frame, spec.label_col, candidates, "label", required=False)
+    if not spec.wants_tags and not _holds_lists(frame, label_col):
+        return (*discover_table(frame, base_dir, spec, reporter), None)
+    from .multilabel.tags import parse_onehot, parse_tag_column
+
+    keys: list[str] | None = None
+    names: dict[str, str] = {}
+    if spec.classes_file is not None:
+        keys, names = load_class_file(Path(spec.classes_file))
+    if spec.label_cols:
+        if keys is not None and sorted(keys) != sorted(spec.label_cols):
+            raise DataError("with --label-cols the classes are those columns: the --classes file must list the same")
+        matrix = parse_onehot(frame, list(spec.label_cols), allow_empty=spec.allow_empty_tags)
+        sep, column = spec.label_sep or LIST_SEP, None
+    else:
+        if label_col is None:
+            _pick_column(frame, None, candidates, "label", True)  # raises, naming the columns
+        assert label_col is not None
+        matrix = parse_tag_column(
+            frame[label_col].tolist(),
+            sep=spec.label_sep,
+            classes=keys,
+            allow_empty=spec.allow_empty_tags,
+            column=label_col,
+        )
+        sep, column = spec.label_sep or LIST_SEP, label_col
+    rows = frame.copy()
+    rows[ROW_COLUMN] = [str(i) for i in range(len(frame))]
+    samples, columns, skipped = discover_table(
+        rows, base_dir, dataclasses.replace(spec, label_col=ROW_COLUMN), reporter
+    )
+    positions = samples["label"].astype(int).to_numpy()
+    tags = matrix.tags[positions]
+    from .multilabel.tags import tags_to_column
+
+    samples["label"] = tags_to_column(tags, matrix.classes, sep)
+    warnings = []
+    unused = [c for c, n in zip(matrix.classes, tags.sum(axis=0), strict=True) if n == 0]
+    if unused:
+        warnings.append(f"{len(unused)} class(es) are given to no usable sample: {', '.join(unused[:10])}")
+    return (
+        samples,
+        columns,
+        skipped,
+        TaggedRows(
+            classes=matrix.classes,
+            names={c: names.get(c, humanize_class_name(c)) for c in matrix.classes},
+            tags=tags,
+            column=column,
+            sep=sep,
+            warnings=warnings,
+        ),
     )
 
 

@@ -43,6 +43,7 @@ from .report import (
     samples_table,
     write_report,
     write_summary,
+    write_tag_report,
     writing_report,
 )
 from .scorers import FoldRunner, ScoreContext, ScorerResult, get_scorer, settings_key
@@ -93,8 +94,11 @@ class AuditResult:
         out = Path(out)
         prepare_output_dir(out, overwrite)
         with writing_report(out):
-            write_report(out, self.samples, self.classes, self.skipped, self.tables)
-            html_page.render_html(self.samples, self.classes, self.summary, out)
+            if self.summary.multilabel is not None:
+                write_tag_report(out, self.samples, self.classes, self.skipped, self.summary.multilabel.tag_separator)
+            else:
+                write_report(out, self.samples, self.classes, self.skipped, self.tables)
+                html_page.render_html(self.samples, self.classes, self.summary, out)
             write_summary(out, self.summary, self.run or None)
         return out
 
@@ -253,9 +257,24 @@ def audit(
         run.engine, cache_root = prepare(config, run.out, overwrite)
         reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)
+        if dataset.is_multilabel and reviewed is not None:
+            raise DataError("--verified settles single labels; a multi-label audit cannot take it yet")
         rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
         encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
         run.cache = EmbeddingCache(cache_root, encoder.identity)
+        if dataset.is_multilabel:
+            from .multilabel import stage as tag_stage
+
+            with run.engine.session() as fold_runner:
+                dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
+                tagged = tag_stage.score_tags_stage(
+                    dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter
+                )
+            result = tag_stage.tag_result(data, dataset, encoder, embedded, tagged, notes, config, run)
+            if out is not None:
+                run.timer.current = "write"
+                result.save(out, overwrite=True)
+            return result
         with run.engine.session() as fold_runner:
             dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
             scored = score_stage(dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter)
@@ -322,6 +341,9 @@ def embed_stage(
             f"[yellow]warning:[/] {run.cache.corrupt_shards} corrupt cache shard(s) were removed and re-embedded"
         )
     samples = dataset.samples[embedded.kept].reset_index(drop=True)
+    if dataset.tags is not None:  # tag sets: a class given to no kept sample is simply not judged
+        tags = dataset.tags[np.asarray(embedded.kept, dtype=bool)]
+        return dataclasses.replace(dataset, samples=samples, tags=tags, skipped=skipped), embedded
     present = [c for c in dataset.classes if c in set(samples["label"])]
     if len(present) < 2:
         raise DataError(f"fewer than two classes have usable samples after skipping {len(skipped)} unreadable file(s)")

@@ -208,6 +208,23 @@ def write_report(
     (out / "skipped.parquet").unlink(missing_ok=True)  # skipped files are a short list: CSV is enough
 
 
+def write_tag_report(out: Path, samples: pd.DataFrame, classes: pd.DataFrame, skipped: pd.DataFrame, sep: str) -> None:
+    """A multi-label report's tables: Parquet keeps the tag sets as lists, the CSV joins them with ``sep``. The
+    HTML page reads single labels, so a report.html an earlier audit left here would describe another run."""
+    from .io import write_atomic
+    from .multilabel.tables import for_csv
+
+    for stem, frame in (("report", samples), ("classes", classes)):
+        write_atomic(out / f"{stem}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False, engine="pyarrow"))
+        write_atomic(out / f"{stem}.csv", lambda tmp, f=frame: for_csv(f, sep).to_csv(tmp, index=False))
+    write_atomic(out / "skipped.csv", lambda tmp: skipped.to_csv(tmp, index=False))
+    for name in ("report.html", "skipped.parquet"):
+        (out / name).unlink(missing_ok=True)
+    for stem in table_names():  # an earlier single-label run's issue tables
+        for suffix in (".parquet", ".csv"):
+            (out / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
 def write_summary(out: Path, summary: Summary, run: dict[str, Any] | None = None) -> None:
     """run.json (timings), then summary.json: the file that says the report is complete goes last."""
     if run is not None:
@@ -240,6 +257,9 @@ def print_summary(
     top: int = 10,
     worst: int = 5,
 ) -> None:
+    if summary.multilabel is not None:
+        print_tag_summary(console, samples, classes, summary, top, worst)
+        return
     n, dataset = summary.dataset.n_samples, summary.dataset
     head = Table(title="labelaudit summary", show_header=False, title_justify="left")
     head.add_column(style="bold")
@@ -286,6 +306,61 @@ def print_summary(
     for row in classes.head(worst).itertuples():
         confused = f"{row.confused_with} ({row.confused_share:.0%})" if isinstance(row.confused_with, str) else "-"
         table.add_row(str(row[1]), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
+    console.print(table)
+
+
+def print_tag_summary(
+    console: Console, samples: pd.DataFrame, classes: pd.DataFrame, summary: Summary, top: int = 10, worst: int = 5
+) -> None:
+    """The terminal summary of a multi-label audit: both error rates, named; the suspect tag sets; the classes
+    whose tags look most often missing or spurious."""
+    tags = summary.multilabel
+    assert tags is not None
+    n, dataset = summary.dataset.n_samples, summary.dataset
+    head = Table(title="labelaudit summary (multi-label)", show_header=False, title_justify="left")
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("samples", f"{n:,} with tags from {dataset.n_classes} classes ({dataset.modality})")
+    head.add_row("encoder", summary.encoder.description)
+    head.add_row("methods", ", ".join(summary.methods))
+    head.add_row(
+        "est. sample error rate", f"{tags.estimated_sample_error_rate:.2%} ({tags.sample_error_rate_definition})"
+    )
+    head.add_row("est. pair error rate", f"{tags.estimated_pair_error_rate:.2%} ({tags.pair_error_rate_definition})")
+    head.add_row("flagged samples", f"{summary.n_flagged or 0:,} of {n:,}")
+    head.add_row("flagged tags", f"{tags.n_flagged_missing:,} missing, {tags.n_flagged_spurious:,} spurious")
+    if summary.n_skipped:
+        head.add_row("skipped files", f"[yellow]{summary.n_skipped:,}[/] (listed in skipped.csv)")
+    console.print(head)
+    suspects = samples[samples["is_issue"]].head(top)
+    if len(suspects):
+        table = Table(title=f"Top {len(suspects)} suspect tag sets", title_justify="left")
+        for column in ("rank", "sample", "given", "missing", "spurious", "quality"):
+            table.add_column(column, justify="right" if column in ("rank", "quality") else "left")
+        for row in suspects.itertuples():
+            table.add_row(
+                str(row.rank),
+                _short(row.sample_id),
+                ", ".join(map(str, row.given_tags)) or "-",
+                ", ".join(map(str, row.missing_tags)) or "-",
+                ", ".join(map(str, row.spurious_tags)) or "-",
+                f"{row.quality:.3f}",
+            )
+        console.print(table)
+    else:
+        console.print("[green]No suspect tags found.[/]")
+    table = Table(title=f"{min(worst, len(classes))} worst classes", title_justify="left")
+    for column in ("class", "given", "missing", "spurious", "missing rate", "spurious rate"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in classes.head(worst).itertuples():
+        table.add_row(
+            str(row[1]),
+            str(row.count),
+            str(row.flagged_missing),
+            str(row.flagged_spurious),
+            f"{row.missing_rate:.1%}",
+            f"{row.spurious_rate:.1%}",
+        )
     console.print(table)
 
 

@@ -20,6 +20,15 @@ CALIBRATED_ESTIMATOR = (
     "calibrated on the dataset itself: the share of wrong labels that explains the methods' scores, "
     "measured against synthetic mistakes (docs/method.md)"
 )
+# A multi-label audit's estimated_error_rate is its sample error rate (MultilabelSummary says the pair one).
+MULTILABEL_ERROR_RATE_ESTIMATOR = (
+    "share of samples whose tag set has at least one wrong tag (missing or spurious), "
+    "estimated against injected synthetic errors (docs/multilabel.md)"
+)
+PAIR_ERROR_RATE_DEFINITION = (
+    "share of the judged (sample, tag) pairs whose given answer is wrong: a tag missing or spurious"
+)
+SAMPLE_ERROR_RATE_DEFINITION = "share of samples whose tag set has at least one wrong tag"
 
 
 class NotASummary(LabelAuditError):
@@ -115,6 +124,69 @@ class ErrorRateSummary:
         )
 
 
+@dataclass(frozen=True)
+class MultilabelSummary:
+    """What a multi-label audit adds to summary.json: the two error rates, each named by what it is a share of,
+    and the flag counts per kind of error (a missing tag, a spurious tag)."""
+
+    estimated_pair_error_rate: float  # PAIR_ERROR_RATE_DEFINITION
+    estimated_sample_error_rate: float  # SAMPLE_ERROR_RATE_DEFINITION
+    estimated_missing_share: float  # of the judged pairs given as absent, the share that should be present
+    estimated_spurious_share: float  # of the judged pairs given as present, the share that should be absent
+    n_pairs_judged: int
+    n_classes_judged: int
+    n_flagged_pairs: int
+    n_flagged_missing: int
+    n_flagged_spurious: int
+    flag_rule: str
+    label_column: str | None = None  # None: one-hot columns (data_spec.label_cols)
+    tag_separator: str = "|"  # how report.csv, the exports and a CSV manifest join a tag set
+    calibration: dict[str, Any] = field(default_factory=dict)
+    pair_error_rate_definition: str = PAIR_ERROR_RATE_DEFINITION
+    sample_error_rate_definition: str = SAMPLE_ERROR_RATE_DEFINITION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "estimated_pair_error_rate": self.estimated_pair_error_rate,
+            "pair_error_rate_definition": self.pair_error_rate_definition,
+            "estimated_sample_error_rate": self.estimated_sample_error_rate,
+            "sample_error_rate_definition": self.sample_error_rate_definition,
+            "estimated_missing_share": self.estimated_missing_share,
+            "estimated_spurious_share": self.estimated_spurious_share,
+            "n_pairs_judged": self.n_pairs_judged,
+            "n_classes_judged": self.n_classes_judged,
+            "n_flagged_pairs": self.n_flagged_pairs,
+            "n_flagged_missing": self.n_flagged_missing,
+            "n_flagged_spurious": self.n_flagged_spurious,
+            "flag_rule": self.flag_rule,
+            "label_column": self.label_column,
+            "tag_separator": self.tag_separator,
+            "calibration": self.calibration,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> MultilabelSummary:
+        return cls(
+            estimated_pair_error_rate=float(payload["estimated_pair_error_rate"]),
+            estimated_sample_error_rate=float(payload["estimated_sample_error_rate"]),
+            estimated_missing_share=float(payload.get("estimated_missing_share", 0.0)),
+            estimated_spurious_share=float(payload.get("estimated_spurious_share", 0.0)),
+            n_pairs_judged=int(payload.get("n_pairs_judged", 0)),
+            n_classes_judged=int(payload.get("n_classes_judged", 0)),
+            n_flagged_pairs=int(payload.get("n_flagged_pairs", 0)),
+            n_flagged_missing=int(payload.get("n_flagged_missing", 0)),
+            n_flagged_spurious=int(payload.get("n_flagged_spurious", 0)),
+            flag_rule=str(payload.get("flag_rule", "")),
+            label_column=payload.get("label_column"),
+            tag_separator=str(payload.get("tag_separator", "|")),
+            calibration=dict(payload.get("calibration", {})),
+            pair_error_rate_definition=str(payload.get("pair_error_rate_definition", PAIR_ERROR_RATE_DEFINITION)),
+            sample_error_rate_definition=str(
+                payload.get("sample_error_rate_definition", SAMPLE_ERROR_RATE_DEFINITION)
+            ),
+        )
+
+
 @dataclass
 class Summary:
     dataset: DatasetSummary
@@ -137,6 +209,7 @@ class Summary:
     engine: str = "local"
     data_spec: DataSpec | None = None  # how the data was read (resolved columns), so `apply` need not ask again
     verified: dict[str, Any] | None = None  # `audit --verified`: the file and how many rows it settled
+    multilabel: MultilabelSummary | None = None  # a multi-label audit (tag sets); None for a single-label one
     labelaudit_version: str = __version__
     error_rate_estimator: str = ERROR_RATE_ESTIMATOR
     error_rate: ErrorRateSummary | None = None  # the calibrated estimate's interval and power; None: no interval
@@ -187,7 +260,13 @@ class Summary:
             payload["data_spec"] = self.data_spec.to_json()
         if self.verified is not None:
             payload["verified"] = self.verified
+        if self.multilabel is not None:
+            payload["multilabel"] = self.multilabel.to_json()
         return payload
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.multilabel is not None
 
     @classmethod
     def from_json(cls, payload: Any, where: str = "summary.json") -> Summary:
@@ -197,6 +276,7 @@ class Summary:
             raise NotASummary(f"{where} has no estimated_error_rate: is it a labelaudit report?")
         known = {name for name in cls.__dataclass_fields__ if name != "check_sections"}
         spec = payload.get("data_spec")
+        tags = payload.get("multilabel")
         return cls(
             dataset=DatasetSummary.from_json(payload["dataset"]),
             estimated_error_rate=float(payload["estimated_error_rate"]),
@@ -217,6 +297,7 @@ class Summary:
             engine=str(payload.get("engine", "local")),
             data_spec=DataSpec.from_json(spec) if isinstance(spec, dict) else None,
             verified=dict(payload["verified"]) if isinstance(payload.get("verified"), dict) else None,
+            multilabel=MultilabelSummary.from_json(tags) if isinstance(tags, dict) else None,
             labelaudit_version=str(payload.get("labelaudit_version", "")),
             error_rate_estimator=str(payload.get("error_rate_estimator", ERROR_RATE_ESTIMATOR)),
             error_rate=ErrorRateSummary.from_json(payload["error_rate"])

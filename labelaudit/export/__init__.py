@@ -37,6 +37,14 @@ class ExportContext:
     def methods(self) -> list[str]:
         return list(self.summary.methods)
 
+    @property
+    def is_multilabel(self) -> bool:
+        return self.summary.multilabel is not None
+
+    @property
+    def tag_separator(self) -> str:
+        return self.summary.multilabel.tag_separator if self.summary.multilabel is not None else "|"
+
     def relative_path(self, row: dict[str, Any]) -> str:
         """The sample's path relative to the dataset root (for URLs and annotation-tool file names)."""
         if self.summary.dataset.is_folder or row.get("path") is None:
@@ -100,8 +108,17 @@ def select_queue(
     queue = samples.sort_values(["consensus_score", "rank"], kind="mergesort")
     why: list[str] = []
     if classes:
-        queue = queue[queue["given_label"].astype(str).isin(classes)]
-        why.append(f"given label in {', '.join(classes)}")
+        if "given_tags" in queue.columns:  # a tag set: any of its tags, given or suggested
+            wanted = set(classes)
+            keep = [
+                bool(wanted & ({*map(str, g)} | {*map(str, s)}))
+                for g, s in zip(queue["given_tags"], queue["suggested_tags"], strict=True)
+            ]
+            queue = queue[keep]
+            why.append(f"tags given or suggested in {', '.join(classes)}")
+        else:
+            queue = queue[queue["given_label"].astype(str).isin(classes)]
+            why.append(f"given label in {', '.join(classes)}")
     if top is None and max_score is None:
         queue = queue[queue["is_issue"].astype(bool)]
         why.insert(0, "flagged by the consensus")
@@ -198,6 +215,8 @@ def queue_records(queue: pd.DataFrame, methods: list[str]) -> list[dict[str, Any
         for key, value in row.items():
             if value is None or (isinstance(value, float) and pd.isna(value)):
                 clean[key] = None
+            elif getattr(value, "ndim", 0) > 0:  # a tag set, read back from Parquet as an array
+                clean[key] = value.tolist()
             elif hasattr(value, "item"):
                 clean[key] = value.item()
             else:

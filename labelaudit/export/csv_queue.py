@@ -20,6 +20,26 @@ LEADING = [
     "suggested_prob",
 ]
 TRAILING = ["text", "content_hash"]
+# A tag-set queue: the reviewer edits add_tags / remove_tags (pre-filled with labelaudit's suggestion) and
+# writes ``accept`` in ``decision`` to apply them, or keep / remove / unsure; blank rows are not reviewed.
+TAG_LEADING = ["rank", "sample_id", "path", "given_tags", "suggested_tags", "add_tags", "remove_tags", "decision"]
+TAG_TRAILING = ["consensus_score", "text", "content_hash"]
+
+
+def tag_queue_frame(queue: pd.DataFrame, methods: list[str], sep: str) -> pd.DataFrame:
+    from ..multilabel.tags import format_tags
+
+    frame = queue.copy()
+    for column, source in (
+        ("given_tags", "given_tags"),
+        ("suggested_tags", "suggested_tags"),
+        ("add_tags", "missing_tags"),
+        ("remove_tags", "spurious_tags"),
+    ):
+        frame[column] = [format_tags(map(str, tags), sep) for tags in queue[source]]
+    frame["decision"] = ""
+    columns = [c for c in TAG_LEADING if c in frame.columns] + [c for c in TAG_TRAILING if c in frame.columns]
+    return frame[columns]
 
 
 def queue_frame(queue: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
@@ -37,7 +57,11 @@ class CsvExporter:
     modalities = ("image", "text")
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
-        frame = queue_frame(queue, ctx.methods)
+        frame = (
+            tag_queue_frame(queue, ctx.methods, ctx.tag_separator)
+            if ctx.is_multilabel
+            else queue_frame(queue, ctx.methods)
+        )
         write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:

@@ -20,14 +20,22 @@ from ..io import write_json_atomic, write_text_atomic
 from . import ExportContext, queue_records
 
 ATTRIBUTES = ("suggested_label", "consensus_score", "rank", "sample_id")
+# A tag-set queue: one <tag> per given tag; the reviewer deletes the spurious ones and adds the missing ones.
+TAG_ATTRIBUTES = ("suggested_label", "verdict", "consensus_score", "rank", "sample_id")
 
 
 def labels_path(target: Path) -> Path:
     return target.with_name(f"{target.name.rsplit('.', 1)[0]}.labels.json")
 
 
-def label_spec(classes: list[str]) -> list[dict[str, Any]]:
-    """CVAT's raw label specification (Project/Task > Labels > Raw)."""
+def label_spec(classes: list[str], multilabel: bool = False) -> list[dict[str, Any]]:
+    """CVAT's raw label specification (Project/Task > Labels > Raw). ``multilabel``: the suggestion is a tag
+    set (text), and each given tag says whether labelaudit thinks it spurious (``verdict``)."""
+    if multilabel:
+        text = {"mutable": False, "input_type": "text", "default_value": "", "values": [""]}
+        verdict = {"mutable": False, "input_type": "select", "default_value": "keep", "values": ["keep", "spurious"]}
+        attributes = [{"name": name, **(verdict if name == "verdict" else text)} for name in TAG_ATTRIBUTES]
+        return [{"name": c, "type": "tag", "attributes": attributes} for c in classes]
     attributes = [
         {
             "name": "suggested_label",
@@ -59,7 +67,7 @@ def annotation_xml(records: list[dict[str, Any]], ctx: ExportContext, task_name:
     ET.SubElement(meta, "size").text = str(len(records))
     ET.SubElement(meta, "mode").text = "annotation"
     labels = ET.SubElement(meta, "labels")
-    for spec in label_spec(ctx.classes):
+    for spec in label_spec(ctx.classes, ctx.is_multilabel):
         label = ET.SubElement(labels, "label")
         ET.SubElement(label, "name").text = spec["name"]
         ET.SubElement(label, "type").text = "tag"
@@ -78,6 +86,16 @@ def annotation_xml(records: list[dict[str, Any]], ctx: ExportContext, task_name:
             "image",
             {"id": str(index), "name": ctx.relative_path(row), "width": str(width), "height": str(height)},
         )
+        if ctx.is_multilabel:
+            spurious = {str(t) for t in row["spurious_tags"]}
+            for given in row["given_tags"]:
+                tag = ET.SubElement(image, "tag", {"label": str(given), "source": "auto"})
+                values = {**row, "verdict": "spurious" if str(given) in spurious else "keep"}
+                for name in TAG_ATTRIBUTES:
+                    value = values[name]
+                    text = f"{value:.6f}" if name == "consensus_score" else str(value)
+                    ET.SubElement(tag, "attribute", {"name": name}).text = text
+            continue
         tag = ET.SubElement(image, "tag", {"label": str(row["given_label"]), "source": "auto"})
         for name in ATTRIBUTES:
             value = row[name]
@@ -98,7 +116,7 @@ class CvatExporter:
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = labels_path(target)
-        write_json_atomic(path, label_spec(ctx.classes))
+        write_json_atomic(path, label_spec(ctx.classes, ctx.is_multilabel))
         return [path]
 
 

@@ -31,15 +31,29 @@ def config_path(target: Path) -> Path:
     return target.with_name(f"{target.name.rsplit('.', 1)[0]}.config.xml")
 
 
-def labelling_config(classes: list[str], modality: str) -> str:
+def labelling_config(classes: list[str], modality: str, multiple: bool = False) -> str:
+    """``multiple``: a tag-set queue, whose label control takes several choices (Label Studio's
+    ``choice="multiple"``), pre-selected with the suggested tag set."""
     view = ET.Element("View")
-    ET.SubElement(view, "Header", {"value": "Given label: $given_label, labelaudit suggests: $suggested_label"})
+    header = (
+        "Given tags: $given_label, labelaudit suggests: $suggested_label"
+        if multiple
+        else ("Given label: $given_label, labelaudit suggests: $suggested_label")
+    )
+    ET.SubElement(view, "Header", {"value": header})
     if modality == "image":
         ET.SubElement(view, "Image", {"name": modality, "value": f"${modality}", "zoom": "true"})
     else:
         ET.SubElement(view, "Text", {"name": modality, "value": f"${modality}"})
     choices = ET.SubElement(
-        view, "Choices", {"name": LABEL_CONTROL, "toName": modality, "choice": "single", "showInline": "true"}
+        view,
+        "Choices",
+        {
+            "name": LABEL_CONTROL,
+            "toName": modality,
+            "choice": "multiple" if multiple else "single",
+            "showInline": "true",
+        },
     )
     for name in classes:
         ET.SubElement(choices, "Choice", {"value": name})
@@ -85,6 +99,12 @@ def task(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
         "content_hash": row.get("content_hash"),
         "path": row.get("path"),
     }
+    suggested = [str(row["suggested_label"])]
+    if ctx.is_multilabel:  # the tag sets as lists, for the reviewer's choices and for `apply` to check against
+        data["given_tags"] = [str(t) for t in row["given_tags"]]
+        data["suggested_tags"] = suggested = [str(t) for t in row["suggested_tags"]]
+        data["missing_tags"] = [str(t) for t in row["missing_tags"]]
+        data["spurious_tags"] = [str(t) for t in row["spurious_tags"]]
     score = float(row["suggested_prob"]) if row.get("suggested_prob") is not None else None
     prediction: dict[str, Any] = {
         "model_version": f"labelaudit-{__version__}",
@@ -93,7 +113,7 @@ def task(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
                 "from_name": LABEL_CONTROL,
                 "to_name": modality,
                 "type": "choices",
-                "value": {"choices": [str(row["suggested_label"])]},
+                "value": {"choices": suggested},
             }
         ],
     }
@@ -113,7 +133,7 @@ class LabelStudioExporter:
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = config_path(target)
-        write_text_atomic(path, labelling_config(ctx.classes, ctx.modality))
+        write_text_atomic(path, labelling_config(ctx.classes, ctx.modality, multiple=ctx.is_multilabel))
         return [path]
 
 

@@ -36,15 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from ..chunked import row_blocks, rows_float32
-from ..scorers.deft import (
-    DeftSettings,
-    EmbeddingPrompts,
-    TokenPrompts,
-    default_batch_size,
-    learning_rate,
-    settings_from_options,
-    torch_threads,
-)
+from ..scorers.deft import INIT_TEXT, DeftSettings, default_batch_size, learning_rate
+from ..scorers.deft_train import EmbeddingPrompts, TokenPrompts, torch_threads
 from .scorers import MultilabelContext, PairResult, learnable_classes, multilabel_folds, threshold_flags
 
 
@@ -156,6 +149,20 @@ def predict(detectors: BinaryDetectors, context: MultilabelContext, rows: np.nda
 
 
 EMBEDDING_LR = 0.05
+# Options of the tag-set detector that the single-label DeftSettings does not have.
+MULTILABEL_ONLY_OPTIONS = ("deft_clean_split",)
+
+
+def settings_from_options(options: dict[str, Any]) -> DeftSettings:
+    """The ``deft_<setting>`` entries of ``options`` (the flat names ``audit()`` takes, ``deft_ctx`` for
+    ``n_ctx``) as a typed DeftSettings, read through the config so that defaults and aliases are written once."""
+    from ..config import AuditConfig
+
+    flat = {k: v for k, v in options.items() if k.startswith("deft_") and k not in MULTILABEL_ONLY_OPTIONS}
+    settings: DeftSettings = AuditConfig().with_options(**flat).scoring.settings_for("deft")
+    if settings.init_text is None:  # the modality's words; the context knows no modality, CLIP's are the default
+        settings = replace(settings, init_text=INIT_TEXT[str(options.get("modality", "image"))])
+    return settings
 
 
 def multilabel_settings(options: dict[str, Any]) -> DeftSettings:
@@ -169,7 +176,7 @@ def multilabel_settings(options: dict[str, Any]) -> DeftSettings:
 
 def score_deft(context: MultilabelContext) -> PairResult:
     settings = multilabel_settings(context.options)
-    settings.validate(max(context.n_classes, 2))
+    settings.check()
     variant = _variant(context, settings)
     if settings.lr is None and variant == "embedding":
         settings = replace(settings, lr=EMBEDDING_LR)

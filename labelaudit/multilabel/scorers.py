@@ -278,10 +278,10 @@ def neighbor_tag_shares(indices: np.ndarray, similarities: np.ndarray, tags: np.
 
 
 def score_knn(context: MultilabelContext) -> PairResult:
-    from ..scorers.knn import DEFAULT_WEIGHTING
+    from ..scorers.knn import KnnSettings
 
     k = int(context.options.get("knn_k", DEFAULT_KNN_K))
-    weighting = str(context.options.get("knn_weighting", DEFAULT_WEIGHTING))
+    weighting = str(context.options.get("knn_weighting", KnnSettings().weighting))
     scored = learnable_classes(context.tags)
     n = len(context.tags)
     probs = np.empty(context.tags.shape, dtype=np.float32)
