@@ -61,13 +61,28 @@ def report_rows(ids: np.ndarray, which: str) -> np.ndarray:
     return parity == (1 if which == "report" else 0)
 
 
+# A named slice of a shared set: (set, rows). The slice holds every row whose given label is wrong and
+# fills up with rows chosen by a hash of their id, so it is the same slice on every machine.
+SLICES = {"20news_slice2000": ("20news_test_cleanlab", 2000)}
+
+
+def slice_rows(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    wrong = frame["given_label"].astype(str) != frame["gold_label"].astype(str)
+    order = frame["id"].astype(str).map(lambda i: hashlib.blake2b(f"slice:{i}".encode(), digest_size=8).hexdigest())
+    fill = order[~wrong].sort_values().index[: max(rows - int(wrong.sum()), 0)]
+    return frame.loc[sorted(set(frame.index[wrong]) | set(fill))].reset_index(drop=True)
+
+
 def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
     from labelaudit.cache import EmbeddingCache
     from labelaudit.discover import discover
     from labelaudit.embed import embed_class_prompts, embed_samples
 
-    folder = ASSETS / "text" / name
-    frame = pd.read_csv(folder / f"{name}.csv")
+    source, rows = SLICES.get(name, (name, 0))
+    folder = ASSETS / "text" / source
+    frame = pd.read_csv(folder / f"{source}.csv")
+    if rows:
+        frame = slice_rows(frame, rows)
     classes = pd.read_csv(folder / "classes.txt", sep="\t", header=None, names=["id", "name"])
     names = dict(zip(classes["id"].astype(str), classes["name"], strict=True))
     data = pd.DataFrame(
@@ -93,7 +108,7 @@ def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
         class_embeddings=embed_class_prompts(encoder, class_names, "text"),
         soft_prompt=encoder.soft_prompt_model(),
         ids=kept_ids,
-        note=f"{encoder.description}, real label noise",
+        note=f"{encoder.description}, real label noise" + (f"; {len(frame):,} rows of {source}" if rows else ""),
     )
 
 
@@ -369,7 +384,7 @@ def calibrated_row(
     ]
     probs = np.mean(read, axis=0) if read else consensus.pred_probs
     estimate = estimate_error_rate(probs, data.given)
-    consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate)
+    consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
     row: dict[str, object] = {
         "dataset": data.name,

@@ -4,9 +4,10 @@
   the most suspect sample of every method, 1 = the least). Ranks make methods with differently
   calibrated scores count equally.
 - estimated error rate and flag cut (``follow_estimate``): the calibrated estimate of
-  ``labelaudit.estimate`` says how many labels are wrong; the flags are that many samples, taken in the
-  consensus ranking's order. Before the estimate is applied (or with it switched off) the flag is a
-  strict majority vote of the methods and the rate is the flagged share.
+  ``labelaudit.estimate`` says how many labels are wrong (the upper end of its interval where it is only
+  a lower bound); the flags are that many samples, taken in the consensus ranking's order. Before the
+  estimate is applied (or with it switched off) the flag is a strict majority vote of the methods and
+  the rate is the flagged share.
 - suggested label: argmax of the mean of the methods' predicted probabilities.
 """
 
@@ -96,18 +97,18 @@ def follow_estimate(
     consensus: Consensus,
     error_probability: np.ndarray,
     rate: float,
+    n_flags: int,
     sample_ids: np.ndarray | None = None,
     settled: np.ndarray | None = None,
 ) -> Consensus:
-    """The consensus with the estimate's rate and flag cut: as many flags as there are samples the calibrated
-    posterior calls more likely wrong than right, taken from the top of the consensus ranking (the ranking
-    finds errors better than any single score; the estimate knows how many there are). Ties in the score
+    """The consensus with the estimate's rate and flag cut: ``n_flags`` flags (``ErrorEstimate.n_flags``: the
+    errors the estimate expects), taken from the top of the consensus ranking (the ranking finds errors
+    better than any single score; the estimate knows how many there are). Ties in the score
     go in ``sample_ids`` order, as the report lists them, so the flags are the report's top rows.
 
     ``settled`` (optional, (N,) bool): rows a person reviewed; they are neither counted nor flagged here
     (``verification.apply_verified`` settles them afterwards)."""
     open_rows = np.ones(len(error_probability), dtype=bool) if settled is None else ~settled
-    n_flags = int(np.sum((error_probability > 0.5) & open_rows))
     tie_break = np.arange(len(consensus.score)) if sample_ids is None else np.asarray(sample_ids, dtype=str)
     order = np.lexsort((tie_break, consensus.score))  # most suspect first
     order = order[open_rows[order]]

@@ -70,7 +70,7 @@ class AuditPower:
     """How well the methods find synthetic mistakes: a property of the encoder and the classes."""
 
     auroc: float  # synthetic mistakes vs the observed labels, by score
-    recall_at_cut: float  # share of synthetic mistakes the flag rule (posterior > 0.5) would catch
+    recall_at_cut: float  # share of synthetic mistakes scored below the flag cut's lowest-ranked flag
 
     def as_dict(self) -> dict[str, float]:
         return {"auroc": round(self.auroc, 4), "recall_at_cut": round(self.recall_at_cut, 4)}
@@ -85,11 +85,14 @@ class ErrorEstimate:
     power: AuditPower
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    n_flags: int = 0  # how many unreviewed samples to flag: see flag_count
 
     @property
     def is_issue(self) -> np.ndarray:
-        """More likely wrong than right."""
-        return self.error_probability > 0.5
+        """The ``n_flags`` samples with the highest error probability (ties: first in order)."""
+        flags = np.zeros(len(self.error_probability), dtype=bool)
+        flags[np.argsort(-self.error_probability, kind="stable")[: self.n_flags]] = True
+        return flags
 
     def class_rates(self, labels: np.ndarray, n_classes: int) -> np.ndarray:
         """Per-class estimated error rate (mean posterior over the class's samples); weighted by class size
@@ -109,6 +112,7 @@ class ErrorEstimate:
             "lower": self.lower,
             "upper": self.upper,
             "power": [self.power.auroc, self.power.recall_at_cut],
+            "n_flags": self.n_flags,
             "warnings": self.warnings,
             "details": self.details,
         }
@@ -125,6 +129,7 @@ class ErrorEstimate:
             power=AuditPower(*(float(v) for v in meta["power"])),
             warnings=[str(w) for w in meta["warnings"]],
             details=dict(meta["details"]),
+            n_flags=int(meta["n_flags"]),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -324,11 +329,15 @@ def estimate_error_rate(
     lower = min(rate, point.lower, visible.lower)
     upper = max(rate, point.upper, doubted.upper, plausible.upper)
 
-    power = _power(observed, main, scale * ratio_per_bin)
+    open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
+    n_flags = flag_count(
+        posterior, open_rows, upper if lower_bound_reading(point, doubted, plausible, settings) else None
+    )
+    power = _power(observed, main, own, open_rows, n_flags)
     warnings: list[str] = []
     # Plausible mistakes explaining clearly more than isolated ones do is the mark of systematic noise
     # (crowd workers, labelling rules) that the methods have partly learnt: the point reads low.
-    lower_bound = max(doubted.rate, plausible.rate) > point.upper + settings.lower_bound_gap
+    lower_bound = lower_bound_reading(point, doubted, plausible, settings)
     if lower_bound:
         warnings.append(
             f"The data alone cannot pin the error rate down: {rate:.1%} is what isolated mistakes explain, but "
@@ -355,11 +364,35 @@ def estimate_error_rate(
         "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
         "lower_bound": lower_bound,
     }
-    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details)
+    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags)
 
 
-def _power(observed: np.ndarray, injected: np.ndarray, posterior_per_bin: np.ndarray) -> AuditPower:
+def lower_bound_reading(point: _Reading, doubted: _Reading, plausible: _Reading, settings: EstimateSettings) -> bool:
+    """Whether plausible mistakes explain clearly more errors than isolated ones (see EstimateSettings)."""
+    return max(doubted.rate, plausible.rate) > point.upper + settings.lower_bound_gap
+
+
+def flag_count(posterior: np.ndarray, open_rows: np.ndarray, lower_bound_upper: float | None) -> int:
+    """How many unreviewed samples to flag: the number of errors the estimate expects among them (the sum
+    of their error probabilities), or, where the estimate is only a lower bound, as many as the upper end
+    of its interval says there may be, so that a reviewer sees the samples that may be wrong under the
+    plausible reading too. On the tune rows, flagging the expected count beat the methods' majority vote
+    on F1 where the estimate is firm; flagging only "more likely wrong than right" (posterior > 0.5)
+    flagged almost nothing on labelling-function noise (youtube: 1 of 127 errors), the upper end
+    beat the vote there (youtube 0.67 vs 0.61, sms 0.72 vs 0.68, trec 0.24 vs 0.20)."""
+    if lower_bound_upper is not None:
+        return int(round(lower_bound_upper * int(open_rows.sum())))
+    return int(round(float(posterior[open_rows].sum())))
+
+
+def _power(
+    observed: np.ndarray, injected: np.ndarray, own: np.ndarray, open_rows: np.ndarray, n_flags: int
+) -> AuditPower:
     obs = observed / max(observed.sum(), 1e-12)
     above = 1.0 - np.cumsum(obs)  # observed mass strictly above each bin
     auroc = float(np.sum(injected * (above + 0.5 * obs)))
-    return AuditPower(auroc=auroc, recall_at_cut=float(injected[posterior_per_bin > 0.5].sum()))
+    scores = np.sort(own[open_rows])
+    if n_flags <= 0 or not len(scores):
+        return AuditPower(auroc=auroc, recall_at_cut=0.0)
+    cut_bin = int(_bins(scores[min(n_flags, len(scores)) - 1 : min(n_flags, len(scores))])[0])
+    return AuditPower(auroc=auroc, recall_at_cut=float(injected[: cut_bin + 1].sum()))

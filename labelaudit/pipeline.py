@@ -434,6 +434,7 @@ def estimate_stage(
             scored.consensus,
             estimate.error_probability,
             estimate.rate,
+            estimate.n_flags,
             sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
             settled=None if verified is None else verified >= 0,
         )
