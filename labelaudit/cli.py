@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 in
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -145,7 +144,12 @@ def audit(
         ),
     ] = None,
     allow_outside_root: Annotated[
-        bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
+        bool,
+        typer.Option(
+            "--allow-outside-root",
+            help="Read samples outside the dataset: manifest paths outside the manifest's folder, and symbolic "
+            "links in a data folder that lead out of it (skipped by default).",
+        ),
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = EncoderSpec.device,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = EmbedSpec.batch_size,
@@ -153,10 +157,12 @@ def audit(
         int | None,
         typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
     ] = None,
+    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
     cache_dir: Annotated[
         str,
         typer.Option(
-            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR)."
+            envvar=CACHE_DIR_ENV,  # the flag, when given, wins over the environment
+            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR).",
         ),
     ] = DEFAULT_CACHE_DIR,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
@@ -235,8 +241,6 @@ def audit(
     from .progress import Reporter
     from .report import print_summary
 
-    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
-    cache_text = os.environ.get(CACHE_DIR_ENV, cache_dir)
     config = AuditConfig(
         data=DataSpec(
             modality=modality.value if modality else None,
@@ -251,7 +255,7 @@ def audit(
             model=model, pretrained=pretrained, checkpoint=str(checkpoint) if checkpoint else None, device=device
         ),
         embed=EmbedSpec(
-            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_text
+            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_dir
         ),
         engine=EngineSpec(name=engine.value, ray_address=ray_address, ray_concurrency=ray_concurrency),
         scoring=ScoringSpec(
@@ -444,6 +448,9 @@ def export(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace queue files that already exist (refused otherwise).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the files written as JSON to stdout.")] = False,
 ) -> None:
     """Write the suspects of a report as a review queue (CSV, Label Studio, CVAT or FiftyOne).
@@ -463,6 +470,7 @@ def export(
         batch_size=batch_size,
         split_by_class=split_by_class,
         url_prefix=url_prefix,
+        overwrite=overwrite,
     )
     if json_out:
         payload = {
