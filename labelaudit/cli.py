@@ -1,12 +1,17 @@
 """Command line: one thin function per command over the Python API.
 
-Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted.
+Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted (Ctrl-C), 143 stopped
+by SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +31,7 @@ from .config import (
     ScoringSpec,
 )
 from .engines import ENGINES
-from .errors import AuditInterrupted, LabelAuditError
+from .errors import AuditInterrupted, LabelAuditError, Terminated
 from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
@@ -45,6 +50,7 @@ DEFAULT_METHODS_SPEC = ",".join(DEFAULT_METHODS)
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a process SIGTERM ended
 
 
 class ModalityChoice(str, Enum):
@@ -271,7 +277,8 @@ def audit(
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     try:
-        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
+        with _sigterm_as_interrupt():
+            result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
     except KeyboardInterrupt as exc:
         # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
         # before main() could explain what was saved.
@@ -758,11 +765,33 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) for the block's duration, so that the audit handles
+    it as it handles Ctrl-C: the partial shard is flushed and the message says what was saved."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _interrupted(exc: BaseException) -> int:
     # ``exc`` is the audit's AuditInterrupted, or a click Abort (other click/typer versions) caused by it.
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, AuditInterrupted):
+    chain: list[BaseException] = []
+    while cause is not None:
+        chain.append(cause)
         cause = cause.__cause__
+    code = EXIT_TERMINATED if any(isinstance(c, Terminated) for c in chain) else EXIT_INTERRUPTED
+    cause = next((c for c in chain if isinstance(c, AuditInterrupted)), None)
     if cause is not None and str(cause):
         err.print(f"[yellow]{escape(str(cause))}[/]", soft_wrap=True)
     else:
@@ -770,7 +799,7 @@ def _interrupted(exc: BaseException) -> int:
             "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
             "run the same command again to resume."
         )
-    return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

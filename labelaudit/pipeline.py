@@ -30,7 +30,7 @@ from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, Encoder
 from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover, resolved_spec
 from .engines import EmbedJob, Engine, get_engine
-from .errors import AuditInterrupted, DataError, LabelAuditError
+from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
@@ -171,11 +171,11 @@ _STAGE_WORDS = {
 }
 
 
-def _interrupt_message(run: _Run) -> str:
+def _interrupt_message(run: _Run, terminated: bool = False) -> str:
     """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
     stage, cache = run.timer.current, run.cache
     words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
-    parts = [f"Interrupted while {words}."]
+    parts = [f"Interrupted while {words}{' (SIGTERM)' if terminated else ''}."]
     if cache is None or run.engine is None:
         parts.append("Nothing had been embedded yet.")
     elif not cache.enabled:
@@ -199,7 +199,7 @@ def _explain_interrupt(run: _Run) -> Iterator[None]:
     except AuditInterrupted:
         raise
     except KeyboardInterrupt as exc:
-        raise AuditInterrupted(_interrupt_message(run)) from exc
+        raise AuditInterrupted(_interrupt_message(run, isinstance(exc, Terminated))) from exc
 
 
 def audit(
