@@ -1,13 +1,17 @@
 """Command line: one thin function per command over the Python API.
 
-Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted.
+Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted (Ctrl-C), 143 stopped
+by SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +31,7 @@ from .config import (
     ScoringSpec,
 )
 from .engines import ENGINES
-from .errors import AuditInterrupted, LabelAuditError
+from .errors import AuditInterrupted, LabelAuditError, Terminated
 from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
@@ -46,6 +50,7 @@ DEFAULT_METHODS_SPEC = ",".join(DEFAULT_METHODS)
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a process SIGTERM ended
 
 
 class ModalityChoice(str, Enum):
@@ -145,7 +150,12 @@ def audit(
         ),
     ] = None,
     allow_outside_root: Annotated[
-        bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
+        bool,
+        typer.Option(
+            "--allow-outside-root",
+            help="Read samples outside the dataset: manifest paths outside the manifest's folder, and symbolic "
+            "links in a data folder that lead out of it (skipped by default).",
+        ),
     ] = False,
     label_sep: Annotated[
         str | None,
@@ -168,10 +178,12 @@ def audit(
         int | None,
         typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
     ] = None,
+    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
     cache_dir: Annotated[
         str,
         typer.Option(
-            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR)."
+            envvar=CACHE_DIR_ENV,  # the flag, when given, wins over the environment
+            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR).",
         ),
     ] = DEFAULT_CACHE_DIR,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
@@ -250,8 +262,6 @@ def audit(
     from .progress import Reporter
     from .report import print_summary
 
-    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
-    cache_text = os.environ.get(CACHE_DIR_ENV, cache_dir)
     config = AuditConfig(
         data=DataSpec(
             modality=modality.value if modality else None,
@@ -269,7 +279,7 @@ def audit(
             model=model, pretrained=pretrained, checkpoint=str(checkpoint) if checkpoint else None, device=device
         ),
         embed=EmbedSpec(
-            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_text
+            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_dir
         ),
         engine=EngineSpec(name=engine.value, ray_address=ray_address, ray_concurrency=ray_concurrency),
         scoring=ScoringSpec(
@@ -285,7 +295,8 @@ def audit(
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     try:
-        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
+        with _sigterm_as_interrupt():
+            result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
     except KeyboardInterrupt as exc:
         # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
         # before main() could explain what was saved.
@@ -462,6 +473,9 @@ def export(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace queue files that already exist (refused otherwise).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the files written as JSON to stdout.")] = False,
 ) -> None:
     """Write the suspects of a report as a review queue (CSV, Label Studio, CVAT or FiftyOne).
@@ -481,6 +495,7 @@ def export(
         batch_size=batch_size,
         split_by_class=split_by_class,
         url_prefix=url_prefix,
+        overwrite=overwrite,
     )
     if json_out:
         payload = {
@@ -768,11 +783,33 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) for the block's duration, so that the audit handles
+    it as it handles Ctrl-C: the partial shard is flushed and the message says what was saved."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _interrupted(exc: BaseException) -> int:
     # ``exc`` is the audit's AuditInterrupted, or a click Abort (other click/typer versions) caused by it.
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, AuditInterrupted):
+    chain: list[BaseException] = []
+    while cause is not None:
+        chain.append(cause)
         cause = cause.__cause__
+    code = EXIT_TERMINATED if any(isinstance(c, Terminated) for c in chain) else EXIT_INTERRUPTED
+    cause = next((c for c in chain if isinstance(c, AuditInterrupted)), None)
     if cause is not None and str(cause):
         err.print(f"[yellow]{escape(str(cause))}[/]", soft_wrap=True)
     else:
@@ -780,7 +817,7 @@ def _interrupted(exc: BaseException) -> int:
             "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
             "run the same command again to resume."
         )
-    return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

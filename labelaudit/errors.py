@@ -18,3 +18,8 @@ class ModelUnavailableError(LabelAuditError):
 class AuditInterrupted(KeyboardInterrupt):
     """Ctrl-C during an audit; the message says what was saved and how to resume. A KeyboardInterrupt,
     so code that stops on Ctrl-C still does."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, CI runners and `docker stop` send) during an audit: handled like Ctrl-C (what
+    was saved is said, the partial cache shard is kept), and the command exits 143 as a killed one would."""

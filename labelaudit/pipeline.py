@@ -26,16 +26,17 @@ import pandas as pd
 from . import html as html_page
 from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
-from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
+from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover, resolved_spec
 from .engines import EmbedJob, Engine, get_engine
-from .errors import AuditInterrupted, DataError
+from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import (
+    check_writable,
     classes_table,
     confused_pairs,
     prepare_output_dir,
@@ -174,11 +175,11 @@ _STAGE_WORDS = {
 }
 
 
-def _interrupt_message(run: _Run) -> str:
+def _interrupt_message(run: _Run, terminated: bool = False) -> str:
     """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
     stage, cache = run.timer.current, run.cache
     words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
-    parts = [f"Interrupted while {words}."]
+    parts = [f"Interrupted while {words}{' (SIGTERM)' if terminated else ''}."]
     if cache is None or run.engine is None:
         parts.append("Nothing had been embedded yet.")
     elif not cache.enabled:
@@ -202,7 +203,7 @@ def _explain_interrupt(run: _Run) -> Iterator[None]:
     except AuditInterrupted:
         raise
     except KeyboardInterrupt as exc:
-        raise AuditInterrupted(_interrupt_message(run)) from exc
+        raise AuditInterrupted(_interrupt_message(run, isinstance(exc, Terminated))) from exc
 
 
 def audit(
@@ -232,7 +233,7 @@ def audit(
     config = (config or AuditConfig()).with_options(**options)
     run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
     with _explain_interrupt(run):
-        run.engine, cache_root = prepare(config, run.out, overwrite)
+        run.engine, cache_root = prepare(config, run.out, overwrite, reporter)
         reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)
         if dataset.is_multilabel and reviewed is not None:
@@ -266,16 +267,44 @@ def audit(
         return result
 
 
-def prepare(config: AuditConfig, out: Path | None, overwrite: bool) -> tuple[Engine, Path | storage.Location | None]:
+def prepare(
+    config: AuditConfig, out: Path | None, overwrite: bool, reporter: Reporter = QUIET
+) -> tuple[Engine, Path | storage.Location | None]:
     """Everything that can fail on the options alone, before the expensive work: the engine, the cache, --out."""
     config.check()
     engine = get_engine(config.engine)
     cache_dir = config.embed.cache_dir
     cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
+    if isinstance(cache_root, Path):
+        cache_root = _usable_cache_folder(cache_root, explicit=str(cache_dir) != DEFAULT_CACHE_DIR, reporter=reporter)
     engine.check()
     if out is not None:
         prepare_output_dir(out, overwrite)
     return engine, cache_root
+
+
+def _usable_cache_folder(folder: Path, explicit: bool, reporter: Reporter) -> Path | None:
+    """``folder`` when the cache can be written there. A folder the user named (--cache-dir or the
+    environment) that cannot be is an error before any embedding; the default one, which the user never
+    chose, is passed over with a warning and the audit runs without a cache."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable(folder)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        if explicit:
+            raise LabelAuditError(
+                f"--cache-dir {folder}: cannot keep the embedding cache there ({reason}); pass a folder you can "
+                f"write to, or --no-cache to run without one"
+            ) from None
+        reporter.note(
+            f"[yellow]warning:[/] the default cache folder {folder} cannot be written ({reason}): running without "
+            f"a cache (nothing is kept for a re-run); pass --cache-dir to choose another folder"
+        )
+        return None
+    return folder
 
 
 def discover_stage(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,9 @@ REPORT_FILES = (
     *(f"{stem}{suffix}" for stem in table_names() for suffix in (".parquet", ".csv")),
     "report.html",
 )
+# Written by earlier versions and removed by write_report: counted as report files, so that a user's own
+# file of that name is protected by --overwrite like the others.
+LEGACY_REPORT_FILES = ("skipped.parquet",)
 
 
 def excerpt(text: str | None) -> str | None:
@@ -151,13 +156,31 @@ def confused_pairs(
 
 
 def prepare_output_dir(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready for a report, or raise LabelAuditError: before the audit's expensive work, so a
+    folder that cannot take the report costs seconds, not a whole run."""
     if out.exists() and not out.is_dir():
         raise LabelAuditError(f"--out {out} exists and is not a folder")
     interrupted = (out / WRITING_MARKER).exists()
-    if out.is_dir() and not interrupted and any((out / name).exists() for name in REPORT_FILES) and not overwrite:
+    ours = (*REPORT_FILES, *LEGACY_REPORT_FILES)
+    if out.is_dir() and not interrupted and not overwrite and any((out / name).exists() for name in ours):
         raise LabelAuditError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        raise LabelAuditError(
+            f"--out {out}: cannot write the report there ({reason}); choose a folder you can write to"
+        ) from None
     _remove_stale_temp_files(out)
+
+
+def check_writable(folder: Path) -> None:
+    """Raise OSError unless a file can be created in ``folder`` (permissions alone do not tell: root, ACLs,
+    read-only mounts): a probe file is made and removed."""
+    fd, probe = tempfile.mkstemp(prefix=".labelaudit-probe-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _remove_stale_temp_files(out: Path) -> None:
@@ -224,18 +247,42 @@ def write_summary(out: Path, summary: Summary, run: dict[str, Any] | None = None
 
 
 def load_summary(folder: Path) -> Summary:
-    """A report folder's summary.json; refuses a folder that is no complete labelaudit report."""
+    """A report folder's summary.json; refuses a folder that is no complete labelaudit report.
+
+    The one reader every command goes through (gate, export, apply, verify, estimate, view): a missing,
+    damaged or unreadable file is a LabelAuditError naming it, never a traceback."""
     folder = Path(folder)
     summary_file = folder / SUMMARY_FILE
+    if not folder.is_dir():
+        raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
     refuse_incomplete_report(folder)
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
-    return Summary.from_json(json.loads(summary_file.read_text(encoding="utf-8")), f"{folder}/{SUMMARY_FILE}")
+    try:
+        payload = json.loads(summary_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise _damaged(summary_file, exc) from None
+    return Summary.from_json(payload, str(summary_file))
+
+
+def _damaged(path: Path, exc: BaseException) -> LabelAuditError:
+    reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:200]
+    return LabelAuditError(
+        f"cannot read {path} ({reason}): the report is damaged; run the audit again (with --overwrite) to rewrite it"
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types (ArrowInvalid, OSError, ...) for a bad or missing file
+        raise _damaged(path, exc) from None
 
 
 def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
+    """(samples, classes, summary) of a report folder, through ``load_summary``'s checks and messages."""
     summary = load_summary(folder)
-    return pd.read_parquet(Path(folder) / "report.parquet"), pd.read_parquet(Path(folder) / "classes.parquet"), summary
+    return _read_table(Path(folder) / "report.parquet"), _read_table(Path(folder) / "classes.parquet"), summary
 
 
 def print_summary(

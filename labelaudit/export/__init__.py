@@ -67,6 +67,9 @@ class Exporter(Protocol):
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         """Write companion files once per export (e.g. a labelling config); return them."""
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        """The companion files ``write_extras`` would write for ``target``, without writing them."""
+
 
 @dataclass
 class ExportResult:
@@ -166,8 +169,12 @@ def export(
     batch_size: int | None = None,
     split_by_class: bool = False,
     url_prefix: str | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
-    """Write a relabel queue of ``report_dir`` in format ``to``; returns the files written."""
+    """Write a relabel queue of ``report_dir`` in format ``to``; returns the files written.
+
+    An existing file among them is refused unless ``overwrite``: the default relabel-queue.csv is exactly the
+    file a reviewer fills in, and a second export must not silently wipe their decisions."""
     exporter = get_exporter(to)
     out = Path(out) if out is not None else Path(f"relabel-queue{exporter.suffix}")
     if top is not None and top < 1:
@@ -192,6 +199,8 @@ def export(
         )
     queue, selection = select_queue(samples, top=top, max_score=max_score, classes=classes)
     parts = partition(queue, Path(out), batch_size, split_by_class)
+    if not overwrite:
+        refuse_existing([p for p, _ in parts] + exporter.extra_paths(Path(out)))
     for target, frame in parts:
         exporter.write(frame, target, ctx)
     extras = exporter.write_extras(Path(out), ctx)
@@ -203,6 +212,17 @@ def export(
         selection=selection,
         parts=[{"file": str(p), "rows": len(f)} for p, f in parts],
     )
+
+
+def refuse_existing(targets: list[Path]) -> None:
+    """Raise LabelAuditError naming the first of ``targets`` that exists (checked before anything is written)."""
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise LabelAuditError(
+            f"{existing[0]}{more} already exists and may hold a reviewer's decisions; pass --overwrite to replace "
+            "it, or choose another --out"
+        )
 
 
 def queue_records(queue: pd.DataFrame, methods: list[str]) -> list[dict[str, Any]]:

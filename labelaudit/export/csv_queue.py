@@ -64,6 +64,9 @@ class CsvExporter:
         )
         write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        return []
+
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         return []
 

@@ -131,6 +131,9 @@ class LabelStudioExporter:
         records = queue_records(queue, ctx.methods)
         write_json_atomic(target, [task(r, ctx) for r in records])
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        return [config_path(target)]
+
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = config_path(target)
         write_text_atomic(path, labelling_config(ctx.classes, ctx.modality, multiple=ctx.is_multilabel))

@@ -8,11 +8,12 @@ builds the DOM with ``textContent`` only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import math
-import shutil
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from .assets import SCRIPT, STYLE
 
 REPORT_HTML = "report.html"
 THUMBS_DIR = "thumbs"
+# Inside thumbs/: the names of the thumbnails a render wrote. A render deletes only these, so a thumbs/
+# folder the user keeps in --out (or put files into) is never emptied.
+THUMBS_MANIFEST = ".labelaudit-thumbs"
+THUMB_NAME = re.compile(r"^[0-9a-f]{16}\.jpg$")  # what _thumb_name makes; a manifest line is trusted only if it matches
 THUMB_SIZE = 96
 INLINE_THUMB_LIMIT = 2000  # more thumbnails than this go to a sibling thumbs/ folder instead of the page
 TOP_RANKED = 200  # the grid shows every flagged row plus the top N ranked ones
@@ -124,23 +129,69 @@ def _row_record(row: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     }
 
 
+def _thumb_name(record: dict[str, Any]) -> str:
+    return hashlib.sha1(f"{record['id']}\0{record['path']}".encode()).hexdigest()[:16] + ".jpg"
+
+
+def written_thumbs(thumbs: Path) -> set[str]:
+    """The thumbnails an earlier render listed in ``thumbs/THUMBS_MANIFEST``: the only files a render may delete."""
+    try:
+        lines = (thumbs / THUMBS_MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line for line in lines if THUMB_NAME.match(line)}
+
+
+def remove_written_thumbs(thumbs: Path) -> None:
+    """Delete what earlier renders wrote into ``thumbs/`` (and the folder, once nothing else is in it)."""
+    if not thumbs.is_dir():
+        return
+    for name in written_thumbs(thumbs):
+        (thumbs / name).unlink(missing_ok=True)
+    (thumbs / THUMBS_MANIFEST).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        thumbs.rmdir()  # only when empty: anything else in it is not ours
+
+
 def _add_thumbs(records: list[dict[str, Any]], out: Path, inline: bool) -> int:
-    """Set ``thumb`` on image records (a data: URI, or a relative thumbs/ path); returns how many were made."""
+    """Set ``thumb`` on image records (a data: URI, or a relative thumbs/ path); returns how many were made.
+
+    Folder thumbnails are listed in ``thumbs/THUMBS_MANIFEST`` before they are written, so that a render
+    stopped half-way still leaves every file it made deletable by the next one. A file of the same name
+    that labelaudit did not write is never replaced: that record gets an inline thumbnail instead."""
     made = 0
     thumbs = out / THUMBS_DIR
+    ours: set[str] = set()
+    if not inline and (thumbs.is_dir() or not thumbs.exists()):  # a file named thumbs: every thumbnail inline
+        theirs = {p.name for p in thumbs.iterdir()} if thumbs.is_dir() else set()
+        # A name already taken is ours only when it holds the very bytes we would write (a render from
+        # before the manifest existed); anything else there is the user's.
+        ours = {
+            _thumb_name(r)
+            for r in records
+            if _thumb_name(r) not in theirs or _holds(thumbs / _thumb_name(r), thumbnail_bytes(r["path"]))
+        }
+        if ours:
+            write_text_atomic(thumbs / THUMBS_MANIFEST, "".join(f"{name}\n" for name in sorted(ours)))
     for record in records:
         data = thumbnail_bytes(record["path"])
         if data is None:
             continue
         made += 1
-        if inline:
-            record["thumb"] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-        else:
-            name = hashlib.sha1(f"{record['id']}\0{record['path']}".encode()).hexdigest()[:16] + ".jpg"
-            target = thumbs / name
-            write_atomic(target, lambda tmp, data=data: tmp.write_bytes(data))
+        name = _thumb_name(record)
+        if name in ours:
+            write_atomic(thumbs / name, lambda tmp, data=data: tmp.write_bytes(data))
             record["thumb"] = f"{THUMBS_DIR}/{name}"
+        else:
+            record["thumb"] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
     return made
+
+
+def _holds(path: Path, data: bytes | None) -> bool:
+    try:
+        return data is not None and path.is_file() and not path.is_symlink() and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _class_records(classes: pd.DataFrame) -> list[dict[str, Any]]:
@@ -195,15 +246,11 @@ def build_payload(
     verify_records = [_row_record(r, methods) for r in verify.to_dict("records")] if verify is not None else []
     modality = summary.dataset.modality
     thumbs_mode = "none"
-    stale = out / THUMBS_DIR
+    remove_written_thumbs(out / THUMBS_DIR)  # an earlier render's thumbnails, and nothing else in that folder
     if modality == "image":
         inline = len(rows) + len(clean_records) + len(verify_records) <= inline_limit
         thumbs_mode = "inline" if inline else "folder"
-        if stale.is_dir():
-            shutil.rmtree(stale)  # thumbnails of an earlier render of this folder
         _add_thumbs(rows + clean_records + verify_records, out, inline)
-    elif stale.is_dir():
-        shutil.rmtree(stale)
     class_list = [c["cls"] for c in _class_records(classes)]
     return {
         "methods": methods,
