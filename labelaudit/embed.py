@@ -10,9 +10,12 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -182,6 +185,17 @@ def _ignore_sigterm(_worker_id: int) -> None:
     # SIGTERM goes to the whole process group (timeout, CI runners): the main process says what was saved and
     # stops the workers; a worker killed by it first would only add a traceback.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A worker hands its batches over through multiprocessing's resource-sharer thread; when the main process
+    # stops early, that thread's socket closes under it and it reports the error through sys.excepthook (a
+    # traceback on the user's terminal). That failure is expected then: keep it quiet, let any other through.
+    default_hook = sys.excepthook
+
+    def quiet_resource_sharer(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if any(frame.filename.endswith("resource_sharer.py") for frame in traceback.extract_tb(tb)):
+            return
+        default_hook(kind, error, tb)
+
+    sys.excepthook = quiet_resource_sharer
 
 
 def embed_samples(
