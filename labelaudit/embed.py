@@ -7,16 +7,16 @@ not wait on disk; a file that fails to decode is skipped with its reason, never 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageOps
 
 from . import storage
@@ -26,7 +26,10 @@ from .discover import SkippedFile
 from .encoders import Encoder, normalize
 from .errors import LabelAuditError
 from .hashing import hash_bytes, hash_text
-from .progress import QUIET, Reporter
+from .progress import NULL_TASK, QUIET, Reporter
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MAX_IMAGE_PIXELS = EmbedSpec.max_pixels
 SHARD_ROWS = 4096
@@ -107,7 +110,10 @@ def skip_reason(exc: BaseException) -> str:
     return f"cannot decode image: {text[:200]}"
 
 
-class _ImageFiles(torch.utils.data.Dataset):
+class _ImageFiles:
+    """The images to embed, as a map-style dataset for torch's DataLoader (which needs only these two methods;
+    not subclassing its Dataset keeps torch out of a run that embeds nothing)."""
+
     def __init__(
         self, paths: list[str], hashes: list[str], transform: Callable[[Any], torch.Tensor], max_pixels: int
     ) -> None:
@@ -130,6 +136,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 def _collate(
     batch: list[tuple[int, torch.Tensor | None, str | None]],
 ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    import torch
+
     good = [(i, t) for i, t, _ in batch if t is not None]
     bad = [(i, reason) for i, t, reason in batch if t is None and reason is not None]
     pixels = torch.stack([t for _, t in good]) if good else None
@@ -188,8 +196,10 @@ def embed_samples(
         kept[rows] = True
 
     buffer = _ShardBuffer(cache)
+    # Nothing to embed (every vector cached): no bar at all, rather than one frozen at 0/0.
+    progress = reporter.task("Embedding", total=len(missing)) if len(missing) else contextlib.nullcontext(NULL_TASK)
     try:
-        with reporter.task("Embedding", total=len(missing)) as task:
+        with progress as task:
             if len(missing) and modality == "text":
                 texts = samples["text"].tolist()
                 for start in range(0, len(missing), batch_size):
@@ -199,6 +209,8 @@ def embed_samples(
                     buffer.add([hashes[i] for i in rows], batch_vectors)
                     task.advance(len(rows))
             elif len(missing):
+                import torch
+
                 transform = encoder.image_transform()
                 paths = samples["path"].tolist()
                 files = _ImageFiles([paths[i] for i in missing], [hashes[i] for i in missing], transform, max_pixels)

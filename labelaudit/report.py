@@ -84,6 +84,15 @@ def samples_table(
     return frame
 
 
+def class_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's estimate of the joint of given and true labels, (K, K); the per-class error rates read it."""
+    from cleanlab.count import estimate_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(estimate_joint(labels, pred_probs))
+
+
 def classes_table(
     classes: list[str],
     class_names: list[str],
@@ -91,17 +100,14 @@ def classes_table(
     consensus: Consensus,
     embeddings: np.ndarray,
     class_embeddings: np.ndarray | None,
+    joint: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """One row per class; ``joint`` is ``class_joint(labels, consensus.pred_probs)`` if the caller has it."""
     k = len(classes)
     counts = np.bincount(labels, minlength=k)
     flagged = np.bincount(labels[consensus.is_issue], minlength=k)
-    joint = None
-    if consensus.pred_probs is not None:
-        from cleanlab.count import estimate_joint
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            joint = estimate_joint(labels, consensus.pred_probs)
+    if joint is None and consensus.pred_probs is not None:
+        joint = class_joint(labels, consensus.pred_probs)
     rows = []
     for c in range(k):
         row: dict[str, Any] = {
