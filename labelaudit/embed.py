@@ -195,6 +195,9 @@ def embed_samples(
         vectors[rows] = batch_vectors.astype(np.float16)
         kept[rows] = True
 
+    load = getattr(encoder, "load", None)  # a LazyEncoder: its own spinner first, then the Embedding bar
+    if len(missing) and callable(load):
+        load()
     buffer = _ShardBuffer(cache)
     # Nothing to embed (every vector cached): no bar at all, rather than one frozen at 0/0.
     progress = reporter.task("Embedding", total=len(missing)) if len(missing) else contextlib.nullcontext(NULL_TASK)
