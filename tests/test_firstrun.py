@@ -200,3 +200,18 @@ def test_nothing_to_embed_shows_no_bar_and_a_model_load_shows_a_spinner(tmp_path
     cache = EmbeddingCache(tmp_path, "fake-2")
     embed_samples(samples, "text", lazy, cache, reporter=reporter)
     assert reporter.tasks == [("Loading x", None), ("Embedding", 2)]
+
+
+@pytest.mark.parametrize("name", ["id", "sample_id", "UID"])
+def test_a_manifest_id_column_is_the_sample_id_without_id_col(name: str, tmp_path: Path) -> None:
+    from labelaudit.discover import discover
+
+    frame = pd.DataFrame({name: ["a7", "b3", "c1", "d9"], "text": ["w", "x", "y", "z"], "label": list("ppqq")})
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    dataset = discover(tmp_path / "m.csv")
+    assert dataset.samples["sample_id"].tolist() == ["a7", "b3", "c1", "d9"]
+    assert dataset.columns is not None and dataset.columns.id == name
+
+    frame[name] = ["a7", "a7", "c1", "d9"]  # repeats: not an id column, so rows are numbered as before
+    frame.to_csv(tmp_path / "dup.csv", index=False)
+    assert discover(tmp_path / "dup.csv").samples["sample_id"].tolist() == ["0", "1", "2", "3"]
