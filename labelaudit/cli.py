@@ -27,7 +27,7 @@ from .config import (
     ScoringSpec,
 )
 from .engines import ENGINES
-from .errors import AuditInterrupted, LabelAuditError
+from .errors import SPEAKING_TO_CLI, AuditInterrupted, LabelAuditError
 from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
@@ -726,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
 
+    speaking = SPEAKING_TO_CLI.set(True)  # error messages name flags, not Python keywords
     try:
         code = app(args=argv, standalone_mode=False)
     except LabelAuditError as exc:
@@ -744,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
+    finally:
+        SPEAKING_TO_CLI.reset(speaking)
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)

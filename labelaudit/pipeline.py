@@ -32,7 +32,7 @@ from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
-from .errors import AuditInterrupted, DataError
+from .errors import AuditInterrupted, DataError, keyword_errors
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
@@ -232,7 +232,7 @@ def audit(
     """
     config = (config or AuditConfig()).with_options(**options)
     run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
-    with _explain_interrupt(run):
+    with _explain_interrupt(run), keyword_errors():
         run.engine, cache_root = prepare(config, run.out, overwrite)
         reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)

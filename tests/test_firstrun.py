@@ -215,3 +215,18 @@ def test_a_manifest_id_column_is_the_sample_id_without_id_col(name: str, tmp_pat
     frame[name] = ["a7", "a7", "c1", "d9"]  # repeats: not an id column, so rows are numbered as before
     frame.to_csv(tmp_path / "dup.csv", index=False)
     assert discover(tmp_path / "dup.csv").samples["sample_id"].tolist() == ["0", "1", "2", "3"]
+
+
+def test_api_errors_name_the_keyword_and_cli_errors_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import labelaudit
+    from labelaudit.errors import DataError
+
+    frame = pd.DataFrame({"review": ["a", "b", "c", "d"], "label": list("ppqq")})
+    with pytest.raises(DataError) as raised:
+        labelaudit.audit(frame, cache_dir=None)
+    assert "path_col=" in str(raised.value) and "text_col=" in str(raised.value)
+    assert "--path-col" not in str(raised.value)
+
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    assert main(["audit", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--no-cache"]) == 2
+    assert "--path-col" in capsys.readouterr().err
