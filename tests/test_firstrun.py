@@ -230,3 +230,16 @@ def test_api_errors_name_the_keyword_and_cli_errors_the_flag(tmp_path: Path, cap
     frame.to_csv(tmp_path / "m.csv", index=False)
     assert main(["audit", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--no-cache"]) == 2
     assert "--path-col" in capsys.readouterr().err
+
+
+def test_audit_help_groups_its_options_and_shows_defaults_one_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERM", "dumb")
+    assert main(["audit", "--help"]) == 0
+    text = capsys.readouterr().out
+    for panel in ("Data", "Model", "Methods", "Output", "Engine and cache"):
+        assert f"─ {panel} ─" in text, panel
+    assert "(default" not in text  # every default is a [default: ...], none is left in the help prose
+    assert "zeroshot, knn" in text and max(len(line) for line in text.splitlines()) <= 80
