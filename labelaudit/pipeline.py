@@ -471,7 +471,10 @@ def summary_stage(
         issue_columns = issues.found.columns()
         if reviewed is not None:
             issue_columns["verified"] = reviewed.states  # -1 not reviewed, 0 verified right, 1 verified wrong
-        table = samples_table(dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns)
+        names = scored.prompt_names if config.data.classes_file is not None else None  # the file's names
+        table = samples_table(
+            dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns, names
+        )
         classes = classes_table(
             dataset.classes,
             scored.prompt_names,

@@ -243,3 +243,34 @@ def test_audit_help_groups_its_options_and_shows_defaults_one_way(
         assert f"─ {panel} ─" in text, panel
     assert "(default" not in text  # every default is a [default: ...], none is left in the help prose
     assert "zeroshot, knn" in text and max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_integer_labels_named_by_a_classes_file_show_as_names_in_every_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = sorted(SAMPLE_TEXT.glob("*/*.txt"))
+    keys = {"cooking": "0", "finance": "1", "space": "2", "sports": "3"}
+    frame = pd.DataFrame({"text": [t.read_text() for t in texts], "label": [keys[t.parent.name] for t in texts]})
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "classes.txt").write_text("0\tCOOKING\n1\tFINANCE\n2\tSPACE\n3\tSPORTS\n")
+    out = tmp_path / "r"
+    args = ["audit", str(tmp_path / "m.csv"), "--classes", str(tmp_path / "classes.txt"), "--out", str(out)]
+    assert main([*args, "--no-cache", "--methods", "knn,zeroshot", *TINY]) == 0
+    terminal = capsys.readouterr().out
+    assert "COOKING" in terminal or "FINANCE" in terminal or "SPACE" in terminal or "SPORTS" in terminal
+
+    report = pd.read_csv(out / "report.csv", dtype=str)
+    assert set(report["given_label"]) == {"0", "1", "2", "3"}  # the keys stay: apply writes them back
+    named = dict(zip(report["given_label"], report["given_name"], strict=True))
+    assert named == {"0": "COOKING", "1": "FINANCE", "2": "SPACE", "3": "SPORTS"}
+    assert set(report["suggested_name"]) <= {"COOKING", "FINANCE", "SPACE", "SPORTS"}
+    html = (out / "report.html").read_text()
+    assert '"0":"COOKING"' in html and 'title="COOKING: ' in html  # the page's data and its class bars
+
+    assert main(["export", str(out), "--top", "5", "--out", str(tmp_path / "q.csv")]) == 0
+    assert "given_name" in pd.read_csv(tmp_path / "q.csv").columns
+    assert main(["export", str(out), "--to", "labelstudio", "--top", "5", "--out", str(tmp_path / "q.json")]) == 0
+    config = (tmp_path / "q.config.xml").read_text()
+    assert '<Choice value="SPACE" alias="2"' in config and "$given_name" in config
+    task = json.loads((tmp_path / "q.json").read_text())[0]
+    assert task["data"]["given_name"] == named[task["data"]["given_label"]]
