@@ -28,7 +28,12 @@ class AuditInterrupted(KeyboardInterrupt):
 # Set while the command line runs: its messages name flags (--path-col); a Python caller's name keywords.
 SPEAKING_TO_CLI: ContextVar[bool] = ContextVar("SPEAKING_TO_CLI", default=False)
 # Flags whose keyword is not the flag's own name with "_" for "-".
-KEYWORD_OF_FLAG = {"--classes": "classes_file=", "--no-cache": "cache_dir=None"}
+KEYWORD_OF_FLAG = {
+    "--classes": "classes_file=",
+    "--no-cache": "cache_dir=None",
+    "--overwrite": "overwrite=True",
+    "--allow-outside-root": "allow_outside_root=True",
+}
 _FLAG = re.compile(r"(?<![\w/.\-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
 

@@ -217,7 +217,9 @@ def test_a_manifest_id_column_is_the_sample_id_without_id_col(name: str, tmp_pat
     assert discover(tmp_path / "dup.csv").samples["sample_id"].tolist() == ["0", "1", "2", "3"]
 
 
-def test_api_errors_name_the_keyword_and_cli_errors_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_errors_name_the_keyword_and_cli_errors_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import labelaudit
     from labelaudit.errors import DataError
 
