@@ -276,3 +276,20 @@ def test_integer_labels_named_by_a_classes_file_show_as_names_in_every_output(
     assert '<Choice value="SPACE" alias="2"' in config and "$given_name" in config
     task = json.loads((tmp_path / "q.json").read_text())[0]
     assert task["data"]["given_name"] == named[task["data"]["given_label"]]
+
+
+def test_missing_default_weights_fail_before_torch_is_imported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import labelaudit.encoders as encoders
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
+
+    def no_build(plan: EncoderPlan) -> Any:
+        raise AssertionError("imported open_clip to find out")
+
+    monkeypatch.setattr(encoders, "build_encoder", no_build)
+    plan, _ = plan_encoder("image")
+    with pytest.raises(ModelUnavailableError, match="cannot be reached") as raised:
+        LazyEncoder(plan).load()
+    assert "--checkpoint" in str(raised.value)

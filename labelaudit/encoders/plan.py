@@ -275,4 +275,26 @@ class LazyEncoder:
 def _build(plan: EncoderPlan) -> Encoder:
     from . import build_encoder
 
+    check_default_weights_reachable(plan)
     return build_encoder(plan)
+
+
+def check_default_weights_reachable(plan: EncoderPlan) -> None:
+    """Fail before torch and open_clip are imported (4-5 s on a small machine) when the default CLIP weights
+    are neither on disk nor downloadable: the first thing a new user without a network would otherwise wait
+    for. Other tags are checked by ``openclip.resolve_weights``, which needs open_clip's table of tags."""
+    if plan.kind != "open_clip" or plan.checkpoint is not None:
+        return
+    if (plan.model, plan.pretrained) != (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED) or default_clip_weights_cached():
+        return
+    from .hub import hub_cache_dir, hub_reachable, offline
+
+    how_to = (
+        f"Download it once on a machine with internet (it lands in {hub_cache_dir()}), or pass a local state dict "
+        f"with --checkpoint FILE (e.g. open_clip_pytorch_model.bin for {plan.model})."
+    )
+    where = f"CLIP weights {plan.model}/{plan.pretrained} are not in the local cache"
+    if offline():
+        raise ModelUnavailableError(f"{where} and HF_HUB_OFFLINE is set. {how_to}")
+    if not hub_reachable():
+        raise ModelUnavailableError(f"{where} and the model hub cannot be reached (no network?). {how_to}")
