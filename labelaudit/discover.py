@@ -33,6 +33,7 @@ PATH_COLUMN_CANDIDATES = ("path", "file", "filepath", "file_path", "image", "ima
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document")
 LABEL_COLUMN_CANDIDATES = ("label", "given_label", "class", "target", "y")
 TAG_COLUMN_CANDIDATES = (*LABEL_COLUMN_CANDIDATES, "tags", "labels")  # a multi-label manifest's usual names
+ID_COLUMN_CANDIDATES = ("sample_id", "id", "uid", "uuid", "guid", "image_id", "doc_id")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def resolved_spec(spec: DataSpec, dataset: Dataset) -> DataSpec:
         label_col=label_col,
         path_col=columns.path,
         text_col=columns.text,
+        id_col=columns.id,
         multilabel=dataset.is_multilabel or spec.multilabel,
     )
 
@@ -422,9 +424,25 @@ def resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> ManifestColumns:
         label=label_col,
         path=None if from_text else path_col,
         text=text_col if from_text else None,
-        id=spec.id_col,
+        id=spec.id_col if spec.id_col is not None else _found_id_column(frame, {label_col, path_col, text_col}),
         modality=modality,
     )
+
+
+def _found_id_column(frame: pd.DataFrame, taken: set[str | None]) -> str | None:
+    """A column with a usual id name (``ID_COLUMN_CANDIDATES``) whose values are present and unique: the
+    manifest's own sample ids. One with gaps or repeats is not an id column, and is left alone (--id-col
+    names one explicitly, and is then refused if it has either)."""
+    lowered = {str(c).lower(): c for c in frame.columns if c not in taken}
+    for candidate in ID_COLUMN_CANDIDATES:
+        column = lowered.get(candidate)
+        if column is None:
+            continue
+        values = frame[column]
+        if values.isna().any() or (values.astype(str) == "").any() or values.astype(str).duplicated().any():
+            continue
+        return str(column)
+    return None
 
 
 def _missing(value: object) -> bool:

@@ -7,6 +7,7 @@ not wait on disk; a file that fails to decode is skipped with its reason, never 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -16,11 +17,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageOps
 
 from . import storage
@@ -30,7 +30,10 @@ from .discover import SkippedFile
 from .encoders import Encoder, normalize
 from .errors import LabelAuditError
 from .hashing import hash_bytes, hash_text
-from .progress import QUIET, Reporter
+from .progress import NULL_TASK, QUIET, Reporter
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MAX_IMAGE_PIXELS = EmbedSpec.max_pixels
 SHARD_ROWS = 4096
@@ -111,7 +114,10 @@ def skip_reason(exc: BaseException) -> str:
     return f"cannot decode image: {text[:200]}"
 
 
-class _ImageFiles(torch.utils.data.Dataset):
+class _ImageFiles:
+    """The images to embed, as a map-style dataset for torch's DataLoader (which needs only these two methods;
+    not subclassing its Dataset keeps torch out of a run that embeds nothing)."""
+
     def __init__(
         self, paths: list[str], hashes: list[str], transform: Callable[[Any], torch.Tensor], max_pixels: int
     ) -> None:
@@ -134,6 +140,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 def _collate(
     batch: list[tuple[int, torch.Tensor | None, str | None]],
 ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    import torch
+
     good = [(i, t) for i, t, _ in batch if t is not None]
     bad = [(i, reason) for i, t, reason in batch if t is None and reason is not None]
     pixels = torch.stack([t for _, t in good]) if good else None
@@ -239,14 +247,22 @@ def embed_samples(
         if fresh:
             buffer.add([hashes[row] for row, _ in fresh], np.stack([vector for _, vector in fresh]))
 
+    load = getattr(encoder, "load", None)  # a LazyEncoder: its own spinner first, then the Embedding bar
+    if batches and callable(load):
+        load()
+    # Nothing to embed (every vector cached): no bar at all, rather than one frozen at 0/0.
+    total = sum(len(batch) for batch in batches)
+    progress = reporter.task("Embedding", total=total) if batches else contextlib.nullcontext(NULL_TASK)
     try:
-        with reporter.task("Embedding", total=sum(len(batch) for batch in batches)) as task:
+        with progress as task:
             if batches and modality == "text":
                 texts = samples["text"].tolist()
                 for batch in batches:
                     put(batch, encoder.encode_texts([texts[i] for i in batch]))
                     task.advance(len(batch))
             elif batches:
+                import torch
+
                 transform = encoder.image_transform()
                 files = _ImageFiles(samples["path"].tolist(), hashes, transform, max_pixels)
                 n_workers = default_workers() if workers is None else workers

@@ -10,6 +10,7 @@ need them, so bad input fails before they do.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import platform
 import time
@@ -29,14 +30,16 @@ from .cache import EmbeddingCache, ScoreCache
 from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine
 from .discover import Dataset, discover, resolved_spec
+from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
-from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated
+from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import (
     check_writable,
+    class_joint,
     classes_table,
     confused_pairs,
     prepare_output_dir,
@@ -133,6 +136,7 @@ class Scored:
     results: dict[str, ScorerResult]
     consensus: Consensus
     from_cache: dict[str, bool]  # method -> read back from the score cache
+    score_cache: ScoreCache | None = None
 
 
 @dataclass
@@ -166,6 +170,7 @@ class Issues:
 _STAGE_WORDS = {
     "starting": "starting",
     "discover": "finding the samples",
+    "plan_model": "choosing the model",
     "load_model": "loading the model",
     "embed": "embedding",
     "class_prompts": "embedding the class prompts",
@@ -232,7 +237,7 @@ def audit(
     """
     config = (config or AuditConfig()).with_options(**options)
     run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
-    with _explain_interrupt(run):
+    with _explain_interrupt(run), keyword_errors():
         run.engine, cache_root = prepare(config, run.out, overwrite, reporter)
         reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)
@@ -241,6 +246,8 @@ def audit(
         rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
         encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
         run.cache = EmbeddingCache(cache_root, encoder.identity)
+        if isinstance(encoder, LazyEncoder):
+            encoder.remember_in(run.cache.folder)
         if dataset.is_multilabel:
             from .multilabel import stage as tag_stage
 
@@ -320,16 +327,17 @@ def discover_stage(
 def encoder_stage(
     modality: str, spec: EncoderSpec, given: Encoder | None, timer: _Timer, reporter: Reporter
 ) -> tuple[Encoder, list[str]]:
-    """The encoder the caller gave, or the one ``spec`` names; with notes worth telling the user."""
+    """The encoder the caller gave, or the one ``spec`` names, with notes worth telling the user. The named
+    one is a ``LazyEncoder``: its model loads on the first cache miss, so a fully cached run never loads it."""
     if given is not None:
         return given, []
-    from .encoders import resolve_encoder
+    from .encoders import LazyEncoder, plan_encoder
 
-    with timer.stage("load_model"):
-        encoder, notes = resolve_encoder(modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
+    with timer.stage("plan_model"):
+        plan, notes = plan_encoder(modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
-    return encoder, notes
+    return LazyEncoder(plan, reporter), notes
 
 
 def embed_stage(
@@ -403,7 +411,28 @@ def score_stage(
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
     results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer)
     consensus = combine(results, labels, mean_probs)
-    return Scored(labels, prompt_names, class_embeddings, context, results, consensus, from_cache)
+    return Scored(labels, prompt_names, class_embeddings, context, results, consensus, from_cache, score_cache)
+
+
+def cached_class_joint(
+    labels: np.ndarray, pred_probs: np.ndarray | None, score_cache: ScoreCache | None
+) -> np.ndarray | None:
+    """report.class_joint through the score cache, keyed by the very bytes it reads: cleanlab, which computes
+    it, takes seconds to import, more than the rest of a cached re-run."""
+    if pred_probs is None:
+        return None
+    if score_cache is None:
+        return class_joint(labels, pred_probs)
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(pred_probs)):
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    stored = score_cache.load("class_joint", digest.hexdigest())
+    if stored is not None and "joint" in stored:
+        return np.asarray(stored["joint"])
+    joint = class_joint(labels, pred_probs)
+    score_cache.save("class_joint", digest.hexdigest(), {"joint": joint})
+    return joint
 
 
 def _score_cached(
@@ -493,9 +522,18 @@ def summary_stage(
         issue_columns = issues.found.columns()
         if reviewed is not None:
             issue_columns["verified"] = reviewed.states  # -1 not reviewed, 0 verified right, 1 verified wrong
-        table = samples_table(dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns)
+        names = scored.prompt_names if config.data.classes_file is not None else None  # the file's names
+        table = samples_table(
+            dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns, names
+        )
         classes = classes_table(
-            dataset.classes, scored.prompt_names, scored.labels, consensus, embedded.vectors, scored.class_embeddings
+            dataset.classes,
+            scored.prompt_names,
+            scored.labels,
+            consensus,
+            embedded.vectors,
+            scored.class_embeddings,
+            joint=cached_class_joint(scored.labels, consensus.pred_probs, scored.score_cache),
         )
         skipped = pd.DataFrame([s.as_dict() for s in dataset.skipped], columns=["path", "reason", "stage"])
         summary = build_summary(
@@ -571,7 +609,7 @@ def run_info(run: _Run, embedded: EmbeddingResult, scored: Scored, issues: Issue
         "labelaudit_version": __version__,
         "started_at": run.started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "timings_s": run.timer.timings,
+        "timings_s": _timings(run, encoder),
         "cache": {
             "dir": str(run.cache.folder) if run.cache.folder else None,
             "hits": embedded.n_cached,
@@ -584,11 +622,32 @@ def run_info(run: _Run, embedded: EmbeddingResult, scored: Scored, issues: Issue
             "from_cache": scored.context.neighbors.loaded_from_cache if scored.context.neighbors else False,
             **{k: v for k, v in issues.graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
         },
-        "platform": {"python": platform.python_version(), "torch": torch_version(), "device": str(encoder.device)},
+        "model_loaded": not isinstance(encoder, LazyEncoder) or encoder.loaded,
+        "platform": {"python": platform.python_version(), "torch": torch_version(), "device": _device(encoder)},
     }
 
 
-def torch_version() -> str:
-    import torch
+def _timings(run: _Run, encoder: Encoder) -> dict[str, float]:
+    """Each stage's seconds; a lazily loaded model's load time (spent inside the stage that first needed it)
+    as load_model, absent when the model never loaded."""
+    timings = dict(run.timer.timings)
+    if isinstance(encoder, LazyEncoder) and encoder.load_seconds is not None:
+        timings["load_model"] = encoder.load_seconds
+    return timings
 
-    return str(torch.__version__)
+
+def _device(encoder: Encoder) -> str | None:
+    """Where the model ran; None when it never loaded (every embedding and score came from the cache)."""
+    if isinstance(encoder, LazyEncoder) and not encoder.loaded:
+        return None
+    return str(encoder.device)
+
+
+def torch_version() -> str | None:
+    """torch's version, from its package metadata: importing torch to ask would cost seconds on a cached run."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None

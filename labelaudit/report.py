@@ -61,8 +61,11 @@ def samples_table(
     results: dict[str, ScorerResult],
     consensus: Consensus,
     extra: pd.DataFrame | None = None,
+    class_names: list[str] | None = None,
 ) -> pd.DataFrame:
-    """``extra``: further per-sample columns in discovery order (e.g. the neighbour issue types)."""
+    """``extra``: further per-sample columns in discovery order (e.g. the neighbour issue types).
+    ``class_names``: each class's name from a --classes file; where one differs from its key (``0`` ->
+    ``HAM``), ``given_name`` and ``suggested_name`` follow the label columns, for every reader to show."""
     class_array = np.array(classes, dtype=object)
     frame = pd.DataFrame(
         {
@@ -77,6 +80,10 @@ def samples_table(
             "content_hash": samples["content_hash"].to_numpy(),
         }
     )
+    if class_names is not None and list(class_names) != list(classes):
+        name_array = np.array(class_names, dtype=object)
+        frame.insert(frame.columns.get_loc("given_label") + 1, "given_name", name_array[labels])
+        frame.insert(frame.columns.get_loc("suggested_label") + 1, "suggested_name", name_array[consensus.suggested])
     for name, result in results.items():
         frame[f"{name}_score"] = result.quality.astype(np.float64)
         frame[f"{name}_issue"] = result.is_issue.astype(bool)
@@ -89,6 +96,15 @@ def samples_table(
     return frame
 
 
+def class_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's estimate of the joint of given and true labels, (K, K); the per-class error rates read it."""
+    from cleanlab.count import estimate_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(estimate_joint(labels, pred_probs))
+
+
 def classes_table(
     classes: list[str],
     class_names: list[str],
@@ -96,17 +112,14 @@ def classes_table(
     consensus: Consensus,
     embeddings: np.ndarray,
     class_embeddings: np.ndarray | None,
+    joint: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """One row per class; ``joint`` is ``class_joint(labels, consensus.pred_probs)`` if the caller has it."""
     k = len(classes)
     counts = np.bincount(labels, minlength=k)
     flagged = np.bincount(labels[consensus.is_issue], minlength=k)
-    joint = None
-    if consensus.pred_probs is not None:
-        from cleanlab.count import estimate_joint
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            joint = estimate_joint(labels, consensus.pred_probs)
+    if joint is None and consensus.pred_probs is not None:
+        joint = class_joint(labels, consensus.pred_probs)
     rows = []
     for c in range(k):
         row: dict[str, Any] = {
@@ -318,12 +331,13 @@ def print_summary(
         table = Table(title=f"Top {len(suspects)} suspect labels", title_justify="left")
         for column in ("rank", "sample", "given", "suggested", "score", "issue"):
             table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+        named = "given_name" in suspects.columns
         for row in suspects.itertuples():
             table.add_row(
                 str(row.rank),
                 _short(row.sample_id),
-                str(row.given_label),
-                str(row.suggested_label),
+                str(row.given_name if named else row.given_label),
+                str(row.suggested_name if named else row.suggested_label),
                 f"{row.consensus_score:.3f}",
                 str(getattr(row, "issue_type", "label_error")),
             )
@@ -334,9 +348,14 @@ def print_summary(
     table = Table(title=f"{min(worst, len(classes))} worst classes", title_justify="left")
     for column in ("class", "count", "flagged", "est. error", "most confused with"):
         table.add_column(column, justify="right" if column in ("count", "flagged", "est. error") else "left")
+    # Named classes (a --classes file's names differ from its keys) are shown by name, as in the suspects.
+    names = dict(zip(classes["class"], classes["name"], strict=True)) if "given_name" in samples.columns else {}
     for row in classes.head(worst).itertuples():
-        confused = f"{row.confused_with} ({row.confused_share:.0%})" if row.confused_with else "-"
-        table.add_row(str(row[1]), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
+        # A class confused with none reads back as NaN, not None, once the column also holds names.
+        other = row.confused_with if isinstance(row.confused_with, str) and row.confused_with else None
+        confused = f"{names.get(other, other)} ({row.confused_share:.0%})" if other else "-"
+        shown = names.get(row[1], row[1])
+        table.add_row(str(shown), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
     console.print(table)
 
 

@@ -28,6 +28,7 @@ class ExportContext:
     classes: list[str]
     report_dir: Path
     url_prefix: str | None = None
+    names: dict[str, str] | None = None  # class key -> name, when a --classes file named them otherwise
 
     @property
     def modality(self) -> str:
@@ -158,6 +159,17 @@ def partition(
     return parts
 
 
+def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
+    """Class key -> name from a report's given_name / suggested_name columns; None when it has none."""
+    if "given_name" not in samples.columns:
+        return None
+    names: dict[str, str] = {}
+    for key_column, name_column in (("given_label", "given_name"), ("suggested_label", "suggested_name")):
+        if name_column in samples.columns:
+            names.update(zip(samples[key_column].astype(str), samples[name_column].astype(str), strict=True))
+    return names
+
+
 def export(
     report_dir: Path,
     to: str,
@@ -192,7 +204,9 @@ def export(
         unknown = [c for c in classes if c not in known]
         if unknown:
             raise LabelAuditError(f"--classes names unknown class(es) {', '.join(unknown)}; known: {', '.join(known)}")
-    ctx = ExportContext(summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix)
+    ctx = ExportContext(
+        summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix, names=class_names_of(samples)
+    )
     if ctx.modality not in exporter.modalities:
         raise LabelAuditError(
             f"the {to} export handles {' and '.join(exporter.modalities)} datasets; this report is {ctx.modality}"

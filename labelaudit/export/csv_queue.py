@@ -14,7 +14,9 @@ LEADING = [
     "sample_id",
     "path",
     "given_label",
+    "given_name",  # only in reports of a --classes file whose names differ from its keys
     "suggested_label",
+    "suggested_name",
     "decision",
     "consensus_score",
     "suggested_prob",

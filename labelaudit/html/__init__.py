@@ -252,7 +252,11 @@ def build_payload(
         thumbs_mode = "inline" if inline else "folder"
         _add_thumbs(rows + clean_records + verify_records, out, inline)
     class_list = [c["cls"] for c in _class_records(classes)]
+    named = {}
+    if "given_name" in samples.columns:  # a --classes file named the classes otherwise than their keys
+        named = {"names": {c["cls"]: c["name"] for c in _class_records(classes) if c["cls"] is not None}}
     return {
+        **named,
         "methods": methods,
         "modality": modality,
         "thumbs": thumbs_mode,
@@ -296,11 +300,14 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
     parts.append('<div class="panels"><div class="panel"><h3>Estimated error rate by class</h3>')
     if len(classes) > len(top):
         parts.append(f'<p class="muted">The {len(top)} worst of {len(classes)} classes.</p>')
+    # A --classes file's names, where they differ from the keys (the report then has given_name).
+    names = {c["cls"]: c["name"] for c in classes} if "given_name" in samples.columns else {}
     parts.append('<div class="bars" id="class-bars">')
     for c in top:
         width = 100.0 * c["rate"] / peak
-        label = escape(c["cls"] or "")
-        tip = escape(f"{c['cls']}: {c['rate']:.1%} estimated, {c['flagged']} of {c['count']} flagged")
+        shown = names.get(c["cls"], c["cls"])
+        label = escape(shown or "")
+        tip = escape(f"{shown}: {c['rate']:.1%} estimated, {c['flagged']} of {c['count']} flagged")
         parts.append(
             f'<div class="bar-row" title="{tip}"><span class="bar-label">{label}</span>'
             f'<span class="bar-track"><span class="bar" style="width:{width:.1f}%"></span></span>'
@@ -316,14 +323,14 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
         counts = {(p["given"], p["suggested"]): int(p["count"]) for p in pairs}
         most = max(counts.values())
         parts.append('<table class="heat" id="heatmap"><thead><tr><th class="corner">given ↓ / suggested →</th>')
-        parts.extend(f'<th class="col"><span>{escape(str(s))}</span></th>' for s in suggs)
+        parts.extend(f'<th class="col"><span>{escape(str(names.get(s, s)))}</span></th>' for s in suggs)
         parts.append("</tr></thead><tbody>")
         for g in givens:
-            parts.append(f'<tr><th class="rowh">{escape(str(g))}</th>')
+            parts.append(f'<tr><th class="rowh">{escape(str(names.get(g, g)))}</th>')
             for s in suggs:
                 value = counts.get((g, s), 0)
                 alpha = 0.12 + 0.88 * value / most if value else 0.0
-                tip = escape(f"{g} → {s}: {value} flagged")
+                tip = escape(f"{names.get(g, g)} → {names.get(s, s)}: {value} flagged")
                 cell = str(value) if value else ""
                 parts.append(
                     f'<td title="{tip}" style="background:rgba(214,69,65,{alpha:.2f})"'
