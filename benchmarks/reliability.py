@@ -2,12 +2,17 @@
 
     python benchmarks/reliability.py manifest [--mb 100]   # discover() on a large text CSV manifest
     python benchmarks/reliability.py hashcheck [--n 2000] [--large 10]  # cost of the per-image hash check
+    python benchmarks/reliability.py hugetext [--mb 50]   # one huge text file in a text audit: memory, CPU
 
 ``manifest`` writes a CSV of about ``--mb`` MB (columns id, text, label; texts of ~100 characters) to a
 temporary folder and times ``labelaudit.discover`` on it in a fresh process, so the peak RSS is that of
 reading the manifest alone. ``hashcheck`` times ``load_image`` on the CIFAR-10 JPEGs of the shared assets and
 on generated 12-megapixel JPEGs, with and without the discovery-hash check that embedding does (read
 once, hash, decode those bytes).
+``hugetext`` audits sample_data/text (the default text encoder, no cache) in a fresh process, then the same
+folder with one ``--mb`` MB text file added, and compares their peak RSS and CPU seconds: a text sample is
+read a chunk at a time and cut to what an encoder can use, so one huge file must not cost more than a
+normal audit (issue #16: 50 MB took 2 minutes and ~7 GB when the whole text reached the tokenizer).
 Results go to benchmarks/results/reliability_<name>.json and .md.
 """
 
@@ -175,6 +180,56 @@ def hashcheck(n: int, n_large: int, repeats: int = 3) -> dict[str, Any]:
     return result
 
 
+def _measure_audit(folder: str) -> dict[str, Any]:
+    """Runs in a fresh process (see ``hugetext``)."""
+    import labelaudit
+
+    start = time.process_time()
+    result = labelaudit.audit(folder, cache_dir=None)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "samples": len(result.samples),
+        "cpu_s": round(time.process_time() - start, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "warnings": result.summary.warnings,
+    }
+
+
+def _audit_in_child(folder: Path) -> dict[str, Any]:
+    child = subprocess.run(
+        [sys.executable, __file__, "_audit", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"},
+    )
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def hugetext(megabytes: float) -> dict[str, Any]:
+    import shutil
+
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "text"
+        shutil.copytree(REPO / "sample_data" / "text", data)
+        normal = _audit_in_child(data)
+        label = sorted(p.name for p in data.iterdir() if p.is_dir())[0]
+        big = data / label / "huge.txt"
+        words = " ".join(WORDS) + "\n"
+        with open(big, "w", encoding="utf-8") as handle:
+            for _ in range(int(megabytes * 1_000_000) // len(words)):
+                handle.write(words)
+        size_mb = big.stat().st_size / 1e6
+        huge = _audit_in_child(data)
+    return {
+        "huge_file_mb": round(size_mb, 1),
+        "normal": normal,
+        "with_huge_file": huge,
+        "peak_rss_ratio": round(huge["peak_rss_mb"] / normal["peak_rss_mb"], 2),
+        "cpu_ratio": round(huge["cpu_s"] / max(normal["cpu_s"], 1e-9), 2),
+    }
+
+
 def _write(name: str, payload: dict[str, Any], lines: list[str]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"reliability_{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -185,6 +240,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("_discover").add_argument("path")
+    sub.add_parser("_audit").add_argument("folder")
+    t = sub.add_parser("hugetext")
+    t.add_argument("--mb", type=float, default=50.0)
     m = sub.add_parser("manifest")
     m.add_argument("--mb", type=float, default=100.0)
     h = sub.add_parser("hashcheck")
@@ -193,6 +251,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "_discover":
         print(json.dumps(_measure_discover(args.path)))
+        return
+    if args.command == "_audit":
+        print(json.dumps(_measure_audit(args.folder)))
         return
     env = {
         "python": platform.python_version(),
@@ -210,6 +271,22 @@ def main() -> None:
             f"| {result['rows']:,} | {result['read_csv_s']} | {result['discover_s']} | {result['rows_per_s']:,} "
             f"| {result['samples_table_mb']} | {result['peak_rss_mb']} |",
             "",
+            f"Machine: {env['cpus']} cores shared with other jobs, load average {env['load_average_at_start']} at "
+            "the start; treat times as rough.",
+        ]
+    elif args.command == "hugetext":
+        result = hugetext(args.mb)
+        normal, huge = result["normal"], result["with_huge_file"]
+        lines = [
+            f"# A text audit of sample_data/text, without and with one {result['huge_file_mb']} MB text file",
+            "",
+            "| audit | samples | CPU s | peak RSS MB |",
+            "|---|---|---|---|",
+            f"| sample_data/text | {normal['samples']} | {normal['cpu_s']} | {normal['peak_rss_mb']} |",
+            f"| + one {result['huge_file_mb']} MB file | {huge['samples']} | {huge['cpu_s']} | {huge['peak_rss_mb']} |",
+            "",
+            f"Peak RSS ratio {result['peak_rss_ratio']}, CPU ratio {result['cpu_ratio']} (default text encoder, "
+            "no cache, each audit in a fresh process).",
             f"Machine: {env['cpus']} cores shared with other jobs, load average {env['load_average_at_start']} at "
             "the start; treat times as rough.",
         ]

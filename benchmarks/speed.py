@@ -341,8 +341,8 @@ def cache_markdown(payload: dict[str, Any]) -> str:
     r = payload["result"]
     runs = [("cold", r["cold"])] + [(f"warm {i + 1}", w) for i, w in enumerate(r["warm"])]
     stages = list(r["cold"]["timings_s"])
-    rows = [
-        [name, x["total_s"], x["cache"]["hits"], x["cache"]["embedded"]] + [x["timings_s"][s] for s in stages]
+    rows = [  # "-": the stage did not happen (a cached run never loads the model)
+        [name, x["total_s"], x["cache"]["hits"], x["cache"]["embedded"]] + [x["timings_s"].get(s, "-") for s in stages]
         for name, x in runs
     ]
     return (

@@ -81,21 +81,24 @@ class EmbeddingCache:
         yield from storage.map_reads(self._read_shard, self._shards())
 
     def lookup(self, hashes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Return (found mask, float16 matrix with a row per hash; rows not found are zero)."""
-        wanted = {h: i for i, h in enumerate(hashes)}
+        """Return (found mask, float16 matrix with a row per hash; rows not found are zero). A hash listed
+        more than once (exact duplicates) is found for every row that lists it."""
+        wanted: dict[str, list[int]] = {}
+        for i, h in enumerate(hashes):
+            wanted.setdefault(h, []).append(i)
         found = np.zeros(len(hashes), dtype=bool)
         matrix: np.ndarray | None = None
 
         def take(shard_hashes: np.ndarray, shard_vectors: np.ndarray) -> None:
             nonlocal matrix
             for row, h in enumerate(shard_hashes.tolist()):
-                i = wanted.get(h)
-                if i is None or found[i]:
+                rows = wanted.get(h)
+                if rows is None or found[rows[0]]:
                     continue
                 if matrix is None:
                     matrix = np.zeros((len(hashes), shard_vectors.shape[1]), dtype=np.float16)
-                matrix[i] = shard_vectors[row]
-                found[i] = True
+                matrix[rows] = shard_vectors[row]
+                found[rows] = True
 
         if self._memory:
             keys = np.array(list(self._memory), dtype="U32")

@@ -1,13 +1,17 @@
 """Command line: one thin function per command over the Python API.
 
-Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted.
+Exit codes: 0 success, 1 a quality gate failed, 2 a usage or input error, 130 interrupted (Ctrl-C), 143 stopped
+by SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +31,7 @@ from .config import (
     ScoringSpec,
 )
 from .engines import ENGINES
-from .errors import AuditInterrupted, LabelAuditError
+from .errors import SPEAKING_TO_CLI, AuditInterrupted, LabelAuditError, Terminated
 from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
@@ -43,9 +47,12 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 DEFAULT_METHODS_SPEC = ",".join(DEFAULT_METHODS)
+# audit's options in panels, as a user looks for them (32 options in one list hid the ones that matter).
+DATA, MODEL, METHODS, OUTPUT, ENGINE = "Data", "Model", "Methods", "Output", "Engine and cache"
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, what a shell reports for a process SIGTERM ended
 
 
 class ModalityChoice(str, Enum):
@@ -97,55 +104,95 @@ def audit(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for report.parquet/.csv, classes, summary.json.")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for report.parquet/.csv, classes, summary.json.", rich_help_panel=OUTPUT
+        ),
     ] = Path("labelaudit-report"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a report already in --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a report already in --out.", rich_help_panel=OUTPUT)
+    ] = False,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated scorers: deft, confident, zeroshot, knn.")
+        str,
+        typer.Option(
+            help="Comma-separated scorers: deft, confident, zeroshot, knn.",
+            # spaced, so that it wraps between names at 80 columns instead of after "default:"
+            show_default=", ".join(DEFAULT_METHODS),
+            rich_help_panel=METHODS,
+        ),
     ] = DEFAULT_METHODS_SPEC,
     model: Annotated[
         str | None,
         typer.Option(
-            help="open_clip model (default ViT-B-32), a model-config .json, "
-            "or st:<name-or-path> for a sentence-transformers text model.",
-            show_default=False,
+            help="open_clip model, a model-config .json, or st:<name-or-path> for a sentence-transformers text model.",
+            show_default="ViT-B-32; text: a sentence-transformers model if no CLIP weights are cached",
+            rich_help_panel=MODEL,
         ),
     ] = None,
     pretrained: Annotated[
         str | None,
         typer.Option(
-            help="open_clip pretrained tag (default laion2b_s34b_b79k); 'random' for untrained weights.",
-            show_default=False,
+            help="open_clip pretrained tag; 'random' for untrained weights.",
+            show_default="laion2b_s34b_b79k",
+            rich_help_panel=MODEL,
         ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Local open_clip state dict to load instead of a hub download.", show_default=False),
+        typer.Option(
+            help="Local open_clip state dict to load instead of a hub download.",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     modality: Annotated[
-        ModalityChoice | None, typer.Option(help="Override detection of image vs text data.", show_default=False)
+        ModalityChoice | None,
+        typer.Option(help="Override detection of image vs text data.", show_default=False, rich_help_panel=DATA),
     ] = None,
     label_col: Annotated[
-        str | None, typer.Option(help="Manifest label column (default: label).", show_default=False)
+        str | None,
+        typer.Option(
+            help="Manifest label column.", show_default="label, given_label, class, target or y", rich_help_panel=DATA
+        ),
     ] = None,
     path_col: Annotated[
         str | None,
-        typer.Option(help="Manifest path column, relative to the manifest (default: path).", show_default=False),
+        typer.Option(
+            help="Manifest path column, relative to the manifest.",
+            show_default="path, file, filepath, image, ...",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     text_col: Annotated[
-        str | None, typer.Option(help="Manifest text column (default: text).", show_default=False)
+        str | None,
+        typer.Option(
+            help="Manifest text column.", show_default="text, sentence, content or document", rich_help_panel=DATA
+        ),
     ] = None,
     id_col: Annotated[
-        str | None, typer.Option(help="Manifest column with unique sample ids.", show_default=False)
+        str | None,
+        typer.Option(
+            help="Manifest column with unique sample ids.",
+            show_default="sample_id, id, uid, ... if unique",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     classes: Annotated[
         Path | None,
         typer.Option(
-            help="Class order and prompt names: lines of 'key,name' (or key<TAB>name, or name).", show_default=False
+            help="Class order and prompt names: lines of 'key,name' (or key<TAB>name, or name).",
+            show_default=False,
+            rich_help_panel=DATA,
         ),
     ] = None,
     allow_outside_root: Annotated[
-        bool, typer.Option("--allow-outside-root", help="Accept manifest paths outside the manifest's folder.")
+        bool,
+        typer.Option(
+            "--allow-outside-root",
+            help="Read samples outside the dataset: manifest paths outside the manifest's folder, and symbolic "
+            "links in a data folder that lead out of it (skipped by default).",
+            rich_help_panel=DATA,
+        ),
     ] = False,
     label_sep: Annotated[
         str | None,
@@ -153,91 +200,135 @@ def audit(
             help="Multi-label: the label column holds several tags per row separated by this, e.g. '|' "
             "(a Parquet list column is found without it). See docs/multilabel.md.",
             show_default=False,
+            rich_help_panel=DATA,
         ),
     ] = DataSpec.label_sep,
     label_cols: Annotated[
         str | None,
-        typer.Option(help="Multi-label: one-hot columns, one per class, comma separated.", show_default=False),
+        typer.Option(
+            help="Multi-label: one-hot columns, one per class, comma separated.",
+            show_default=False,
+            rich_help_panel=DATA,
+        ),
     ] = None,
     allow_empty_tags: Annotated[
-        bool, typer.Option("--allow-empty-tags", help="Multi-label: a row with no tag is valid, not an error.")
+        bool,
+        typer.Option(
+            "--allow-empty-tags", help="Multi-label: a row with no tag is valid, not an error.", rich_help_panel=DATA
+        ),
     ] = DataSpec.allow_empty_tags,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.")] = EncoderSpec.device,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per embedding batch.")] = EmbedSpec.batch_size,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:1 or mps.", rich_help_panel=MODEL)
+    ] = EncoderSpec.device,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Samples per embedding batch.", rich_help_panel=ENGINE)
+    ] = EmbedSpec.batch_size,
     workers: Annotated[
         int | None,
-        typer.Option(min=0, help="Image-decoding worker processes (default: cores - 1).", show_default=False),
+        typer.Option(
+            min=0,
+            help="Image-decoding worker processes.",
+            show_default="cores - 1",
+            rich_help_panel=ENGINE,
+        ),
     ] = None,
+    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
     cache_dir: Annotated[
         str,
         typer.Option(
-            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR)."
+            envvar=CACHE_DIR_ENV,  # the flag, when given, wins over the environment
+            help="Embedding cache folder or object-store URI, e.g. s3://bucket/cache (env LABELAUDIT_CACHE_DIR).",
+            rich_help_panel=ENGINE,
         ),
     ] = DEFAULT_CACHE_DIR,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.", rich_help_panel=ENGINE)
+    ] = False,
     engine: Annotated[
         EngineChoice,
-        typer.Option(help="Where to embed: local (this process) or ray (a Ray cluster; needs the optional ray extra)."),
+        typer.Option(
+            help="Where to embed: local (this process) or ray (a Ray cluster; needs the optional ray extra).",
+            rich_help_panel=ENGINE,
+        ),
     ] = EngineChoice(EngineSpec.name),
     ray_address: Annotated[
         str | None,
         typer.Option(
-            help="Ray cluster to join (auto, ray://head:10001); default: start a local Ray.", show_default=False
+            help="Ray cluster to join (auto, ray://head:10001).",
+            show_default="start a local Ray",
+            rich_help_panel=ENGINE,
         ),
     ] = None,
     ray_concurrency: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Embedding actors (one model each) for --engine ray (default: 1 per GPU, else 1).",
-            show_default=False,
+            help="Embedding actors (one model each) for --engine ray.",
+            show_default="1 per GPU, else 1",
+            rich_help_panel=ENGINE,
         ),
     ] = None,
     max_pixels: Annotated[
-        int, typer.Option(min=1, help="Skip images with more pixels than this.")
+        int, typer.Option(min=1, help="Skip images with more pixels than this.", rich_help_panel=ENGINE)
     ] = EmbedSpec.max_pixels,
     folds: Annotated[
-        int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.")
+        int, typer.Option(min=2, help="Cross-validation folds of the confident scorer.", rich_help_panel=METHODS)
     ] = ConfidentSettings.folds,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")] = ScoringSpec.seed,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same report.", rich_help_panel=METHODS)
+    ] = ScoringSpec.seed,
     deft_variant: Annotated[
         str,
         typer.Option(
             help="DeFT prompts: embedding (learned class vectors), prompt (soft prompts through the text tower) "
-            "or auto."
+            "or auto.",
+            rich_help_panel=METHODS,
         ),
     ] = DeftSettings.variant,
-    deft_epochs: Annotated[int, typer.Option(help="DeFT training epochs.")] = DeftSettings.epochs,
+    deft_epochs: Annotated[
+        int, typer.Option(help="DeFT training epochs.", rich_help_panel=METHODS)
+    ] = DeftSettings.epochs,
     deft_ctx: Annotated[
-        int, typer.Option(help="DeFT context vectors per prompt (prompt variant).")
+        int, typer.Option(help="DeFT context vectors per prompt (prompt variant).", rich_help_panel=METHODS)
     ] = DeftSettings.n_ctx,
     deft_lr: Annotated[
         float | None,
         typer.Option(
-            help=f"DeFT learning rate (default {EMBEDDING_LR} embedding, {PROMPT_LR} prompt).", show_default=False
+            help="DeFT learning rate.",
+            show_default=f"{EMBEDDING_LR} embedding, {PROMPT_LR} prompt",
+            rich_help_panel=METHODS,
         ),
     ] = DeftSettings.lr,
     deft_folds: Annotated[
-        int, typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).")
+        int,
+        typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).", rich_help_panel=METHODS),
     ] = DeftSettings.folds,
     fail_above: Annotated[
         float | None,
         typer.Option(
             help="Exit 1 when the estimated label-error rate is above this rate in [0, 1] (0.05 = 5 %).",
             show_default=False,
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     json_out: Annotated[
         bool,
-        typer.Option("--json", help="Print summary.json, with run.json under 'run', to stdout instead of tables."),
+        typer.Option(
+            "--json",
+            help="Print summary.json, with run.json under 'run', to stdout instead of tables.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or tables.", rich_help_panel=OUTPUT)
+    ] = False,
     verified: Annotated[
         Path | None,
         typer.Option(
             help="verified.csv from `labelaudit estimate`: reviewed-right samples are never flagged, "
             "reviewed-wrong ones are flagged with the reviewer's label (matched by sample id and content hash).",
             show_default=False,
+            rich_help_panel=DATA,
         ),
     ] = None,
 ) -> None:
@@ -250,8 +341,6 @@ def audit(
     from .progress import Reporter
     from .report import print_summary
 
-    # A string, not a Path: Path("s3://bucket") would collapse the "//" and point at a local folder "s3:".
-    cache_text = os.environ.get(CACHE_DIR_ENV, cache_dir)
     config = AuditConfig(
         data=DataSpec(
             modality=modality.value if modality else None,
@@ -269,7 +358,7 @@ def audit(
             model=model, pretrained=pretrained, checkpoint=str(checkpoint) if checkpoint else None, device=device
         ),
         embed=EmbedSpec(
-            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_text
+            batch_size=batch_size, workers=workers, max_pixels=max_pixels, cache_dir=None if no_cache else cache_dir
         ),
         engine=EngineSpec(name=engine.value, ray_address=ray_address, ray_concurrency=ray_concurrency),
         scoring=ScoringSpec(
@@ -285,7 +374,8 @@ def audit(
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)
     try:
-        result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
+        with _sigterm_as_interrupt():
+            result = run_audit(data, config, out=out, overwrite=overwrite, reporter=reporter, verified=verified)
     except KeyboardInterrupt as exc:
         # Said here, in the command: typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130
         # before main() could explain what was saved.
@@ -462,6 +552,9 @@ def export(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace queue files that already exist (refused otherwise).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the files written as JSON to stdout.")] = False,
 ) -> None:
     """Write the suspects of a report as a review queue (CSV, Label Studio, CVAT or FiftyOne).
@@ -481,6 +574,7 @@ def export(
         batch_size=batch_size,
         split_by_class=split_by_class,
         url_prefix=url_prefix,
+        overwrite=overwrite,
     )
     if json_out:
         payload = {
@@ -744,6 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the exit code."""
     import click
 
+    speaking = SPEAKING_TO_CLI.set(True)  # error messages name flags, not Python keywords
     try:
         code = app(args=argv, standalone_mode=False)
     except LabelAuditError as exc:
@@ -762,17 +857,41 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
+    finally:
+        SPEAKING_TO_CLI.reset(speaking)
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)
     return code
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) for the block's duration, so that the audit handles
+    it as it handles Ctrl-C: the partial shard is flushed and the message says what was saved."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _interrupted(exc: BaseException) -> int:
     # ``exc`` is the audit's AuditInterrupted, or a click Abort (other click/typer versions) caused by it.
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, AuditInterrupted):
+    chain: list[BaseException] = []
+    while cause is not None:
+        chain.append(cause)
         cause = cause.__cause__
+    code = EXIT_TERMINATED if any(isinstance(c, Terminated) for c in chain) else EXIT_INTERRUPTED
+    cause = next((c for c in chain if isinstance(c, AuditInterrupted)), None)
     if cause is not None and str(cause):
         err.print(f"[yellow]{escape(str(cause))}[/]", soft_wrap=True)
     else:
@@ -780,7 +899,7 @@ def _interrupted(exc: BaseException) -> int:
             "[yellow]Interrupted.[/] Embeddings computed so far are saved in the cache; "
             "run the same command again to resume."
         )
-    return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ class DataSpec:
     text_col: str | None = None
     id_col: str | None = None
     classes_file: str | None = None  # class order and prompt names: lines of key,name
-    allow_outside_root: bool = False  # accept manifest paths outside the manifest's folder
+    # Accept manifest paths outside the manifest's folder and folder symlinks that lead out of the data folder.
+    allow_outside_root: bool = False
     # Multi-label manifests (docs/multilabel.md): the label column holds several tags per row, separated by
     # ``label_sep`` in a CSV (a Parquet list column needs no separator), or one one-hot column per class.
     label_sep: str | None = None

@@ -33,6 +33,7 @@ PATH_COLUMN_CANDIDATES = ("path", "file", "filepath", "file_path", "image", "ima
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content", "document")
 LABEL_COLUMN_CANDIDATES = ("label", "given_label", "class", "target", "y")
 TAG_COLUMN_CANDIDATES = (*LABEL_COLUMN_CANDIDATES, "tags", "labels")  # a multi-label manifest's usual names
+ID_COLUMN_CANDIDATES = ("sample_id", "id", "uid", "uuid", "guid", "image_id", "doc_id")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def resolved_spec(spec: DataSpec, dataset: Dataset) -> DataSpec:
         label_col=label_col,
         path_col=columns.path,
         text_col=columns.text,
+        id_col=columns.id,
         multilabel=dataset.is_multilabel or spec.multilabel,
     )
 
@@ -154,6 +156,12 @@ NOT_UTF8_NAME = "file name is not valid UTF-8: rename it (e.g. `convmv -f latin1
 NOT_UTF8_FOLDER = "folder name is not valid UTF-8: rename it (e.g. `convmv -f latin1 -t utf8 --notest`)"
 FOLDER_UNREADABLE = "folder not readable: its files were not audited"
 FOLDER_LINK = "symbolic link to a folder: not followed (avoids link loops)"
+LINK_OUTSIDE = (
+    "symbolic link to a file outside the dataset folder: not read (pass --allow-outside-root to follow such links)"
+)
+CLASS_LINK_OUTSIDE = (
+    "symbolic link to a folder outside the dataset folder: not read (pass --allow-outside-root to follow such links)"
+)
 
 
 def _walk_class_folder(folder: Path, root: Path, skipped: list[SkippedFile]) -> list[Path]:
@@ -189,20 +197,32 @@ def _relative(path: Path, root: Path) -> str:
     return printable_path(path.relative_to(root).as_posix())
 
 
+def _leaves(path: Path, real_root: Path) -> bool:
+    """Whether ``path`` (a symbolic link, or a file below one) resolves to a place outside ``real_root``."""
+    return not path.resolve().is_relative_to(real_root)
+
+
 def discover_folder(
     root: Path,
     modality: Modality | None = None,
     reporter: Reporter = QUIET,
+    allow_outside_root: bool = False,
 ) -> tuple[pd.DataFrame, Modality, list[SkippedFile], int]:
+    """The samples of ``root/<class>/<file>``. A symbolic link that leads outside ``root`` (a file link to
+    /etc/passwd, a class folder linked to the home folder) is not read unless ``allow_outside_root``: the
+    user named this folder, and its report must not carry the contents of files elsewhere."""
     if not _is_utf8(str(root)):
         raise DataError(f"the dataset folder's path {printable_path(str(root))} is not valid UTF-8: rename or move it")
+    real_root = root.resolve()
     skipped: list[SkippedFile] = []
     class_dirs: list[Path] = []
     for entry in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)):
-        if _is_utf8(entry.name):
-            class_dirs.append(entry)
-        else:  # the label would be the folder name, and it cannot be written to the report
+        if not _is_utf8(entry.name):  # the label would be the folder name, and it cannot be written to the report
             skipped.append(SkippedFile(_relative(entry, root) + "/", NOT_UTF8_FOLDER))
+        elif entry.is_symlink() and not allow_outside_root and _leaves(entry, real_root):
+            skipped.append(SkippedFile(_relative(entry, root) + "/", CLASS_LINK_OUTSIDE))
+        else:
+            class_dirs.append(entry)
     if not class_dirs:
         raise DataError(
             f"{root} has no class sub-folders. Expected ROOT/<class>/<file> (one folder per class), "
@@ -226,6 +246,11 @@ def discover_folder(
                 try:
                     if file.is_symlink() and not file.exists():
                         raise OSError("broken symbolic link")
+                    # Only a file link can lead out: linked sub-folders are not walked, linked class folders
+                    # were checked above.
+                    if file.is_symlink() and not allow_outside_root and _leaves(file, real_root):
+                        skipped.append(SkippedFile(rel, LINK_OUTSIDE))
+                        continue
                     text, content_hash = storage.read_sample(file, modality)
                     rows.append(sample_row(rel, str(file), text, label, content_hash))
                 except (OSError, ValueError) as exc:
@@ -399,9 +424,25 @@ def resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> ManifestColumns:
         label=label_col,
         path=None if from_text else path_col,
         text=text_col if from_text else None,
-        id=spec.id_col,
+        id=spec.id_col if spec.id_col is not None else _found_id_column(frame, {label_col, path_col, text_col}),
         modality=modality,
     )
+
+
+def _found_id_column(frame: pd.DataFrame, taken: set[str | None]) -> str | None:
+    """A column with a usual id name (``ID_COLUMN_CANDIDATES``) whose values are present and unique: the
+    manifest's own sample ids. One with gaps or repeats is not an id column, and is left alone (--id-col
+    names one explicitly, and is then refused if it has either)."""
+    lowered = {str(c).lower(): c for c in frame.columns if c not in taken}
+    for candidate in ID_COLUMN_CANDIDATES:
+        column = lowered.get(candidate)
+        if column is None:
+            continue
+        values = frame[column]
+        if values.isna().any() or (values.astype(str) == "").any() or values.astype(str).duplicated().any():
+            continue
+        return str(column)
+    return None
 
 
 def _missing(value: object) -> bool:
@@ -456,10 +497,11 @@ def discover_table(
             label = label_text(raw_label)
             if columns.text is not None:
                 text = record[columns.text]
-                if _missing(text):
+                if _missing(text) or not str(text).strip():
                     skipped.append(SkippedFile(where, "empty text"))
                     continue
-                rows.append(sample_row(str(ids[position]), None, str(text), label, hash_text(str(text))))
+                kept = str(text)[: storage.TEXT_CHARS_KEPT]  # the hash is of the whole text, as for a file
+                rows.append(sample_row(str(ids[position]), None, kept, label, hash_text(str(text))))
                 continue
             raw_path, sample_id = record[columns.path], ids[position]
             if _missing(raw_path) or str(raw_path) == "" or sample_id is None:
@@ -576,6 +618,7 @@ def discover(
     if found.is_multilabel:  # the classes are the tags, found with them
         return dataclasses.replace(found, samples=samples.reset_index(drop=True))
     classes, names, warnings = _class_list(samples, classes_file)
+    warnings += _long_text_warning(samples)
     samples = samples.reset_index(drop=True)
     return dataclasses.replace(found, samples=samples, classes=classes, class_names=names, warnings=warnings)
 
@@ -602,7 +645,7 @@ def _find_samples(data: str | Path | Location | pd.DataFrame, spec: DataSpec, re
             raise DataError(f"{path} does not exist")
         if path.is_dir():
             _refuse_tags_in_folder(spec, str(path))
-            samples, modality, skipped, ignored = discover_folder(path, modality, reporter)
+            samples, modality, skipped, ignored = discover_folder(path, modality, reporter, spec.allow_outside_root)
             root = path.resolve()
             kind = f"{modality}_folder"
         elif path.suffix.lower() in MANIFEST_EXTENSIONS:
@@ -728,6 +771,18 @@ def _discover_rows(
             warnings=warnings,
         ),
     )
+
+
+def _long_text_warning(samples: pd.DataFrame) -> list[str]:
+    """Texts cut to what the encoder can use (storage.TEXT_CHARS_KEPT), said in summary.json's warnings."""
+    long = samples[samples["text"].fillna("").str.len() >= storage.TEXT_CHARS_KEPT]
+    if long.empty:
+        return []
+    return [
+        f"{len(long)} text sample(s) have {storage.TEXT_CHARS_KEPT:,} characters or more: only their first "
+        f"{storage.TEXT_CHARS_KEPT:,} are read and embedded (the encoder uses far fewer), e.g. "
+        f"{', '.join(long['sample_id'].astype(str).head(3))}"
+    ]
 
 
 def _class_list(samples: pd.DataFrame, classes_file: str | Path | None) -> tuple[list[str], dict[str, str], list[str]]:

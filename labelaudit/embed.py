@@ -7,16 +7,20 @@ not wait on disk; a file that fails to decode is skipped with its reason, never 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
+import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageOps
 
 from . import storage
@@ -26,7 +30,10 @@ from .discover import SkippedFile
 from .encoders import Encoder, normalize
 from .errors import LabelAuditError
 from .hashing import hash_bytes, hash_text
-from .progress import QUIET, Reporter
+from .progress import NULL_TASK, QUIET, Reporter
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MAX_IMAGE_PIXELS = EmbedSpec.max_pixels
 SHARD_ROWS = 4096
@@ -107,7 +114,10 @@ def skip_reason(exc: BaseException) -> str:
     return f"cannot decode image: {text[:200]}"
 
 
-class _ImageFiles(torch.utils.data.Dataset):
+class _ImageFiles:
+    """The images to embed, as a map-style dataset for torch's DataLoader (which needs only these two methods;
+    not subclassing its Dataset keeps torch out of a run that embeds nothing)."""
+
     def __init__(
         self, paths: list[str], hashes: list[str], transform: Callable[[Any], torch.Tensor], max_pixels: int
     ) -> None:
@@ -130,6 +140,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 def _collate(
     batch: list[tuple[int, torch.Tensor | None, str | None]],
 ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    import torch
+
     good = [(i, t) for i, t, _ in batch if t is not None]
     bad = [(i, reason) for i, t, reason in batch if t is None and reason is not None]
     pixels = torch.stack([t for _, t in good]) if good else None
@@ -161,6 +173,39 @@ class _ShardBuffer:
             self.hashes, self.vectors = [], []
 
 
+def embedding_batches(hashes: list[str], found: np.ndarray, batch_size: int) -> list[list[int]]:
+    """The batches to embed, as row indices: each distinct content once (its first row), cut into batches of
+    ``batch_size`` in discovery order, and only the batches with a member the cache lacks.
+
+    A batch's members are fixed by the dataset alone, never by what the cache holds: a model's output for a
+    sample varies in the last bits with its batch-mates (padding, kernel choice), so a resumed run must embed
+    a sample beside the very samples an uninterrupted run would, or its report would not be byte-identical.
+    An interrupted run saves whole batches, so a resumed one re-embeds no cached sample."""
+    first: dict[str, int] = {}
+    for row, content_hash in enumerate(hashes):
+        first.setdefault(content_hash, row)
+    distinct = list(first.values())
+    batches = [distinct[start : start + batch_size] for start in range(0, len(distinct), batch_size)]
+    return [batch for batch in batches if not found[batch].all()]
+
+
+def _ignore_sigterm(_worker_id: int) -> None:
+    # SIGTERM goes to the whole process group (timeout, CI runners): the main process says what was saved and
+    # stops the workers; a worker killed by it first would only add a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A worker hands its batches over through multiprocessing's resource-sharer thread; when the main process
+    # stops early, that thread's socket closes under it and it reports the error through sys.excepthook (a
+    # traceback on the user's terminal). That failure is expected then: keep it quiet, let any other through.
+    default_hook = sys.excepthook
+
+    def quiet_resource_sharer(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if any(frame.filename.endswith("resource_sharer.py") for frame in traceback.extract_tb(tb)):
+            return
+        default_hook(kind, error, tb)
+
+    sys.excepthook = quiet_resource_sharer
+
+
 def embed_samples(
     samples: pd.DataFrame,
     modality: str,
@@ -171,59 +216,77 @@ def embed_samples(
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     reporter: Reporter = QUIET,
 ) -> EmbeddingResult:
+    """Every sample's vector: from the cache, else embedded (each distinct content once, in the batches
+    ``embedding_batches`` fixes) and saved to the cache as the run goes."""
     hashes = samples["content_hash"].tolist()
     found, cached = cache.lookup(hashes)
     n = len(samples)
     vectors: np.ndarray | None = cached
     kept = found.copy()
     skipped: list[SkippedFile] = []
-    missing = np.flatnonzero(~found)
+    batches = embedding_batches(hashes, found, batch_size)
+    rows_of: dict[str, list[int]] = {}
+    for row, content_hash in enumerate(hashes):
+        rows_of.setdefault(content_hash, []).append(row)
+    failed: dict[str, str] = {}  # content hash -> why its file could not be embedded
 
-    def put(rows: list[int], batch_vectors: np.ndarray) -> None:
+    buffer = _ShardBuffer(cache)
+
+    def put(batch_rows: list[int], batch_vectors: np.ndarray) -> None:
+        """Keep the fresh vectors of the batch's uncached members (for all their duplicates) and save them;
+        a cached member keeps the cached vector, so this run agrees with every later warm one."""
         nonlocal vectors
         if vectors is None:
             vectors = np.zeros((n, batch_vectors.shape[1]), dtype=np.float16)
-        # float16, as the cache stores it, so a cold run and a cached re-run give byte-identical reports.
-        vectors[rows] = batch_vectors.astype(np.float16)
-        kept[rows] = True
+        fresh = [(row, vector) for row, vector in zip(batch_rows, batch_vectors, strict=True) if not found[row]]
+        for row, vector in fresh:
+            rows = rows_of[hashes[row]]
+            # float16, as the cache stores it, so a cold run and a cached re-run give byte-identical reports.
+            vectors[rows] = vector.astype(np.float16)
+            kept[rows] = True
+        if fresh:
+            buffer.add([hashes[row] for row, _ in fresh], np.stack([vector for _, vector in fresh]))
 
-    buffer = _ShardBuffer(cache)
+    load = getattr(encoder, "load", None)  # a LazyEncoder: its own spinner first, then the Embedding bar
+    if batches and callable(load):
+        load()
+    # Nothing to embed (every vector cached): no bar at all, rather than one frozen at 0/0.
+    total = sum(len(batch) for batch in batches)
+    progress = reporter.task("Embedding", total=total) if batches else contextlib.nullcontext(NULL_TASK)
     try:
-        with reporter.task("Embedding", total=len(missing)) as task:
-            if len(missing) and modality == "text":
+        with progress as task:
+            if batches and modality == "text":
                 texts = samples["text"].tolist()
-                for start in range(0, len(missing), batch_size):
-                    rows = missing[start : start + batch_size].tolist()
-                    batch_vectors = encoder.encode_texts([texts[i] for i in rows])
-                    put(rows, batch_vectors)
-                    buffer.add([hashes[i] for i in rows], batch_vectors)
-                    task.advance(len(rows))
-            elif len(missing):
+                for batch in batches:
+                    put(batch, encoder.encode_texts([texts[i] for i in batch]))
+                    task.advance(len(batch))
+            elif batches:
+                import torch
+
                 transform = encoder.image_transform()
-                paths = samples["path"].tolist()
-                files = _ImageFiles([paths[i] for i in missing], [hashes[i] for i in missing], transform, max_pixels)
+                files = _ImageFiles(samples["path"].tolist(), hashes, transform, max_pixels)
                 n_workers = default_workers() if workers is None else workers
                 loader = torch.utils.data.DataLoader(
                     files,
-                    batch_size=batch_size,
-                    shuffle=False,
+                    batch_sampler=batches,
                     num_workers=n_workers,
                     collate_fn=_collate,
                     pin_memory=encoder.device.type == "cuda",
                     persistent_workers=False,
                     prefetch_factor=4 if n_workers > 0 else None,
+                    worker_init_fn=_ignore_sigterm if n_workers > 0 else None,
                 )
-                for local_rows, pixels, bad in loader:
-                    for local, reason in bad:
-                        skipped.append(SkippedFile(samples["sample_id"].iat[missing[local]], reason, "embed"))
+                for rows, pixels, bad in loader:
+                    for row, reason in bad:
+                        if not found[row]:  # a cached member that fails now keeps its cached vector
+                            failed[hashes[row]] = reason
                     if pixels is not None:
-                        rows = [int(missing[i]) for i in local_rows]
-                        batch_vectors = encoder.encode_image_batch(pixels)
-                        put(rows, batch_vectors)
-                        buffer.add([hashes[i] for i in rows], batch_vectors)
-                    task.advance(len(local_rows) + len(bad))
+                        put(rows, encoder.encode_image_batch(pixels))
+                    task.advance(len(rows) + len(bad))
     finally:
         buffer.flush()  # keep what was embedded, also when interrupted
+    for content_hash, reason in failed.items():
+        skipped.extend(SkippedFile(samples["sample_id"].iat[row], reason, "embed") for row in rows_of[content_hash])
     if vectors is None:
         vectors = np.zeros((0, 0), dtype=np.float16)
         kept[:] = False

@@ -10,6 +10,7 @@ need them, so bad input fails before they do.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import platform
 import time
@@ -26,17 +27,20 @@ import pandas as pd
 from . import html as html_page
 from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
-from .config import AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
+from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine, follow_estimate
 from .discover import Dataset, discover, resolved_spec
+from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
-from .errors import AuditInterrupted, DataError
+from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
 from .estimate import ErrorEstimate, EstimateSettings, estimate_error_rate
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import (
+    check_writable,
+    class_joint,
     classes_table,
     confused_pairs,
     prepare_output_dir,
@@ -187,6 +191,7 @@ class Issues:
 _STAGE_WORDS = {
     "starting": "starting",
     "discover": "finding the samples",
+    "plan_model": "choosing the model",
     "load_model": "loading the model",
     "embed": "embedding",
     "class_prompts": "embedding the class prompts",
@@ -196,11 +201,11 @@ _STAGE_WORDS = {
 }
 
 
-def _interrupt_message(run: _Run) -> str:
+def _interrupt_message(run: _Run, terminated: bool = False) -> str:
     """What an interrupted audit kept, and how to go on: the user decides from this whether to rerun."""
     stage, cache = run.timer.current, run.cache
     words = _STAGE_WORDS.get(stage, f"scoring ({stage.removeprefix('score_')})")
-    parts = [f"Interrupted while {words}."]
+    parts = [f"Interrupted while {words}{' (SIGTERM)' if terminated else ''}."]
     if cache is None or run.engine is None:
         parts.append("Nothing had been embedded yet.")
     elif not cache.enabled:
@@ -224,7 +229,7 @@ def _explain_interrupt(run: _Run) -> Iterator[None]:
     except AuditInterrupted:
         raise
     except KeyboardInterrupt as exc:
-        raise AuditInterrupted(_interrupt_message(run)) from exc
+        raise AuditInterrupted(_interrupt_message(run, isinstance(exc, Terminated))) from exc
 
 
 def audit(
@@ -253,8 +258,8 @@ def audit(
     """
     config = (config or AuditConfig()).with_options(**options)
     run = _Run(datetime.now(timezone.utc), _Timer(), Path(out) if out is not None else None)
-    with _explain_interrupt(run):
-        run.engine, cache_root = prepare(config, run.out, overwrite)
+    with _explain_interrupt(run), keyword_errors():
+        run.engine, cache_root = prepare(config, run.out, overwrite, reporter)
         reviewed = None if verified is None else Reviewed.read(verified)  # fail before the expensive work
         dataset = discover_stage(data, config.data, run.timer, reporter)
         if dataset.is_multilabel and reviewed is not None:
@@ -262,6 +267,8 @@ def audit(
         rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
         encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
         run.cache = EmbeddingCache(cache_root, encoder.identity)
+        if isinstance(encoder, LazyEncoder):
+            encoder.remember_in(run.cache.folder)
         if dataset.is_multilabel:
             from .multilabel import stage as tag_stage
 
@@ -290,16 +297,44 @@ def audit(
         return result
 
 
-def prepare(config: AuditConfig, out: Path | None, overwrite: bool) -> tuple[Engine, Path | storage.Location | None]:
+def prepare(
+    config: AuditConfig, out: Path | None, overwrite: bool, reporter: Reporter = QUIET
+) -> tuple[Engine, Path | storage.Location | None]:
     """Everything that can fail on the options alone, before the expensive work: the engine, the cache, --out."""
     config.check()
     engine = get_engine(config.engine)
     cache_dir = config.embed.cache_dir
     cache_root = None if cache_dir is None else storage.open_location(cache_dir, "--cache-dir")
+    if isinstance(cache_root, Path):
+        cache_root = _usable_cache_folder(cache_root, explicit=str(cache_dir) != DEFAULT_CACHE_DIR, reporter=reporter)
     engine.check()
     if out is not None:
         prepare_output_dir(out, overwrite)
     return engine, cache_root
+
+
+def _usable_cache_folder(folder: Path, explicit: bool, reporter: Reporter) -> Path | None:
+    """``folder`` when the cache can be written there. A folder the user named (--cache-dir or the
+    environment) that cannot be is an error before any embedding; the default one, which the user never
+    chose, is passed over with a warning and the audit runs without a cache."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable(folder)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        if explicit:
+            raise LabelAuditError(
+                f"--cache-dir {folder}: cannot keep the embedding cache there ({reason}); pass a folder you can "
+                f"write to, or --no-cache to run without one"
+            ) from None
+        reporter.note(
+            f"[yellow]warning:[/] the default cache folder {folder} cannot be written ({reason}): running without "
+            f"a cache (nothing is kept for a re-run); pass --cache-dir to choose another folder"
+        )
+        return None
+    return folder
 
 
 def discover_stage(
@@ -315,16 +350,17 @@ def discover_stage(
 def encoder_stage(
     modality: str, spec: EncoderSpec, given: Encoder | None, timer: _Timer, reporter: Reporter
 ) -> tuple[Encoder, list[str]]:
-    """The encoder the caller gave, or the one ``spec`` names; with notes worth telling the user."""
+    """The encoder the caller gave, or the one ``spec`` names, with notes worth telling the user. The named
+    one is a ``LazyEncoder``: its model loads on the first cache miss, so a fully cached run never loads it."""
     if given is not None:
         return given, []
-    from .encoders import resolve_encoder
+    from .encoders import LazyEncoder, plan_encoder
 
-    with timer.stage("load_model"):
-        encoder, notes = resolve_encoder(modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
+    with timer.stage("plan_model"):
+        plan, notes = plan_encoder(modality, spec.model, spec.pretrained, spec.checkpoint, spec.device)
     for note in notes:
         reporter.note(f"[cyan]note:[/] {note}")
-    return encoder, notes
+    return LazyEncoder(plan, reporter), notes
 
 
 def embed_stage(
@@ -470,6 +506,27 @@ def _states_digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.int8).tobytes()).hexdigest()
 
 
+def cached_class_joint(
+    labels: np.ndarray, pred_probs: np.ndarray | None, score_cache: ScoreCache | None
+) -> np.ndarray | None:
+    """report.class_joint through the score cache, keyed by the very bytes it reads: cleanlab, which computes
+    it, takes seconds to import, more than the rest of a cached re-run."""
+    if pred_probs is None:
+        return None
+    if score_cache is None:
+        return class_joint(labels, pred_probs)
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(pred_probs)):
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    stored = score_cache.load("class_joint", digest.hexdigest())
+    if stored is not None and "joint" in stored:
+        return np.asarray(stored["joint"])
+    joint = class_joint(labels, pred_probs)
+    score_cache.save("class_joint", digest.hexdigest(), {"joint": joint})
+    return joint
+
+
 def _score_cached(
     name: str, settings: Any, context: ScoreContext, score_cache: ScoreCache
 ) -> tuple[ScorerResult, bool]:
@@ -565,9 +622,18 @@ def summary_stage(
         issue_columns = issues.found.columns()
         if reviewed is not None:
             issue_columns["verified"] = reviewed.states  # -1 not reviewed, 0 verified right, 1 verified wrong
-        table = samples_table(dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns)
+        names = scored.prompt_names if config.data.classes_file is not None else None  # the file's names
+        table = samples_table(
+            dataset.samples, dataset.classes, scored.labels, scored.results, consensus, issue_columns, names
+        )
         classes = classes_table(
-            dataset.classes, scored.prompt_names, scored.labels, consensus, embedded.vectors, scored.class_embeddings
+            dataset.classes,
+            scored.prompt_names,
+            scored.labels,
+            consensus,
+            embedded.vectors,
+            scored.class_embeddings,
+            joint=cached_class_joint(scored.labels, consensus.pred_probs, scored.score_cache),
         )
         skipped = pd.DataFrame([s.as_dict() for s in dataset.skipped], columns=["path", "reason", "stage"])
         summary = build_summary(
@@ -660,7 +726,7 @@ def run_info(run: _Run, embedded: EmbeddingResult, scored: Scored, issues: Issue
         "labelaudit_version": __version__,
         "started_at": run.started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "timings_s": run.timer.timings,
+        "timings_s": _timings(run, encoder),
         "cache": {
             "dir": str(run.cache.folder) if run.cache.folder else None,
             "hits": embedded.n_cached,
@@ -673,11 +739,32 @@ def run_info(run: _Run, embedded: EmbeddingResult, scored: Scored, issues: Issue
             "from_cache": scored.context.neighbors.loaded_from_cache if scored.context.neighbors else False,
             **{k: v for k, v in issues.graph.settings.items() if k in NEIGHBOR_TIMING_KEYS},
         },
-        "platform": {"python": platform.python_version(), "torch": torch_version(), "device": str(encoder.device)},
+        "model_loaded": not isinstance(encoder, LazyEncoder) or encoder.loaded,
+        "platform": {"python": platform.python_version(), "torch": torch_version(), "device": _device(encoder)},
     }
 
 
-def torch_version() -> str:
-    import torch
+def _timings(run: _Run, encoder: Encoder) -> dict[str, float]:
+    """Each stage's seconds; a lazily loaded model's load time (spent inside the stage that first needed it)
+    as load_model, absent when the model never loaded."""
+    timings = dict(run.timer.timings)
+    if isinstance(encoder, LazyEncoder) and encoder.load_seconds is not None:
+        timings["load_model"] = encoder.load_seconds
+    return timings
 
-    return str(torch.__version__)
+
+def _device(encoder: Encoder) -> str | None:
+    """Where the model ran; None when it never loaded (every embedding and score came from the cache)."""
+    if isinstance(encoder, LazyEncoder) and not encoder.loaded:
+        return None
+    return str(encoder.device)
+
+
+def torch_version() -> str | None:
+    """torch's version, from its package metadata: importing torch to ask would cost seconds on a cached run."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None

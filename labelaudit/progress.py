@@ -56,14 +56,17 @@ class Reporter:
         if not self.enabled:
             yield _NullTask()
             return
-        columns = [
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        ]
+        if total is None:  # a wait of unknown length (loading a model): a spinner and the time so far
+            columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn()]
+        else:
+            columns = [
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            ]
         with Progress(*columns, console=self.console, transient=False) as progress:
             task_id = progress.add_task(description, total=total)
             yield _RichTask(progress, task_id)
@@ -74,3 +77,4 @@ class Reporter:
 
 
 QUIET = Reporter(enabled=False)
+NULL_TASK: Task = _NullTask()

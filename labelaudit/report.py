@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,9 @@ REPORT_FILES = (
     *(f"{stem}{suffix}" for stem in table_names() for suffix in (".parquet", ".csv")),
     "report.html",
 )
+# Written by earlier versions and removed by write_report: counted as report files, so that a user's own
+# file of that name is protected by --overwrite like the others.
+LEGACY_REPORT_FILES = ("skipped.parquet",)
 
 
 def excerpt(text: str | None) -> str | None:
@@ -56,8 +61,11 @@ def samples_table(
     results: dict[str, ScorerResult],
     consensus: Consensus,
     extra: pd.DataFrame | None = None,
+    class_names: list[str] | None = None,
 ) -> pd.DataFrame:
-    """``extra``: further per-sample columns in discovery order (e.g. the neighbour issue types)."""
+    """``extra``: further per-sample columns in discovery order (e.g. the neighbour issue types).
+    ``class_names``: each class's name from a --classes file; where one differs from its key (``0`` ->
+    ``HAM``), ``given_name`` and ``suggested_name`` follow the label columns, for every reader to show."""
     class_array = np.array(classes, dtype=object)
     frame = pd.DataFrame(
         {
@@ -77,6 +85,10 @@ def samples_table(
         frame.insert(
             frame.columns.get_loc("is_issue"), "error_probability", consensus.error_probability.astype(np.float64)
         )
+    if class_names is not None and list(class_names) != list(classes):
+        name_array = np.array(class_names, dtype=object)
+        frame.insert(frame.columns.get_loc("given_label") + 1, "given_name", name_array[labels])
+        frame.insert(frame.columns.get_loc("suggested_label") + 1, "suggested_name", name_array[consensus.suggested])
     for name, result in results.items():
         frame[f"{name}_score"] = result.quality.astype(np.float64)
         frame[f"{name}_issue"] = result.is_issue.astype(bool)
@@ -89,6 +101,15 @@ def samples_table(
     return frame
 
 
+def class_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """cleanlab's estimate of the joint of given and true labels, (K, K); the per-class error rates read it."""
+    from cleanlab.count import estimate_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(estimate_joint(labels, pred_probs))
+
+
 def classes_table(
     classes: list[str],
     class_names: list[str],
@@ -96,17 +117,14 @@ def classes_table(
     consensus: Consensus,
     embeddings: np.ndarray,
     class_embeddings: np.ndarray | None,
+    joint: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """One row per class; ``joint`` is ``class_joint(labels, consensus.pred_probs)`` if the caller has it."""
     k = len(classes)
     counts = np.bincount(labels, minlength=k)
     flagged = np.bincount(labels[consensus.is_issue], minlength=k)
-    joint = None
-    if consensus.pred_probs is not None:
-        from cleanlab.count import estimate_joint
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            joint = estimate_joint(labels, consensus.pred_probs)
+    if joint is None and consensus.pred_probs is not None:
+        joint = class_joint(labels, consensus.pred_probs)
     rows = []
     for c in range(k):
         row: dict[str, Any] = {
@@ -162,13 +180,31 @@ def confused_pairs(
 
 
 def prepare_output_dir(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready for a report, or raise LabelAuditError: before the audit's expensive work, so a
+    folder that cannot take the report costs seconds, not a whole run."""
     if out.exists() and not out.is_dir():
         raise LabelAuditError(f"--out {out} exists and is not a folder")
     interrupted = (out / WRITING_MARKER).exists()
-    if out.is_dir() and not interrupted and any((out / name).exists() for name in REPORT_FILES) and not overwrite:
+    ours = (*REPORT_FILES, *LEGACY_REPORT_FILES)
+    if out.is_dir() and not interrupted and not overwrite and any((out / name).exists() for name in ours):
         raise LabelAuditError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        raise LabelAuditError(
+            f"--out {out}: cannot write the report there ({reason}); choose a folder you can write to"
+        ) from None
     _remove_stale_temp_files(out)
+
+
+def check_writable(folder: Path) -> None:
+    """Raise OSError unless a file can be created in ``folder`` (permissions alone do not tell: root, ACLs,
+    read-only mounts): a probe file is made and removed."""
+    fd, probe = tempfile.mkstemp(prefix=".labelaudit-probe-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _remove_stale_temp_files(out: Path) -> None:
@@ -235,18 +271,42 @@ def write_summary(out: Path, summary: Summary, run: dict[str, Any] | None = None
 
 
 def load_summary(folder: Path) -> Summary:
-    """A report folder's summary.json; refuses a folder that is no complete labelaudit report."""
+    """A report folder's summary.json; refuses a folder that is no complete labelaudit report.
+
+    The one reader every command goes through (gate, export, apply, verify, estimate, view): a missing,
+    damaged or unreadable file is a LabelAuditError naming it, never a traceback."""
     folder = Path(folder)
     summary_file = folder / SUMMARY_FILE
+    if not folder.is_dir():
+        raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
     refuse_incomplete_report(folder)
     if not summary_file.is_file():
         raise LabelAuditError(f"{folder} is not a labelaudit report folder (no summary.json)")
-    return Summary.from_json(json.loads(summary_file.read_text(encoding="utf-8")), f"{folder}/{SUMMARY_FILE}")
+    try:
+        payload = json.loads(summary_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise _damaged(summary_file, exc) from None
+    return Summary.from_json(payload, str(summary_file))
+
+
+def _damaged(path: Path, exc: BaseException) -> LabelAuditError:
+    reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:200]
+    return LabelAuditError(
+        f"cannot read {path} ({reason}): the report is damaged; run the audit again (with --overwrite) to rewrite it"
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types (ArrowInvalid, OSError, ...) for a bad or missing file
+        raise _damaged(path, exc) from None
 
 
 def load_report(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
+    """(samples, classes, summary) of a report folder, through ``load_summary``'s checks and messages."""
     summary = load_summary(folder)
-    return pd.read_parquet(Path(folder) / "report.parquet"), pd.read_parquet(Path(folder) / "classes.parquet"), summary
+    return _read_table(Path(folder) / "report.parquet"), _read_table(Path(folder) / "classes.parquet"), summary
 
 
 def print_summary(
@@ -287,12 +347,13 @@ def print_summary(
         table = Table(title=f"Top {len(suspects)} suspect labels", title_justify="left")
         for column in ("rank", "sample", "given", "suggested", "score", "issue"):
             table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+        named = "given_name" in suspects.columns
         for row in suspects.itertuples():
             table.add_row(
                 str(row.rank),
                 _short(row.sample_id),
-                str(row.given_label),
-                str(row.suggested_label),
+                str(row.given_name if named else row.given_label),
+                str(row.suggested_name if named else row.suggested_label),
                 f"{row.consensus_score:.3f}",
                 str(getattr(row, "issue_type", "label_error")),
             )
@@ -303,9 +364,14 @@ def print_summary(
     table = Table(title=f"{min(worst, len(classes))} worst classes", title_justify="left")
     for column in ("class", "count", "flagged", "est. error", "most confused with"):
         table.add_column(column, justify="right" if column in ("count", "flagged", "est. error") else "left")
+    # Named classes (a --classes file's names differ from its keys) are shown by name, as in the suspects.
+    names = dict(zip(classes["class"], classes["name"], strict=True)) if "given_name" in samples.columns else {}
     for row in classes.head(worst).itertuples():
-        confused = f"{row.confused_with} ({row.confused_share:.0%})" if isinstance(row.confused_with, str) else "-"
-        table.add_row(str(row[1]), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
+        # A class confused with none reads back as NaN, not None, once the column also holds names.
+        other = row.confused_with if isinstance(row.confused_with, str) and row.confused_with else None
+        confused = f"{names.get(other, other)} ({row.confused_share:.0%})" if other else "-"
+        shown = names.get(row[1], row[1])
+        table.add_row(str(shown), str(row.count), str(row.flagged), f"{row.estimated_error_rate:.1%}", confused)
     console.print(table)
 
 

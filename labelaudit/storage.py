@@ -15,7 +15,9 @@ Credentials never go into a URI: every URI is written into reports and ``summary
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import hashlib
 import io
 import os
 import posixpath
@@ -32,7 +34,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from .errors import DataError, LabelAuditError
-from .hashing import hash_stream, hash_text
+from .hashing import CHUNK_BYTES, DIGEST_SIZE, hash_stream
 from .io import write_atomic
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -429,13 +431,49 @@ def read_text(path: StoragePath) -> str:
         ) from None
 
 
+# Characters of a text sample kept for embedding and the report. Far more than any supported encoder reads
+# (open_clip: 77 tokens; sentence-transformers: at most 512 word pieces): a 50 MB text file must not reach the
+# tokenizer whole, which costs minutes and gigabytes for tokens the model drops anyway.
+TEXT_CHARS_KEPT = 20_000
+EMPTY_TEXT = "empty text file (nothing but whitespace): nothing to audit"
+
+
 def read_sample(path: StoragePath, modality: str) -> tuple[str | None, str]:
-    """(text, content hash) of one sample file: the text and its hash for a text sample, (None, the hash of
-    the bytes) for an image. Raises OSError or ValueError (not UTF-8) for a file that cannot be used."""
-    if modality == "text":
-        text = read_text(path)
-        return text, hash_text(text)
-    return None, hash_file(path)
+    """(text, content hash) of one sample file: for a text its first TEXT_CHARS_KEPT characters and the hash
+    of all of it, for an image (None, the hash of the bytes). A text is read a chunk at a time, so memory
+    stays bounded whatever one file holds. Raises OSError, or ValueError for a text that is not UTF-8 or holds
+    nothing but whitespace (both are skips with a reason, not errors)."""
+    if modality != "text":
+        return None, hash_file(path)
+    with open_input(path) as handle:
+        return read_text_sample(handle, path.name)
+
+
+def read_text_sample(handle: IO[bytes], name: str) -> tuple[str, str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    kept: list[str] = []
+    n_kept, offset = 0, 0
+    while True:
+        chunk = handle.read(CHUNK_BYTES)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"not UTF-8 text (byte {offset + exc.start}): re-save {name} as UTF-8, e.g. `iconv -t UTF-8`"
+            ) from None
+        # The hash is that of the decoded text (hashing.hash_text): the file's bytes without a BOM.
+        digest.update(text.encode("utf-8"))
+        if n_kept < TEXT_CHARS_KEPT:
+            kept.append(text[: TEXT_CHARS_KEPT - n_kept])
+            n_kept += len(kept[-1])
+        offset += len(chunk)
+        if not chunk:
+            break
+    content = "".join(kept)
+    if not content.strip() and n_kept < TEXT_CHARS_KEPT:
+        raise ValueError(EMPTY_TEXT)
+    return content, digest.hexdigest()
 
 
 def open_table(path: StoragePath, what: str) -> Path | io.BytesIO:

@@ -208,7 +208,7 @@ def write_verify(
 ) -> VerifyResult:
     """Draw the sample, write the queue in format ``to``, the frame and the design (last); re-render
     report.html with its Verify section."""
-    from .export import ExportContext, get_exporter
+    from .export import ExportContext, class_names_of, get_exporter
 
     exporter = get_exporter(to)
     samples, summary = read_report(report_dir)
@@ -223,7 +223,13 @@ def write_verify(
                     "no longer count once it is replaced), or choose another --out"
                 )
     classes = [str(c) for c in summary.classes or sorted(samples["given_label"].astype(str).unique())]
-    ctx = ExportContext(summary=summary, classes=classes, report_dir=Path(report_dir), url_prefix=url_prefix)
+    ctx = ExportContext(
+        summary=summary,
+        classes=classes,
+        report_dir=Path(report_dir),
+        url_prefix=url_prefix,
+        names=class_names_of(samples),
+    )
     if ctx.modality not in exporter.modalities:
         raise LabelAuditError(
             f"the {to} queue handles {' and '.join(exporter.modalities)} datasets; this report is {ctx.modality}"

@@ -51,7 +51,7 @@ def test_csv_queue_defaults_to_flagged_rows_most_suspect_first(report: Path, tmp
 def test_selection_top_max_score_and_classes(report: Path, tmp_path: Path) -> None:
     def ids(*args: str) -> list[str]:
         out = tmp_path / "q.csv"
-        assert main(["export", str(report), "--out", str(out), *args]) == 0
+        assert main(["export", str(report), "--out", str(out), "--overwrite", *args]) == 0
         return pd.read_csv(out)["sample_id"].tolist()
 
     assert len(ids("--top", "5")) == 5  # beyond the 3 flagged ones

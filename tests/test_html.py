@@ -119,9 +119,40 @@ def test_thumbnails_in_a_folder_above_threshold(tmp_path: Path) -> None:
     assert blob["thumbs"] == "folder"
     thumbs = [r["thumb"] for r in blob["rows"] + blob["clean"]]
     assert all(t.startswith("thumbs/") and (report / t).is_file() for t in thumbs)
-    assert len(list((report / "thumbs").iterdir())) == len(thumbs)
+    assert len([p for p in (report / "thumbs").iterdir() if not p.name.startswith(".")]) == len(thumbs)
     render_report(report)  # back under the threshold: the stale folder goes away
     assert not (report / "thumbs").exists()
+
+
+def test_rendering_deletes_only_the_thumbnails_a_render_wrote(tmp_path: Path) -> None:
+    report = _image_report(tmp_path)
+    kept = report / "thumbs" / "holiday.jpg"
+    make_image(kept, (1, 2, 3))
+    (report / "thumbs" / "notes").mkdir()
+    (report / "thumbs" / "notes" / "todo.txt").write_text("mine")
+
+    blob = _blob(render_report(report, inline_limit=2).read_text(encoding="utf-8"))  # into the folder
+    ours = [r["thumb"] for r in blob["rows"] + blob["clean"]]
+    assert ours and all(t.startswith("thumbs/") for t in ours)
+    render_report(report, inline_limit=2)  # again: the first render's files are replaced, not piled up
+    render_report(report)  # inline: every file a render wrote goes, the user's stay
+
+    left = sorted(p.relative_to(report).as_posix() for p in (report / "thumbs").rglob("*"))
+    assert left == ["thumbs/holiday.jpg", "thumbs/notes", "thumbs/notes/todo.txt"]
+
+
+def test_a_file_in_thumbs_that_labelaudit_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    report = _image_report(tmp_path)
+    blob = _blob(render_report(report, inline_limit=2).read_text(encoding="utf-8"))
+    taken = report / blob["rows"][0]["thumb"]
+    (report / "thumbs" / ".labelaudit-thumbs").unlink()  # as if the user had made these files
+    taken.write_bytes(b"the user's own file of that name")
+
+    blob = _blob(render_report(report, inline_limit=2).read_text(encoding="utf-8"))
+
+    assert taken.read_bytes() == b"the user's own file of that name"
+    assert blob["rows"][0]["thumb"].startswith("data:image/jpeg;base64,")  # shown inline instead
+    assert all(r["thumb"].startswith("thumbs/") for r in blob["rows"][1:])  # byte-identical ones are adopted
 
 
 def test_text_reports_show_excerpts_and_no_thumbnails(tmp_path: Path) -> None:

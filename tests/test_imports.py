@@ -26,7 +26,13 @@ COMMAND_MODULES = [
     "labelaudit.export",
     "labelaudit.apply",
     "labelaudit.html.view",
+    "labelaudit.verification",
+    "labelaudit.verify",
+    "labelaudit.estimate",
     "labelaudit.pipeline",
+    # A fully cached audit reads everything back through these: they load a model only on a cache miss.
+    "labelaudit.encoders",
+    "labelaudit.embed",
     "labelaudit.engines.ray_engine",
 ]
 
@@ -62,7 +68,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_help_and_audit_usage_errors_load_no_model_library(tmp_path: Path) -> None:
     for args, code in [
+        (["--help"], 0),
         (["audit", "--help"], 0),
+        (["gate", "--help"], 0),
         (["audit", str(tmp_path / "does-not-exist"), "--out", str(tmp_path / "o")], 2),
         (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--methods", "deft,bogus"], 2),
         (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--deft-variant", "x"], 2),
@@ -79,6 +87,26 @@ def test_gate_export_view_and_apply_load_no_model_library(report: Path, tmp_path
         (["export", str(report), "--to", "labelstudio", "--out", str(tmp_path / "q.json")], 0),
         (["view", str(report), "--rerender", "--no-open"], 0),
         (["apply", str(queue), "--data", str(SAMPLE_TEXT), "--dry-run"], 0),
+        (["verify", str(report), "--n", "5", "--out", str(tmp_path / "v.csv")], 0),
+        (["estimate", str(report), "--verified", str(tmp_path / "v.csv")], 0),
     ]:
         heavy, stderr = _heavy_modules_after(_cli(args, code), tmp_path)
         assert heavy == [], (args, stderr)
+
+
+def test_commands_on_a_missing_report_fail_fast_without_a_model_library(tmp_path: Path) -> None:
+    """The command a user types first, as the console script runs it: `labelaudit gate /nonexistent`."""
+    missing = str(tmp_path / "nonexistent")
+    for args in (
+        ["gate", missing, "--max-error-rate", "0.1"],
+        ["export", missing, "--out", str(tmp_path / "q.csv")],
+        ["view", missing, "--no-open"],
+        ["apply", str(tmp_path / "q.csv"), "--data", missing],
+        ["verify", missing],
+        ["estimate", missing],
+    ):
+        code = f"import sys\nsys.argv = ['labelaudit', *{args!r}]\nfrom labelaudit.cli import main\n"
+        code += "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 2, exit.code"
+        heavy, stderr = _heavy_modules_after(code, tmp_path)
+        assert heavy == [], (args, stderr)
+        assert "error:" in stderr and "Traceback" not in stderr, (args, stderr)

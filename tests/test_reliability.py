@@ -240,7 +240,7 @@ def test_report_interrupted_mid_write_is_refused_by_readers_and_replaced_without
     labelaudit.audit(image_folder, out=out, **kwargs)  # no --overwrite needed: the folder is marked as ours
     assert load_report(out)[2].methods == ["zeroshot"]
     assert not list(out.glob(".*"))
-    with pytest.raises(LabelAuditError, match="--overwrite"):
+    with pytest.raises(LabelAuditError, match="overwrite=True"):  # the API names its keyword, not the flag
         labelaudit.audit(image_folder, out=out, **kwargs)  # a complete report is still protected
 
 

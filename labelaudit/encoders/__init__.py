@@ -7,26 +7,23 @@ Every encoder offers the same small surface (``Encoder``); ``resolve_encoder`` m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
-IMAGE_TEMPLATES = (
-    "a photo of a {}.",
-    "a bad photo of a {}.",
-    "a photo of the large {}.",
-    "a photo of the small {}.",
-    "a cropped photo of a {}.",
-    "a blurry photo of a {}.",
-    "a low resolution photo of a {}.",
-    "a close-up photo of a {}.",
+from .plan import (  # noqa: F401  (re-exported: the templates and defaults have always lived here)
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_TEXT_MODEL,
+    IMAGE_TEMPLATES,
+    TEXT_TEMPLATES,
+    EncoderPlan,
+    LazyEncoder,
+    plan_encoder,
 )
-TEXT_TEMPLATES = ("{}", "This text is about {}.")
 
-DEFAULT_CLIP_MODEL = "ViT-B-32"
-DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
-DEFAULT_TEXT_MODEL = "st:all-MiniLM-L6-v2"
+if TYPE_CHECKING:
+    import torch
 
 
 class SoftPromptModel(Protocol):
@@ -59,6 +56,8 @@ class Encoder(Protocol):
 
 
 def pick_device(requested: str = "auto") -> torch.device:
+    import torch
+
     if requested != "auto":
         return torch.device(requested)
     if torch.cuda.is_available():
@@ -75,6 +74,18 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def build_encoder(plan: EncoderPlan) -> Encoder:
+    """Load the model a plan names (this is where torch and the model library are imported)."""
+    torch_device = pick_device(plan.device)
+    if plan.kind == "sentence-transformers":
+        from .sentence import SentenceEncoder
+
+        return SentenceEncoder(plan.model, torch_device)
+    from .openclip import OpenClipEncoder
+
+    return OpenClipEncoder(plan.model, plan.pretrained, plan.checkpoint, torch_device)
+
+
 def resolve_encoder(
     modality: str,
     model: str | None = None,
@@ -82,34 +93,6 @@ def resolve_encoder(
     checkpoint: str | None = None,
     device: str = "auto",
 ) -> tuple[Encoder, list[str]]:
-    """Build the encoder a user asked for; returns it with notes worth telling the user."""
-    notes: list[str] = []
-    torch_device = pick_device(device)
-    if model is not None and model.startswith("st:"):
-        if modality == "image":
-            from ..errors import LabelAuditError
-
-            raise LabelAuditError("sentence-transformers models embed text only; use an open_clip model for images")
-        from .sentence import SentenceEncoder
-
-        return SentenceEncoder(model[3:], torch_device), notes
-
-    from .openclip import OpenClipEncoder, default_pretrained_tag, weights_available_offline
-
-    explicit = model is not None or pretrained is not None or checkpoint is not None
-    if modality == "text" and not explicit:
-        if weights_available_offline(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED):
-            return OpenClipEncoder(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, None, torch_device), notes
-        from .sentence import SentenceEncoder
-
-        notes.append(
-            f"No local CLIP weights for {DEFAULT_CLIP_MODEL}/{DEFAULT_CLIP_PRETRAINED}: text is embedded with the "
-            "offline sentence-transformers model all-MiniLM-L6-v2 (pass --model/--checkpoint to choose)."
-        )
-        return SentenceEncoder(DEFAULT_TEXT_MODEL[3:], torch_device), notes
-    model_name = model or DEFAULT_CLIP_MODEL
-    if checkpoint is None and pretrained is None:
-        pretrained = default_pretrained_tag(model_name)
-        if model is not None:
-            notes.append(f"Using pretrained weights {model_name}/{pretrained} (choose with --pretrained).")
-    return OpenClipEncoder(model_name, pretrained, checkpoint, torch_device), notes
+    """Build the encoder a user asked for now; returns it with notes worth telling the user."""
+    plan, notes = plan_encoder(modality, model, pretrained, checkpoint, device)
+    return build_encoder(plan), notes

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from ..errors import ModelUnavailableError
 from . import IMAGE_TEMPLATES, TEXT_TEMPLATES, normalize
+from .hub import hub_cache_dir, hub_reachable, offline
+from .plan import RANDOM_WEIGHTS, cached_weight_file
 
-RANDOM_WEIGHTS = ("random", "none")
-HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 NETWORK_TIMEOUT_S = "10"
 
 
@@ -70,30 +70,9 @@ def _unknown_model_message(model: str) -> str:
     return f"unknown open_clip model {model!r}.{hint}"
 
 
-def _cached_weight_file(cfg: dict[str, Any]) -> str | None:
-    """The local path of a tag's weights if they are already downloaded; never touches the network."""
-    if cfg.get("file"):
-        return cfg["file"]
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        repo_id, filename = os.path.split(hub)
-        for name in [filename] if filename else HF_WEIGHT_FILES:
-            found = try_to_load_from_cache(repo_id, name)
-            if isinstance(found, str) and os.path.isfile(found):
-                return found
-    url = cfg.get("url", "")
-    if url:
-        candidate = Path("~/.cache/clip").expanduser() / os.path.basename(url)
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
 def weights_available_offline(model: str, tag: str) -> bool:
     try:
-        return _cached_weight_file(_pretrained_cfg(model, tag)) is not None
+        return cached_weight_file(_pretrained_cfg(model, tag)) is not None
     except ModelUnavailableError:
         return False
 
@@ -112,28 +91,27 @@ def _short_network_timeouts() -> Iterator[None]:
                 os.environ.pop(key, None)
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
 def resolve_weights(model: str, tag: str) -> tuple[str, dict[str, Any]]:
     """Local weight file for ``model``/``tag``: from the cache, else one bounded download attempt."""
     import open_clip
 
     cfg = _pretrained_cfg(model, tag)
-    cached = _cached_weight_file(cfg)
+    cached = cached_weight_file(cfg)
     if cached:
         return cached, cfg
-    hub_cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
-    )
     how_to = (
-        f"Download it once on a machine with internet (it lands in {hub_cache}), or pass a local state dict "
+        f"Download it once on a machine with internet (it lands in {hub_cache_dir()}), or pass a local state dict "
         f"with --checkpoint FILE (e.g. open_clip_pytorch_model.bin for {model})."
     )
-    if _offline():
+    if offline():
         raise ModelUnavailableError(
             f"CLIP weights {model}/{tag} are not in the local cache and HF_HUB_OFFLINE is set. {how_to}"
+        )
+    # One quick look at the hub before downloading: without a network, the hub client would retry for minutes.
+    if cfg.get("hf_hub") and not hub_reachable():
+        raise ModelUnavailableError(
+            f"CLIP weights {model}/{tag} are not in the local cache and the model hub cannot be reached "
+            f"(no network?). {how_to}"
         )
     try:
         with _short_network_timeouts():

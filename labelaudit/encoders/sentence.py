@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import ModelUnavailableError
 from . import TEXT_TEMPLATES, normalize
+from .hub import hub_cache_dir, hub_reachable, offline
 
 OFFLINE_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -30,6 +31,24 @@ def _local_path(name: str) -> str:
     return name
 
 
+def _load(factory: Any, location: str, device: str) -> Any:
+    """The model from a local folder or the local hub cache; the hub only when neither has it and it answers
+    (a hub name that is not cached must fail in seconds without a network, not after minutes of retries)."""
+    if Path(location).exists():
+        return factory(location, device=device)
+    try:
+        return factory(location, device=device, local_files_only=True)
+    except Exception:  # not (completely) in the local cache: the hub may have it
+        if offline():
+            message = f"is not in the local cache ({hub_cache_dir()}) and HF_HUB_OFFLINE is set"
+            raise ModelUnavailableError(message) from None
+        if not hub_reachable():
+            raise ModelUnavailableError(
+                f"is not in the local cache ({hub_cache_dir()}) and the model hub cannot be reached (no network?)"
+            ) from None
+    return factory(location, device=device)
+
+
 class SentenceEncoder:
     def __init__(self, name: str, device: torch.device) -> None:
         import os
@@ -42,12 +61,14 @@ class SentenceEncoder:
         location = _local_path(name)
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+        how_to = "Pass a local model folder with --model st:/path/to/model."
         try:
-            self.model = SentenceTransformer(location, device=str(device))
+            self.model = _load(SentenceTransformer, location, str(device))
+        except ModelUnavailableError as exc:
+            raise ModelUnavailableError(f"sentence-transformers model {name!r} {exc}. {how_to}") from None
         except Exception as exc:  # hub and file errors come in many types; all mean "cannot load"
             raise ModelUnavailableError(
-                f"cannot load sentence-transformers model {name!r} ({type(exc).__name__}: {str(exc)[:200]}). "
-                "Pass a local model folder with --model st:/path/to/model."
+                f"cannot load sentence-transformers model {name!r} ({type(exc).__name__}: {str(exc)[:200]}). {how_to}"
             ) from None
         self.model.eval()
         self.device = device

@@ -28,6 +28,7 @@ class ExportContext:
     classes: list[str]
     report_dir: Path
     url_prefix: str | None = None
+    names: dict[str, str] | None = None  # class key -> name, when a --classes file named them otherwise
 
     @property
     def modality(self) -> str:
@@ -66,6 +67,9 @@ class Exporter(Protocol):
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         """Write companion files once per export (e.g. a labelling config); return them."""
+
+    def extra_paths(self, target: Path) -> list[Path]:
+        """The companion files ``write_extras`` would write for ``target``, without writing them."""
 
 
 @dataclass
@@ -155,6 +159,17 @@ def partition(
     return parts
 
 
+def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
+    """Class key -> name from a report's given_name / suggested_name columns; None when it has none."""
+    if "given_name" not in samples.columns:
+        return None
+    names: dict[str, str] = {}
+    for key_column, name_column in (("given_label", "given_name"), ("suggested_label", "suggested_name")):
+        if name_column in samples.columns:
+            names.update(zip(samples[key_column].astype(str), samples[name_column].astype(str), strict=True))
+    return names
+
+
 def export(
     report_dir: Path,
     to: str,
@@ -166,8 +181,12 @@ def export(
     batch_size: int | None = None,
     split_by_class: bool = False,
     url_prefix: str | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
-    """Write a relabel queue of ``report_dir`` in format ``to``; returns the files written."""
+    """Write a relabel queue of ``report_dir`` in format ``to``; returns the files written.
+
+    An existing file among them is refused unless ``overwrite``: the default relabel-queue.csv is exactly the
+    file a reviewer fills in, and a second export must not silently wipe their decisions."""
     exporter = get_exporter(to)
     out = Path(out) if out is not None else Path(f"relabel-queue{exporter.suffix}")
     if top is not None and top < 1:
@@ -185,13 +204,17 @@ def export(
         unknown = [c for c in classes if c not in known]
         if unknown:
             raise LabelAuditError(f"--classes names unknown class(es) {', '.join(unknown)}; known: {', '.join(known)}")
-    ctx = ExportContext(summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix)
+    ctx = ExportContext(
+        summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix, names=class_names_of(samples)
+    )
     if ctx.modality not in exporter.modalities:
         raise LabelAuditError(
             f"the {to} export handles {' and '.join(exporter.modalities)} datasets; this report is {ctx.modality}"
         )
     queue, selection = select_queue(samples, top=top, max_score=max_score, classes=classes)
     parts = partition(queue, Path(out), batch_size, split_by_class)
+    if not overwrite:
+        refuse_existing([p for p, _ in parts] + exporter.extra_paths(Path(out)))
     for target, frame in parts:
         exporter.write(frame, target, ctx)
     extras = exporter.write_extras(Path(out), ctx)
@@ -203,6 +226,17 @@ def export(
         selection=selection,
         parts=[{"file": str(p), "rows": len(f)} for p, f in parts],
     )
+
+
+def refuse_existing(targets: list[Path]) -> None:
+    """Raise LabelAuditError naming the first of ``targets`` that exists (checked before anything is written)."""
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise LabelAuditError(
+            f"{existing[0]}{more} already exists and may hold a reviewer's decisions; pass --overwrite to replace "
+            "it, or choose another --out"
+        )
 
 
 def queue_records(queue: pd.DataFrame, methods: list[str]) -> list[dict[str, Any]]:

@@ -14,7 +14,9 @@ LEADING = [
     "sample_id",
     "path",
     "given_label",
+    "given_name",  # only in reports of a --classes file whose names differ from its keys
     "suggested_label",
+    "suggested_name",
     "decision",
     "consensus_score",
     "suggested_prob",
@@ -63,6 +65,9 @@ class CsvExporter:
             else queue_frame(queue, ctx.methods)
         )
         write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def extra_paths(self, target: Path) -> list[Path]:
+        return []
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         return []

@@ -114,6 +114,9 @@ class CvatExporter:
         records = queue_records(queue, ctx.methods)
         write_text_atomic(target, annotation_xml(records, ctx, target.stem))
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        return [labels_path(target)]
+
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = labels_path(target)
         write_json_atomic(path, label_spec(ctx.classes, ctx.is_multilabel))

@@ -51,6 +51,9 @@ class FiftyOneExporter:
         }
         write_json_atomic(target, payload)
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        return []
+
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         return []
 

@@ -31,16 +31,17 @@ def config_path(target: Path) -> Path:
     return target.with_name(f"{target.name.rsplit('.', 1)[0]}.config.xml")
 
 
-def labelling_config(classes: list[str], modality: str, multiple: bool = False) -> str:
-    """``multiple``: a tag-set queue, whose label control takes several choices (Label Studio's
+def labelling_config(
+    classes: list[str], modality: str, names: dict[str, str] | None = None, multiple: bool = False
+) -> str:
+    """The labelling interface. With ``names`` (a --classes file's), each choice shows the class's name and
+    stores its key (Label Studio's ``alias``), so the export `apply` reads names the dataset's own labels.
+    ``multiple``: a tag-set queue, whose label control takes several choices (Label Studio's
     ``choice="multiple"``), pre-selected with the suggested tag set."""
     view = ET.Element("View")
-    header = (
-        "Given tags: $given_label, labelaudit suggests: $suggested_label"
-        if multiple
-        else ("Given label: $given_label, labelaudit suggests: $suggested_label")
-    )
-    ET.SubElement(view, "Header", {"value": header})
+    given, suggested = ("$given_name", "$suggested_name") if names else ("$given_label", "$suggested_label")
+    what = "tags" if multiple else "label"
+    ET.SubElement(view, "Header", {"value": f"Given {what}: {given}, labelaudit suggests: {suggested}"})
     if modality == "image":
         ET.SubElement(view, "Image", {"name": modality, "value": f"${modality}", "zoom": "true"})
     else:
@@ -56,7 +57,8 @@ def labelling_config(classes: list[str], modality: str, multiple: bool = False) 
         },
     )
     for name in classes:
-        ET.SubElement(choices, "Choice", {"value": name})
+        shown = names.get(name, name) if names else name
+        ET.SubElement(choices, "Choice", {"value": shown, "alias": name} if shown != name else {"value": name})
     ET.SubElement(view, "Header", {"value": "Or, if no class fits:", "size": "6"})
     review = ET.SubElement(
         view, "Choices", {"name": REVIEW_CONTROL, "toName": modality, "choice": "single", "showInline": "true"}
@@ -94,6 +96,7 @@ def task(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
         "sample_id": str(row["sample_id"]),
         "given_label": str(row["given_label"]),
         "suggested_label": str(row["suggested_label"]),
+        **{column: str(row[column]) for column in ("given_name", "suggested_name") if column in row},
         "consensus_score": round(float(row["consensus_score"]), 6),
         "rank": int(row["rank"]),
         "content_hash": row.get("content_hash"),
@@ -131,9 +134,12 @@ class LabelStudioExporter:
         records = queue_records(queue, ctx.methods)
         write_json_atomic(target, [task(r, ctx) for r in records])
 
+    def extra_paths(self, target: Path) -> list[Path]:
+        return [config_path(target)]
+
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = config_path(target)
-        write_text_atomic(path, labelling_config(ctx.classes, ctx.modality, multiple=ctx.is_multilabel))
+        write_text_atomic(path, labelling_config(ctx.classes, ctx.modality, ctx.names, multiple=ctx.is_multilabel))
         return [path]
 
 

@@ -8,11 +8,12 @@ builds the DOM with ``textContent`` only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import math
-import shutil
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from .assets import SCRIPT, STYLE
 
 REPORT_HTML = "report.html"
 THUMBS_DIR = "thumbs"
+# Inside thumbs/: the names of the thumbnails a render wrote. A render deletes only these, so a thumbs/
+# folder the user keeps in --out (or put files into) is never emptied.
+THUMBS_MANIFEST = ".labelaudit-thumbs"
+THUMB_NAME = re.compile(r"^[0-9a-f]{16}\.jpg$")  # what _thumb_name makes; a manifest line is trusted only if it matches
 THUMB_SIZE = 96
 INLINE_THUMB_LIMIT = 2000  # more thumbnails than this go to a sibling thumbs/ folder instead of the page
 TOP_RANKED = 200  # the grid shows every flagged row plus the top N ranked ones
@@ -124,23 +129,69 @@ def _row_record(row: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     }
 
 
+def _thumb_name(record: dict[str, Any]) -> str:
+    return hashlib.sha1(f"{record['id']}\0{record['path']}".encode()).hexdigest()[:16] + ".jpg"
+
+
+def written_thumbs(thumbs: Path) -> set[str]:
+    """The thumbnails an earlier render listed in ``thumbs/THUMBS_MANIFEST``: the only files a render may delete."""
+    try:
+        lines = (thumbs / THUMBS_MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line for line in lines if THUMB_NAME.match(line)}
+
+
+def remove_written_thumbs(thumbs: Path) -> None:
+    """Delete what earlier renders wrote into ``thumbs/`` (and the folder, once nothing else is in it)."""
+    if not thumbs.is_dir():
+        return
+    for name in written_thumbs(thumbs):
+        (thumbs / name).unlink(missing_ok=True)
+    (thumbs / THUMBS_MANIFEST).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        thumbs.rmdir()  # only when empty: anything else in it is not ours
+
+
 def _add_thumbs(records: list[dict[str, Any]], out: Path, inline: bool) -> int:
-    """Set ``thumb`` on image records (a data: URI, or a relative thumbs/ path); returns how many were made."""
+    """Set ``thumb`` on image records (a data: URI, or a relative thumbs/ path); returns how many were made.
+
+    Folder thumbnails are listed in ``thumbs/THUMBS_MANIFEST`` before they are written, so that a render
+    stopped half-way still leaves every file it made deletable by the next one. A file of the same name
+    that labelaudit did not write is never replaced: that record gets an inline thumbnail instead."""
     made = 0
     thumbs = out / THUMBS_DIR
+    ours: set[str] = set()
+    if not inline and (thumbs.is_dir() or not thumbs.exists()):  # a file named thumbs: every thumbnail inline
+        theirs = {p.name for p in thumbs.iterdir()} if thumbs.is_dir() else set()
+        # A name already taken is ours only when it holds the very bytes we would write (a render from
+        # before the manifest existed); anything else there is the user's.
+        ours = {
+            _thumb_name(r)
+            for r in records
+            if _thumb_name(r) not in theirs or _holds(thumbs / _thumb_name(r), thumbnail_bytes(r["path"]))
+        }
+        if ours:
+            write_text_atomic(thumbs / THUMBS_MANIFEST, "".join(f"{name}\n" for name in sorted(ours)))
     for record in records:
         data = thumbnail_bytes(record["path"])
         if data is None:
             continue
         made += 1
-        if inline:
-            record["thumb"] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-        else:
-            name = hashlib.sha1(f"{record['id']}\0{record['path']}".encode()).hexdigest()[:16] + ".jpg"
-            target = thumbs / name
-            write_atomic(target, lambda tmp, data=data: tmp.write_bytes(data))
+        name = _thumb_name(record)
+        if name in ours:
+            write_atomic(thumbs / name, lambda tmp, data=data: tmp.write_bytes(data))
             record["thumb"] = f"{THUMBS_DIR}/{name}"
+        else:
+            record["thumb"] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
     return made
+
+
+def _holds(path: Path, data: bytes | None) -> bool:
+    try:
+        return data is not None and path.is_file() and not path.is_symlink() and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _class_records(classes: pd.DataFrame) -> list[dict[str, Any]]:
@@ -195,17 +246,17 @@ def build_payload(
     verify_records = [_row_record(r, methods) for r in verify.to_dict("records")] if verify is not None else []
     modality = summary.dataset.modality
     thumbs_mode = "none"
-    stale = out / THUMBS_DIR
+    remove_written_thumbs(out / THUMBS_DIR)  # an earlier render's thumbnails, and nothing else in that folder
     if modality == "image":
         inline = len(rows) + len(clean_records) + len(verify_records) <= inline_limit
         thumbs_mode = "inline" if inline else "folder"
-        if stale.is_dir():
-            shutil.rmtree(stale)  # thumbnails of an earlier render of this folder
         _add_thumbs(rows + clean_records + verify_records, out, inline)
-    elif stale.is_dir():
-        shutil.rmtree(stale)
     class_list = [c["cls"] for c in _class_records(classes)]
+    named = {}
+    if "given_name" in samples.columns:  # a --classes file named the classes otherwise than their keys
+        named = {"names": {c["cls"]: c["name"] for c in _class_records(classes) if c["cls"] is not None}}
     return {
+        **named,
         "methods": methods,
         "modality": modality,
         "thumbs": thumbs_mode,
@@ -254,11 +305,14 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
     parts.append('<div class="panels"><div class="panel"><h3>Estimated error rate by class</h3>')
     if len(classes) > len(top):
         parts.append(f'<p class="muted">The {len(top)} worst of {len(classes)} classes.</p>')
+    # A --classes file's names, where they differ from the keys (the report then has given_name).
+    names = {c["cls"]: c["name"] for c in classes} if "given_name" in samples.columns else {}
     parts.append('<div class="bars" id="class-bars">')
     for c in top:
         width = 100.0 * c["rate"] / peak
-        label = escape(c["cls"] or "")
-        tip = escape(f"{c['cls']}: {c['rate']:.1%} estimated, {c['flagged']} of {c['count']} flagged")
+        shown = names.get(c["cls"], c["cls"])
+        label = escape(shown or "")
+        tip = escape(f"{shown}: {c['rate']:.1%} estimated, {c['flagged']} of {c['count']} flagged")
         parts.append(
             f'<div class="bar-row" title="{tip}"><span class="bar-label">{label}</span>'
             f'<span class="bar-track"><span class="bar" style="width:{width:.1f}%"></span></span>'
@@ -274,14 +328,14 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
         counts = {(p["given"], p["suggested"]): int(p["count"]) for p in pairs}
         most = max(counts.values())
         parts.append('<table class="heat" id="heatmap"><thead><tr><th class="corner">given ↓ / suggested →</th>')
-        parts.extend(f'<th class="col"><span>{escape(str(s))}</span></th>' for s in suggs)
+        parts.extend(f'<th class="col"><span>{escape(str(names.get(s, s)))}</span></th>' for s in suggs)
         parts.append("</tr></thead><tbody>")
         for g in givens:
-            parts.append(f'<tr><th class="rowh">{escape(str(g))}</th>')
+            parts.append(f'<tr><th class="rowh">{escape(str(names.get(g, g)))}</th>')
             for s in suggs:
                 value = counts.get((g, s), 0)
                 alpha = 0.12 + 0.88 * value / most if value else 0.0
-                tip = escape(f"{g} → {s}: {value} flagged")
+                tip = escape(f"{names.get(g, g)} → {names.get(s, s)}: {value} flagged")
                 cell = str(value) if value else ""
                 parts.append(
                     f'<td title="{tip}" style="background:rgba(214,69,65,{alpha:.2f})"'

@@ -116,7 +116,9 @@ SCRIPT = r"""
   const fPair = document.getElementById("f-pair");
   const fMethod = document.getElementById("f-method");
   const fSort = document.getElementById("f-sort");
-  addOptions(fClass, data.classes.map((c) => [c, c]));
+  // A class is shown by its name from a --classes file (data.names), and stays its key in every decision.
+  const nm = (k) => (data.names && k !== null && k in data.names ? data.names[k] : k);
+  addOptions(fClass, data.classes.map((c) => [c, nm(c)]));
   const pairCounts = new Map();
   for (const r of rows) if (r.given !== r.sugg) {
     const k = pairKey(r.given, r.sugg);
@@ -125,7 +127,7 @@ SCRIPT = r"""
   const pairs = Array.from(pairCounts.entries()).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   addOptions(fPair, pairs.map(([k, n]) => {
     const [g, s] = JSON.parse(k);
-    return [k, g + " → " + s + " (" + n + ")"];
+    return [k, nm(g) + " → " + nm(s) + " (" + n + ")"];
   }));
   addOptions(fMethod, data.methods.map((m) => [m, m]));
 
@@ -191,19 +193,19 @@ SCRIPT = r"""
     name.title = r.path || r.id;
     c.appendChild(name);
     const labels = el("div", "labels");
-    labels.appendChild(el("span", "given", r.given));
+    labels.appendChild(el("span", "given", nm(r.given)));
     if (r.sugg !== r.given) {
       labels.appendChild(el("span", null, "→"));
-      labels.appendChild(el("span", "sugg", r.sugg));
+      labels.appendChild(el("span", "sugg", nm(r.sugg)));
     }
     c.appendChild(labels);
     const kindNote = r.type && r.type !== "label_error" ? " · " + r.type : "";
     const score = el("div", "score", "score " + fmt(r.score) + kindNote);
-    const tip = ["consensus " + fmt(r.score) + ", suggested " + r.sugg + " (p " + fmt(r.prob, 2) + ")"];
+    const tip = ["consensus " + fmt(r.score) + ", suggested " + nm(r.sugg) + " (p " + fmt(r.prob, 2) + ")"];
     for (const m of data.methods) {
       const v = r.m[m];
       if (!v) continue;
-      const to = v[2] !== null && v[2] !== r.given ? " → " + v[2] : "";
+      const to = v[2] !== null && v[2] !== r.given ? " → " + nm(v[2]) : "";
       tip.push(m + ": " + fmt(v[0]) + (v[1] ? " flagged" : "") + to);
     }
     score.title = tip.join("\n");
@@ -218,7 +220,7 @@ SCRIPT = r"""
     sel.title = "relabel to";
     // Preselect the suggested class, or nothing: defaulting to the alphabetically first class made one
     // click on "relabel" move a correctly labelled sample to an arbitrary class.
-    addOptions(sel, [["", "relabel to…"]].concat(data.classes.filter((k) => k !== r.given).map((k) => [k, k])));
+    addOptions(sel, [["", "relabel to…"]].concat(data.classes.filter((k) => k !== r.given).map((k) => [k, nm(k)])));
     sel.value = r.sugg !== r.given && data.classes.includes(r.sugg) ? r.sugg : "";
     decide.appendChild(sel);
     decide.addEventListener("click", (ev) => {
@@ -284,8 +286,8 @@ SCRIPT = r"""
   for (const s of data.classStats) {
     const d = el("details", "cls");
     d.dataset.cls = s.cls;
-    const head = s.cls + " — " + (100 * s.rate).toFixed(1) + "% estimated error, " + s.flagged + " of " + s.count +
-      " flagged" + (s.confused ? ", most confused with " + s.confused : "");
+    const head = nm(s.cls) + " — " + (100 * s.rate).toFixed(1) + "% estimated error, " + s.flagged + " of " + s.count +
+      " flagged" + (s.confused ? ", most confused with " + nm(s.confused) : "");
     d.appendChild(el("summary", null, head));
     d.addEventListener("toggle", () => {
       if (!d.open || d.dataset.filled) return;
