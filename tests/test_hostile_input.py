@@ -74,7 +74,7 @@ def test_a_users_skipped_parquet_in_out_is_protected_like_every_report_file(
     out = tmp_path / "mine"
     out.mkdir()
     pd.DataFrame({"a": [1]}).to_parquet(out / "skipped.parquet")  # a name an older labelaudit wrote and removes
-    with pytest.raises(LabelAuditError, match="--overwrite"):
+    with pytest.raises(LabelAuditError, match="overwrite=True"):  # the API names the keyword
         labelaudit.audit(image_folder, out=out, encoder=tiny_encoder, cache_dir=None, methods="zeroshot")
     assert (out / "skipped.parquet").is_file()
 
