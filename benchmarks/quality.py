@@ -28,7 +28,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labelaudit.consensus import combine  # noqa: E402
+from labelaudit.consensus import combine, follow_estimate  # noqa: E402
+from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
 from labelaudit.scorers.deft import DeftSettings  # noqa: E402
 
@@ -60,13 +61,28 @@ def report_rows(ids: np.ndarray, which: str) -> np.ndarray:
     return parity == (1 if which == "report" else 0)
 
 
+# A named slice of a shared set: (set, rows). The slice holds every row whose given label is wrong and
+# fills up with rows chosen by a hash of their id, so it is the same slice on every machine.
+SLICES = {"20news_slice2000": ("20news_test_cleanlab", 2000)}
+
+
+def slice_rows(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    wrong = frame["given_label"].astype(str) != frame["gold_label"].astype(str)
+    order = frame["id"].astype(str).map(lambda i: hashlib.blake2b(f"slice:{i}".encode(), digest_size=8).hexdigest())
+    fill = order[~wrong].sort_values().index[: max(rows - int(wrong.sum()), 0)]
+    return frame.loc[sorted(set(frame.index[wrong]) | set(fill))].reset_index(drop=True)
+
+
 def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
     from labelaudit.cache import EmbeddingCache
     from labelaudit.discover import discover
     from labelaudit.embed import embed_class_prompts, embed_samples
 
-    folder = ASSETS / "text" / name
-    frame = pd.read_csv(folder / f"{name}.csv")
+    source, rows = SLICES.get(name, (name, 0))
+    folder = ASSETS / "text" / source
+    frame = pd.read_csv(folder / f"{source}.csv")
+    if rows:
+        frame = slice_rows(frame, rows)
     classes = pd.read_csv(folder / "classes.txt", sep="\t", header=None, names=["id", "name"])
     names = dict(zip(classes["id"].astype(str), classes["name"], strict=True))
     data = pd.DataFrame(
@@ -92,7 +108,7 @@ def load_text_set(name: str, encoder: object, cache_dir: Path) -> BenchData:
         class_embeddings=embed_class_prompts(encoder, class_names, "text"),
         soft_prompt=encoder.soft_prompt_model(),
         ids=kept_ids,
-        note=f"{encoder.description}, real label noise",
+        note=f"{encoder.description}, real label noise" + (f"; {len(frame):,} rows of {source}" if rows else ""),
     )
 
 
@@ -196,6 +212,27 @@ def cleanlab_default(data: BenchData, seed: int = 0) -> ScorerResult:
     )
 
 
+def datalab_features(data: BenchData, seed: int = 0) -> tuple[ScorerResult, float]:
+    """The other recipe a cleanlab user runs on embeddings alone: Datalab on features only (its kNN path),
+    and its own estimate (the share it flags)."""
+    import warnings
+
+    from cleanlab import Datalab
+
+    lab = Datalab(data={"label": data.given}, label_name="label", verbosity=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lab.find_issues(features=np.asarray(data.embeddings, dtype=np.float32), issue_types={"label": {}})
+    issues = lab.get_issues("label")
+    flags = issues["is_label_issue"].to_numpy(dtype=bool)
+    result = ScorerResult(
+        quality=issues["label_score"].to_numpy(dtype=np.float64),
+        is_issue=flags,
+        suggested=issues["predicted_label"].to_numpy(),
+    )
+    return result, float(flags.mean())
+
+
 def small_loss_gmm(data: BenchData, seed: int = 0) -> ScorerResult:
     """The small-loss criterion of DivideMix-style methods: a 2-component GMM on each sample's
     cross-validated cross-entropy; the high-loss component is flagged."""
@@ -244,7 +281,15 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
     return methods
 
 
-def metrics(result: ScorerResult, wrong: np.ndarray, rows: np.ndarray, seconds: float) -> dict[str, float]:
+def metrics(
+    result: ScorerResult,
+    wrong: np.ndarray,
+    rows: np.ndarray,
+    seconds: float,
+    error_probability: np.ndarray | None = None,
+) -> dict[str, float]:
+    """``error_probability``: a calibrated per-sample posterior, whose mean over the rows is the estimate;
+    without it the estimate is the flagged share (what every vote rule and cleanlab's recipes report)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     flags, truth = result.is_issue[rows], wrong[rows]
@@ -260,7 +305,9 @@ def metrics(result: ScorerResult, wrong: np.ndarray, rows: np.ndarray, seconds: 
         "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4),
         "auroc": round(float(roc_auc_score(truth, suspicion)), 4) if both else float("nan"),
         "auprc": round(float(average_precision_score(truth, suspicion)), 4) if both else float("nan"),
-        "estimated_error_rate": round(float(flags.mean()), 4),
+        "estimated_error_rate": round(
+            float(flags.mean() if error_probability is None else error_probability[rows].mean()), 4
+        ),
         "true_error_rate": round(float(truth.mean()), 4),
         "seconds": round(seconds, 2),
     }
@@ -275,6 +322,7 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
         **labelaudit_methods(data, seed),
         "peer: cleanlab default (CV logistic regression)": lambda: cleanlab_default(data, seed),
         "peer: small-loss GMM": lambda: small_loss_gmm(data, seed),
+        "peer: cleanlab Datalab (features only)": lambda: datalab_features(data, seed)[0],
     }
     for name, call in calls.items():
         start = time.perf_counter()
@@ -318,7 +366,44 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
             f"  {label:48s} " + " ".join(f"{k}={v}" for k, v in table[-1].items() if k not in ("dataset", "method")),
             flush=True,
         )
+    table.append(calibrated_row(data, results, wrong, rows))
     return table
+
+
+def calibrated_row(
+    data: BenchData, results: dict[str, ScorerResult], wrong: np.ndarray, rows: np.ndarray
+) -> dict[str, object]:
+    """What `labelaudit audit` reports by default: the four methods' consensus ranking, the calibrated
+    estimate (on every row, as an audit sees them) and the flag cut it sets, measured on ``rows``."""
+    start = time.perf_counter()
+    members = ["deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn"]
+    members = [m for m in members if m in results]
+    consensus = combine({k: results[k] for k in members}, data.given)
+    read = [
+        results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
+    ]
+    probs = np.mean(read, axis=0) if read else consensus.pred_probs
+    estimate = estimate_error_rate(probs, data.given)
+    consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
+    as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
+    row: dict[str, object] = {
+        "dataset": data.name,
+        "method": "labelaudit default: consensus ranking, calibrated estimate and cut",
+        **metrics(as_result, wrong, rows, time.perf_counter() - start, estimate.error_probability),
+        "estimate_lower": round(estimate.lower, 4),
+        "estimate_upper": round(estimate.upper, 4),
+        "estimate_is_lower_bound": estimate.is_lower_bound,
+        "audit_power_auroc": round(estimate.power.auroc, 4),
+        "estimate_whole_set": round(estimate.rate, 4),
+        "true_rate_whole_set": round(float(wrong.mean()), 4),
+    }
+    inside = row["estimate_lower"] <= row["true_rate_whole_set"] <= row["estimate_upper"]  # type: ignore[operator]
+    row["truth_in_interval"] = bool(inside)
+    print(
+        f"  {row['method']:48s} " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("dataset", "method")),
+        flush=True,
+    )
+    return row
 
 
 def to_markdown(rows: list[dict[str, object]]) -> str:
@@ -336,9 +421,24 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         "flagged",
         "seconds",
     ]
-    frame = frame[columns]
+    table = frame[columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    estimate_columns = [
+        "dataset",
+        "estimate_whole_set",
+        "estimate_lower",
+        "estimate_upper",
+        "true_rate_whole_set",
+        "truth_in_interval",
+        "estimate_is_lower_bound",
+        "audit_power_auroc",
+    ]
+    if "estimate_lower" in frame:
+        calibrated = frame[frame["estimate_lower"].notna()][estimate_columns]
+        lines += ["", "The calibrated estimate on every row (what an audit reports), with its 95 % interval:", ""]
+        lines += ["| " + " | ".join(estimate_columns) + " |", "|" + "---|" * len(estimate_columns)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in calibrated.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 

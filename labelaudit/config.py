@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .estimate import EstimateSettings
 from .scorers import DEFAULT_METHODS, SCORER_MODULES, parse_methods, settings_type
 
 if TYPE_CHECKING:
@@ -114,6 +115,9 @@ class ScoringSpec:
     seed: int = 0  # the same seed gives the same report
     # Scorer name -> an instance of its Settings; a scorer not named here runs with its defaults.
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # The calibrated error-rate estimate and the flag cut it sets (labelaudit.estimate); None: the methods'
+    # majority vote flags and the flagged share is the rate (the rule before the estimate, for comparison).
+    estimate: EstimateSettings | None = field(default_factory=EstimateSettings)
 
     def settings_for(self, name: str) -> Any:
         given = self.settings.get(name)

@@ -3,15 +3,17 @@
 - consensus score: the mean over methods of each sample's rank-normalised label-quality score (0 =
   the most suspect sample of every method, 1 = the least). Ranks make methods with differently
   calibrated scores count equally.
-- consensus flag: a strict majority of the methods flag the sample (with one method, its own flag).
-  Requiring agreement is what keeps a nearly clean dataset nearly clean.
-- estimated error rate: the share of samples the consensus flags.
+- estimated error rate and flag cut (``follow_estimate``): the calibrated estimate of
+  ``labelaudit.estimate`` says how many labels are wrong (the upper end of its interval where it is only
+  a lower bound); the flags are that many samples, taken in the consensus ranking's order. Before the
+  estimate is applied (or with it switched off) the flag is a strict majority vote of the methods and
+  the rate is the flagged share.
 - suggested label: argmax of the mean of the methods' predicted probabilities.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +28,7 @@ class Consensus:
     suggested_prob: np.ndarray
     pred_probs: np.ndarray | None
     estimated_error_rate: float
+    error_probability: np.ndarray | None = None  # calibrated P(label is wrong) per sample, once estimated
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -105,3 +108,27 @@ def combine(results: dict[str, ScorerResult], labels: np.ndarray, mean_probs: np
         pred_probs=pred_probs,
         estimated_error_rate=float(is_issue.mean()) if len(is_issue) else 0.0,
     )
+
+
+def follow_estimate(
+    consensus: Consensus,
+    error_probability: np.ndarray,
+    rate: float,
+    n_flags: int,
+    sample_ids: np.ndarray | None = None,
+    settled: np.ndarray | None = None,
+) -> Consensus:
+    """The consensus with the estimate's rate and flag cut: ``n_flags`` flags (``ErrorEstimate.n_flags``: the
+    errors the estimate expects), taken from the top of the consensus ranking (the ranking finds errors
+    better than any single score; the estimate knows how many there are). Ties in the score
+    go in ``sample_ids`` order, as the report lists them, so the flags are the report's top rows.
+
+    ``settled`` (optional, (N,) bool): rows a person reviewed; they are neither counted nor flagged here
+    (``verification.apply_verified`` settles them afterwards)."""
+    open_rows = np.ones(len(error_probability), dtype=bool) if settled is None else ~settled
+    tie_break = np.arange(len(consensus.score)) if sample_ids is None else np.asarray(sample_ids, dtype=str)
+    order = np.lexsort((tie_break, consensus.score))  # most suspect first
+    order = order[open_rows[order]]
+    is_issue = np.zeros(len(consensus.score), dtype=bool)
+    is_issue[order[:n_flags]] = True
+    return replace(consensus, is_issue=is_issue, estimated_error_rate=float(rate), error_probability=error_probability)

@@ -56,6 +56,9 @@ class GateResult:
     error_rate_source: str = "model"
     verified: dict[str, Any] | None = None  # the verified estimate's rate, interval and counts, when used
     notes: list[str] = field(default_factory=list)  # said on stderr: e.g. why auto fell back to the model
+    # The report's calibrated estimate: point, interval, audit power, lower-bound flag and its caveats
+    # (None for a report written before labelaudit estimated an interval).
+    model_estimate: dict[str, Any] | None = None
 
     @property
     def failed(self) -> list[Check]:
@@ -212,6 +215,9 @@ def check_gate(
             )
         )
 
+    model_estimate = _model_estimate(summary)
+    if model_estimate is not None and source == "model" and max_error_rate is not None:
+        notes = notes + [f"about the estimate: {w}" for w in model_estimate["warnings"]]
     result = GateResult(
         report_dir=str(report_dir),
         passed=True,
@@ -223,6 +229,7 @@ def check_gate(
         error_rate_source="model" if source == "model" else f"verified ({source})",
         verified=verified,
         notes=notes,
+        model_estimate=model_estimate,
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = _load(baseline_dir)
@@ -310,6 +317,33 @@ def _error_rate(
     return value, what, verified, []
 
 
+def _model_estimate(summary: Summary) -> dict[str, Any] | None:
+    error_rate = summary.error_rate
+    if error_rate is None:
+        return None
+    return {
+        "estimate": summary.estimated_error_rate,
+        "lower": error_rate.lower,
+        "upper": error_rate.upper,
+        "confidence": error_rate.confidence,
+        "is_lower_bound": error_rate.is_lower_bound,
+        "audit_power": {"auroc": error_rate.power_auroc, "recall_at_cut": error_rate.power_recall},
+        "warnings": list(error_rate.warnings),
+    }
+
+
+def model_estimate_text(result: GateResult) -> str | None:
+    """The model's estimate as people should read it, or None for a report without an interval."""
+    m = result.model_estimate
+    if m is None:
+        return None
+    span = f"{m['confidence']:.0%} interval {m['lower']:.2%} to {m['upper']:.2%}"
+    text = f"{'at least ' if m['is_lower_bound'] else ''}{m['estimate']:.2%} ({span}"
+    if m["audit_power"]["auroc"] is not None:
+        text += f"; audit power AUROC {m['audit_power']['auroc']:.2f}"
+    return text + ")"
+
+
 def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -361,6 +395,9 @@ def describe(result: GateResult) -> list[str]:
             f"{v['upper']:.2%}, {v['reviewed']} items reviewed); "
             f"the model's estimate is {result.estimated_error_rate:.2%}"
         )
+    elif result.model_estimate is not None and any(c.name == "max-error-rate" for c in result.checks):
+        after = next(i for i, c in enumerate(result.checks) if c.name == "max-error-rate") + 1
+        lines.insert(after, f"     model estimate {model_estimate_text(result)}")
     return lines
 
 
@@ -384,6 +421,14 @@ def junit_xml(result: GateResult) -> str:
         ("n_samples", str(result.n_samples)),
         ("baseline_dir", result.baseline_dir or ""),
         ("error_rate_source", result.error_rate_source),
+        *(
+            (
+                ("estimated_error_rate_lower", f"{result.model_estimate['lower']:.6f}"),
+                ("estimated_error_rate_upper", f"{result.model_estimate['upper']:.6f}"),
+            )
+            if result.model_estimate is not None
+            else ()
+        ),
     ):
         ET.SubElement(properties, "property", {"name": key, "value": value})
     for check in result.checks:
@@ -437,6 +482,7 @@ def markdown(result: GateResult) -> str:
         "",
         f"Report `{result.report_dir}`: {result.n_samples:,} samples, {result.n_flagged:,} flagged, "
         f"estimated label-error rate **{result.estimated_error_rate:.2%}**"
+        + (f", {model_estimate_text(result)}" if result.model_estimate is not None else "")
         + (f" (baseline {result.baseline_error_rate:.2%})" if result.baseline_error_rate is not None else "")
         + ".",
     ]

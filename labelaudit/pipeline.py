@@ -28,11 +28,12 @@ from . import html as html_page
 from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
 from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
-from .consensus import Consensus, ProbabilityMean, combine
+from .consensus import Consensus, ProbabilityMean, combine, follow_estimate
 from .discover import Dataset, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
 from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
+from .estimate import ErrorEstimate, EstimateSettings, estimate_error_rate
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
@@ -50,7 +51,14 @@ from .report import (
     writing_report,
 )
 from .scorers import FoldRunner, ScoreContext, ScorerResult, get_scorer, settings_key
-from .summary import DatasetSummary, EncoderSummary, Summary
+from .summary import (
+    CALIBRATED_ESTIMATOR,
+    ERROR_RATE_ESTIMATOR,
+    DatasetSummary,
+    EncoderSummary,
+    ErrorRateSummary,
+    Summary,
+)
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -137,6 +145,9 @@ class Scored:
     consensus: Consensus
     from_cache: dict[str, bool]  # method -> read back from the score cache
     score_cache: ScoreCache | None = None
+    settings_keys: dict[str, str] = field(default_factory=dict)  # method -> its settings' cache key
+    estimate_probs: np.ndarray | None = None  # mean probabilities of the methods the estimate reads
+    estimate: ErrorEstimate | None = None  # set by estimate_stage
 
 
 @dataclass
@@ -152,12 +163,22 @@ class Reviewed:
         where = "<DataFrame>" if isinstance(verified, pd.DataFrame) else str(verified)
         return cls(verification.read_verified(verified), where)
 
-    def settle(self, dataset: Dataset, scored: Scored) -> Scored:
+    corrected: np.ndarray | None = None  # per sample: the reviewer's label of a row verified wrong
+
+    def match(self, dataset: Dataset) -> np.ndarray:
+        """Each sample's review state (-1 not reviewed, 0 right, 1 wrong): the estimate's anchors."""
         samples = dataset.samples
-        self.states, corrected = verification.verified_states(
+        self.states, self.corrected = verification.verified_states(
             samples["sample_id"], samples["content_hash"], samples["label"], self.table
         )
-        consensus = verification.apply_verified(scored.consensus, self.states, corrected, dataset.classes)
+        return self.states
+
+    def settle(self, dataset: Dataset, scored: Scored) -> Scored:
+        """Reviewed rows settled: right ones never flagged, wrong ones flagged with the reviewer's label."""
+        if self.states is None or self.corrected is None:
+            self.match(dataset)
+        assert self.states is not None and self.corrected is not None
+        consensus = verification.apply_verified(scored.consensus, self.states, self.corrected, dataset.classes)
         return dataclasses.replace(scored, consensus=consensus)
 
 
@@ -264,6 +285,8 @@ def audit(
         with run.engine.session() as fold_runner:
             dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
             scored = score_stage(dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter)
+        states = reviewed.match(dataset) if reviewed is not None else None
+        scored = estimate_stage(dataset, scored, config.scoring.estimate, states, run.timer)
         if reviewed is not None:
             scored = reviewed.settle(dataset, scored)
         issues = issues_stage(dataset, embedded, scored, run.timer)
@@ -409,9 +432,78 @@ def score_stage(
         + [str(label) for label in labels.tolist()],
     )
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
-    results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer)
+    read_by_estimate = ProbabilityMean()
+    estimate_methods = () if scoring.estimate is None else scoring.estimate.methods
+    results, mean_probs, from_cache = score_methods(
+        settings, context, score_cache, run.timer, read_by_estimate, estimate_methods
+    )
     consensus = combine(results, labels, mean_probs)
-    return Scored(labels, prompt_names, class_embeddings, context, results, consensus, from_cache, score_cache)
+    estimate_probs = read_by_estimate.mean()
+    return Scored(
+        labels,
+        prompt_names,
+        class_embeddings,
+        context,
+        results,
+        consensus,
+        from_cache,
+        score_cache=score_cache,
+        settings_keys={name: settings_key(value) for name, value in settings.items()},
+        estimate_probs=estimate_probs if estimate_probs is not None else consensus.pred_probs,
+    )
+
+
+def estimate_stage(
+    dataset: Dataset,
+    scored: Scored,
+    settings: EstimateSettings | None,
+    verified: np.ndarray | None,
+    timer: _Timer,
+) -> Scored:
+    """The calibrated error-rate estimate (labelaudit.estimate) and the flag cut it sets; read back from the
+    score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None."""
+    if settings is None or scored.estimate_probs is None:
+        return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
+    with timer.stage("estimate"):
+        estimate, cached = _estimate_cached(scored, settings, verified)
+        consensus = follow_estimate(
+            scored.consensus,
+            estimate.error_probability,
+            estimate.rate,
+            estimate.n_flags,
+            sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
+            settled=None if verified is None else verified >= 0,
+        )
+    from_cache = {**scored.from_cache, "estimate": cached}
+    return dataclasses.replace(scored, consensus=consensus, estimate=estimate, from_cache=from_cache)
+
+
+def _estimate_cached(
+    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None
+) -> tuple[ErrorEstimate, bool]:
+    """The estimate and whether it was read back from the score cache."""
+    assert scored.estimate_probs is not None
+    key = json.dumps(
+        {
+            "settings": settings_key(settings),
+            "methods": scored.settings_keys,  # the probabilities it reads depend on every method's settings
+            "verified": None if verified is None else _states_digest(verified),
+        },
+        sort_keys=True,
+    )
+    stored = scored.score_cache.load("estimate", key) if scored.score_cache is not None else None
+    if stored is not None:
+        return ErrorEstimate.from_arrays(stored), True
+    estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings)
+    if scored.score_cache is not None:
+        scored.score_cache.save("estimate", key, estimate.to_arrays())
+    return estimate, False
+
+
+def _states_digest(values: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.int8).tobytes()).hexdigest()
 
 
 def cached_class_joint(
@@ -465,10 +557,16 @@ def _score_cached(
 
 
 def score_methods(
-    settings: dict[str, Any], context: ScoreContext, score_cache: ScoreCache, timer: _Timer | None = None
+    settings: dict[str, Any],
+    context: ScoreContext,
+    score_cache: ScoreCache,
+    timer: _Timer | None = None,
+    subset_probs: ProbabilityMean | None = None,
+    subset: tuple[str, ...] = (),
 ) -> tuple[dict[str, ScorerResult], np.ndarray | None, dict[str, bool]]:
     """Run (or read back) every scorer, each with its Settings (``settings``: method name -> Settings, in
     run order): their results, the mean of their probabilities, and which of them came from the score cache.
+    ``subset_probs`` (optional) also gathers the mean over the methods named in ``subset`` (the estimate's).
 
     Each scorer's (N, K) table is folded into one running mean and dropped from its result right away, so
     the scoring stage holds one such table however many methods run.
@@ -482,6 +580,8 @@ def score_methods(
             result, from_cache[name] = _score_cached(name, method_settings, context, score_cache)
             if result.pred_probs is not None:
                 probs.add(result.pred_probs)
+                if subset_probs is not None and name in subset:
+                    subset_probs.add(result.pred_probs)
                 result.pred_probs = None
             results[name] = result
     return results, probs.mean(), from_cache
@@ -546,6 +646,7 @@ def summary_stage(
             issues,
             dataset.warnings + notes,
             config,
+            scored.estimate,
         )
         if reviewed is not None and reviewed.states is not None:
             settled = verification.verified_summary(reviewed.states, reviewed.source)
@@ -571,8 +672,22 @@ def build_summary(
     issues: Issues,
     warnings: list[str],
     config: AuditConfig,
+    estimate: ErrorEstimate | None = None,
 ) -> Summary:
     """summary.json of an audit of ``data`` (``dataset`` as discovered and embedded, ``labels`` its class indices)."""
+    error_rate = None
+    if estimate is not None:
+        assert config.scoring.estimate is not None
+        error_rate = ErrorRateSummary(
+            lower=round(estimate.lower, 6),
+            upper=round(estimate.upper, 6),
+            confidence=config.scoring.estimate.confidence,
+            is_lower_bound=estimate.is_lower_bound,
+            power_auroc=round(estimate.power.auroc, 4),
+            power_recall=round(estimate.power.recall_at_cut, 4),
+            warnings=list(estimate.warnings),
+            details={k: v for k, v in estimate.details.items() if k != "lower_bound"},
+        )
     return Summary(
         dataset=DatasetSummary(
             source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
@@ -586,7 +701,7 @@ def build_summary(
         encoder=encoder,
         methods=list(config.scoring.methods),
         method_settings={name: r.settings for name, r in results.items()},
-        estimated_error_rate=consensus.estimated_error_rate,
+        estimated_error_rate=round(consensus.estimated_error_rate, 6),
         n_flagged=int(consensus.is_issue.sum()),
         flagged_per_method={name: int(r.is_issue.sum()) for name, r in results.items()},
         issue_types=issues.found.counts(),
@@ -599,6 +714,8 @@ def build_summary(
         seed=config.scoring.seed,
         engine=config.engine.name,
         data_spec=resolved_spec(config.data, dataset),
+        error_rate_estimator=ERROR_RATE_ESTIMATOR if estimate is None else CALIBRATED_ESTIMATOR,
+        error_rate=error_rate,
     )
 
 

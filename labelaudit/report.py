@@ -80,6 +80,11 @@ def samples_table(
             "content_hash": samples["content_hash"].to_numpy(),
         }
     )
+    if consensus.error_probability is not None:
+        # Calibrated P(this label is wrong): its mean is the estimated error rate (docs/method.md).
+        frame.insert(
+            frame.columns.get_loc("is_issue"), "error_probability", consensus.error_probability.astype(np.float64)
+        )
     if class_names is not None and list(class_names) != list(classes):
         name_array = np.array(class_names, dtype=object)
         frame.insert(frame.columns.get_loc("given_label") + 1, "given_name", name_array[labels])
@@ -132,12 +137,18 @@ def classes_table(
         if joint is not None and joint[c].sum() > 0:
             off = joint[c].copy()
             row["estimated_error_rate"] = float(1.0 - off[c] / off.sum())
+            if consensus.error_probability is not None:
+                # The calibrated estimate's share of the class: class rates weighted by size add up to the headline.
+                row["estimated_error_rate"] = float(consensus.error_probability[labels == c].mean())
             off[c] = -1.0
             j = int(off.argmax())
             row["confused_with"] = classes[j] if off[j] > 0 else None
             row["confused_share"] = float(max(off[j], 0.0) / joint[c].sum())
         else:
-            row.update({"estimated_error_rate": row["flagged_rate"], "confused_with": None, "confused_share": 0.0})
+            rate = row["flagged_rate"]
+            if consensus.error_probability is not None and counts[c]:
+                rate = float(consensus.error_probability[labels == c].mean())
+            row.update({"estimated_error_rate": rate, "confused_with": None, "confused_share": 0.0})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if class_embeddings is not None:
@@ -316,7 +327,9 @@ def print_summary(
     head.add_row("samples", f"{n:,} in {dataset.n_classes} classes ({dataset.modality})")
     head.add_row("encoder", summary.encoder.description)
     head.add_row("methods", ", ".join(summary.methods))
-    head.add_row("estimated label-error rate", f"{summary.estimated_error_rate:.2%}")
+    head.add_row("estimated label-error rate", summary.error_rate_text())
+    if summary.error_rate is not None and summary.error_rate.power_auroc is not None:
+        head.add_row("audit power", summary.audit_power_text())
     head.add_row("flagged", f"{summary.n_flagged or 0:,} of {n:,}")
     if summary.issue_types:
         for label, value in terminal_rows(summary.issue_types):
@@ -324,6 +337,9 @@ def print_summary(
     if summary.n_skipped:
         head.add_row("skipped files", f"[yellow]{summary.n_skipped:,}[/] (listed in skipped.csv)")
     console.print(head)
+    if summary.error_rate is not None:
+        for warning in summary.error_rate.warnings:
+            console.print(f"[yellow]note:[/] {warning}")
 
     flagged_rows = samples["issue_type"] != "" if "issue_type" in samples else samples["is_issue"]
     suspects = samples[flagged_rows].head(top)

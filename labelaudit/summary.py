@@ -16,6 +16,10 @@ from .errors import LabelAuditError
 from .version import __version__
 
 ERROR_RATE_ESTIMATOR = "share of samples flagged by a strict majority of the methods"
+CALIBRATED_ESTIMATOR = (
+    "calibrated on the dataset itself: the share of wrong labels that explains the methods' scores, "
+    "measured against synthetic mistakes (docs/method.md)"
+)
 # A multi-label audit's estimated_error_rate is its sample error rate (MultilabelSummary says the pair one).
 MULTILABEL_ERROR_RATE_ESTIMATOR = (
     "share of samples whose tag set has at least one wrong tag (missing or spurious), "
@@ -78,6 +82,46 @@ class EncoderSummary:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> EncoderSummary:
         return cls(str(payload.get("identity", "")), str(payload.get("description", "?")), int(payload.get("dim", 0)))
+
+
+@dataclass(frozen=True)
+class ErrorRateSummary:
+    """The calibrated estimate's interval, power and caveats (labelaudit.estimate); the point itself is
+    ``Summary.estimated_error_rate``."""
+
+    lower: float
+    upper: float
+    confidence: float = 0.95
+    is_lower_bound: bool = False  # the data cannot rule out many more errors than the point says
+    power_auroc: float | None = None  # synthetic mistakes told from the given labels (1 = perfectly)
+    power_recall: float | None = None  # share of synthetic mistakes the flag cut catches
+    warnings: list[str] = field(default_factory=list)  # in plain words, for the terminal, page and gate
+    details: dict[str, Any] = field(default_factory=dict)  # the readings behind the interval
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lower": self.lower,
+            "upper": self.upper,
+            "confidence": self.confidence,
+            "is_lower_bound": self.is_lower_bound,
+            "audit_power": {"auroc": self.power_auroc, "recall_at_cut": self.power_recall},
+            "warnings": self.warnings,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> ErrorRateSummary:
+        power = payload.get("audit_power") or {}
+        return cls(
+            lower=float(payload.get("lower", 0.0)),
+            upper=float(payload.get("upper", 1.0)),
+            confidence=float(payload.get("confidence", 0.95)),
+            is_lower_bound=bool(payload.get("is_lower_bound", False)),
+            power_auroc=None if power.get("auroc") is None else float(power["auroc"]),
+            power_recall=None if power.get("recall_at_cut") is None else float(power["recall_at_cut"]),
+            warnings=[str(w) for w in payload.get("warnings", [])],
+            details=dict(payload.get("details", {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +190,7 @@ class MultilabelSummary:
 @dataclass
 class Summary:
     dataset: DatasetSummary
-    estimated_error_rate: float  # see ERROR_RATE_ESTIMATOR
+    estimated_error_rate: float  # see error_rate_estimator
     classes: list[str] = field(default_factory=list)  # class keys in the report's order
     encoder: EncoderSummary = field(default_factory=lambda: EncoderSummary("", "?", 0))
     methods: list[str] = field(default_factory=list)
@@ -168,6 +212,26 @@ class Summary:
     multilabel: MultilabelSummary | None = None  # a multi-label audit (tag sets); None for a single-label one
     labelaudit_version: str = __version__
     error_rate_estimator: str = ERROR_RATE_ESTIMATOR
+    error_rate: ErrorRateSummary | None = None  # the calibrated estimate's interval and power; None: no interval
+
+    def error_rate_text(self) -> str:
+        """The rate as people should read it: with its interval, and "at least" where it is a lower bound."""
+        rate = self.estimated_error_rate
+        if self.error_rate is None:
+            return f"{rate:.2%}"
+        span = f"{self.error_rate.lower:.1%}-{self.error_rate.upper:.1%}"
+        if self.error_rate.is_lower_bound:
+            return f"at least {rate:.1%} (could be up to {self.error_rate.upper:.1%}; interval {span})"
+        return f"{rate:.1%} ({self.error_rate.confidence:.0%} interval {span})"
+
+    def audit_power_text(self) -> str:
+        """How well the methods find synthetic mistakes, in words (terminal, page and gate share it)."""
+        if self.error_rate is None or self.error_rate.power_auroc is None:
+            return "not measured"
+        text = f"AUROC {self.error_rate.power_auroc:.2f} on synthetic mistakes"
+        if self.error_rate.power_recall is not None:
+            text += f", {self.error_rate.power_recall:.0%} of them caught by the flag cut"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -179,6 +243,7 @@ class Summary:
             "method_settings": self.method_settings,
             "estimated_error_rate": self.estimated_error_rate,
             "error_rate_estimator": self.error_rate_estimator,
+            **({"error_rate": self.error_rate.to_json()} if self.error_rate is not None else {}),
             "n_flagged": self.n_flagged,
             "flagged_per_method": self.flagged_per_method,
             "issue_types": self.issue_types,
@@ -235,4 +300,7 @@ class Summary:
             multilabel=MultilabelSummary.from_json(tags) if isinstance(tags, dict) else None,
             labelaudit_version=str(payload.get("labelaudit_version", "")),
             error_rate_estimator=str(payload.get("error_rate_estimator", ERROR_RATE_ESTIMATOR)),
+            error_rate=ErrorRateSummary.from_json(payload["error_rate"])
+            if isinstance(payload.get("error_rate"), dict)
+            else None,
         )

@@ -617,13 +617,8 @@ def apply_verified(consensus: Any, states: np.ndarray, corrected: np.ndarray, cl
         if corrected[i] in index:
             suggested[i] = index[corrected[i]]
             suggested_prob[i] = 1.0
-    return replace(
-        consensus,
-        is_issue=is_issue,
-        suggested=suggested,
-        suggested_prob=suggested_prob,
-        estimated_error_rate=float(is_issue.mean()) if len(is_issue) else 0.0,
-    )
+    # The rate stays the estimate's: it already counted the verified rows as known right or wrong.
+    return replace(consensus, is_issue=is_issue, suggested=suggested, suggested_prob=suggested_prob)
 
 
 def verified_summary(states: np.ndarray, source: str) -> dict[str, Any]:

@@ -12,11 +12,32 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never wait on the network
 
 
+# End-to-end runs of the Ray engine start a cluster and its actors: minutes on 2 cores. They run in a stage of
+# their own (.ci/run sets LABELAUDIT_SLOW_TESTS=1), so that `pytest` keeps to its 5 minutes.
+SLOW_TESTS = {
+    "tests/test_ray_engine.py::test_ray_report_equals_local_and_both_engines_share_the_cache",
+    "tests/test_ray_engine.py::test_killed_actor_is_restarted_by_ray_and_nothing_is_lost",
+    "tests/test_ray_engine.py::test_failing_actor_keeps_what_it_cached_and_the_rerun_embeds_only_the_rest",
+    "tests/test_object_store.py::test_ray_engine_with_cache_and_manifest_in_a_bucket_shares_the_cache_with_local_both_ways",
+}
+RUN_SLOW = os.environ.get("LABELAUDIT_SLOW_TESTS") == "1"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     # Test tensors are tiny: one thread avoids pool overhead and oversubscription on a shared 2-core CI box.
     torch.set_num_threads(1)
+    config.addinivalue_line("markers", "slow: a Ray end-to-end run; only with LABELAUDIT_SLOW_TESTS=1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="a Ray end-to-end run: set LABELAUDIT_SLOW_TESTS=1 (.ci/run does)")
+    for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+            if not RUN_SLOW:
+                item.add_marker(skip)
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,8 +47,20 @@ def test_posterior_mean_is_the_rate_and_class_rates_add_up() -> None:
     assert estimate.error_probability.mean() == pytest.approx(estimate.rate, abs=1e-9)
     sizes = np.bincount(given, minlength=4)
     assert np.dot(estimate.class_rates(given, 4), sizes) / sizes.sum() == pytest.approx(estimate.rate, abs=1e-9)
-    # flagged = more likely wrong than right, and the flagged samples are mostly the wrong ones
-    assert np.all(estimate.error_probability[estimate.is_issue] > 0.5)
+    # as many flags as errors expected, the most probable ones
+    assert estimate.is_issue.sum() == round(estimate.error_probability.sum()) == estimate.n_flags
+    assert estimate.error_probability[estimate.is_issue].min() >= estimate.error_probability[~estimate.is_issue].max()
+
+
+def test_a_lower_bound_flags_up_to_the_upper_end_of_the_interval() -> None:
+    from labelaudit.estimate import flag_count
+
+    posterior = np.full(1000, 0.01)
+    open_rows = np.ones(1000, dtype=bool)
+    assert flag_count(posterior, open_rows, None) == 10  # firm: the errors the estimate expects
+    assert flag_count(posterior, open_rows, 0.12) == 120  # a lower bound: what may be wrong
+    open_rows[:500] = False  # reviewed rows are settled, not flagged again
+    assert flag_count(posterior, open_rows, None) == 5
 
 
 def test_flags_find_the_wrong_labels() -> None:

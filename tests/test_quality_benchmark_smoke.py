@@ -33,5 +33,9 @@ def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> 
     consensus = next(r for r in rows if str(r["method"]).startswith("consensus (labelaudit default"))
     assert consensus["true_error_rate"] == round(float((given != true).mean()), 4)
     assert consensus["auroc"] > 0.9
+    assert "peer: cleanlab Datalab (features only)" in methods
+    default = next(r for r in rows if str(r["method"]).startswith("labelaudit default"))
+    assert default["estimate_lower"] <= default["estimate_whole_set"] <= default["estimate_upper"]
+    assert abs(default["estimate_whole_set"] - default["true_rate_whole_set"]) < 0.05
     markdown = quality.to_markdown(rows)
-    assert markdown.count("\n") == len(rows) + 2
+    assert markdown.count("\n") == len(rows) + 2 + 6  # the methods' table; a caption and the estimate's table (one row)

@@ -423,7 +423,9 @@ def test_the_next_audit_never_flags_reviewed_right_samples_and_flags_reviewed_wr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verified"] == {"file": str(verified_csv), "matched": 2, "right": 1, "wrong": 1}
     assert summary["n_flagged"] == int(again["is_issue"].sum())
-    assert summary["estimated_error_rate"] == pytest.approx(again["is_issue"].mean())
+    # The rate is the calibrated estimate with the reviewed rows as anchors: known right count 0, known wrong 1.
+    assert again.loc[first, "error_probability"] == 0.0 and again.loc[second, "error_probability"] == 1.0
+    assert summary["estimated_error_rate"] == pytest.approx(again["error_probability"].mean(), abs=1e-6)
     bad = tmp_path / "bad.csv"
     verified.drop(columns=["content_hash"]).to_csv(bad, index=False)
     assert main([*args, "--overwrite", "--verified", str(bad)]) == 2  # refused before any embedding

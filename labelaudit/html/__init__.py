@@ -287,13 +287,18 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
         ("modality", dataset.modality),
         ("encoder", summary.encoder.description),
         ("methods", ", ".join(summary.methods)),
-        ("estimated error rate", f"{rate:.2%}"),
+        ("estimated error rate", summary.error_rate_text() if summary.error_rate is not None else f"{rate:.2%}"),
         ("flagged", f"{summary.n_flagged or 0:,}"),
     ]
+    if summary.error_rate is not None and summary.error_rate.power_auroc is not None:
+        stats.insert(-1, ("audit power", summary.audit_power_text()))
     parts = ['<section id="overview"><h2>Overview</h2><dl class="stats">']
     for key, value in stats:
         parts.append(f'<div><dt>{escape(key)}</dt><dd data-stat="{escape(key)}">{escape(value)}</dd></div>')
     parts.append("</dl>")
+    if summary.error_rate is not None:
+        for warning in summary.error_rate.warnings:
+            parts.append(f'<p class="estimate-note" role="note">{escape(warning)}</p>')
 
     top = classes[:40]
     peak = max([c["rate"] for c in top] + [1e-9])

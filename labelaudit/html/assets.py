@@ -18,6 +18,7 @@ main{padding:8px 24px 48px;max-width:1400px;margin:0 auto}
 h2{font-size:17px;margin:24px 0 10px}h3{font-size:14px;margin:0 0 8px}
 .muted{color:var(--muted);font-size:12px}
 .stats{display:flex;flex-wrap:wrap;gap:10px;margin:0}
+.estimate-note{background:#fff8e1;border:1px solid #f0d58a;border-radius:8px;padding:8px 12px;margin:10px 0 0}
 .stats div{background:#fff;border:1px solid var(--line);border-radius:8px;padding:8px 12px;min-width:120px}
 .stats dt{color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
 .stats dd{margin:2px 0 0;font-size:16px;font-weight:600;word-break:break-word}

@@ -1,0 +1,122 @@
+"""An audit's error rate, interval and flag cut come from the calibrated estimate (labelaudit.estimate).
+
+The data are Gaussian classes that overlap (a probe disagrees with ~8 % of the labels although almost all
+are right): the majority vote of the methods flags those hard samples, the estimate does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from labelaudit import audit
+from labelaudit.gate import check_gate, describe
+
+METHODS = "confident,knn"  # the two the estimate reads: enough for the stage, and fast
+
+
+class LookupEncoder:
+    """A text encoder whose "texts" are row names: ``row-12`` embeds as row 12 of a fixed matrix."""
+
+    identity = "test-lookup-encoder"
+    description = "lookup table (test)"
+    logit_scale = None
+    device = torch.device("cpu")
+
+    def __init__(self, vectors: np.ndarray, centres: np.ndarray, class_names: Sequence[str]) -> None:
+        self.vectors, self.centres, self.class_names = vectors, centres, list(class_names)
+
+    def image_transform(self):
+        return None
+
+    def encode_image_batch(self, pixels):
+        raise NotImplementedError
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            if text.startswith("row-"):
+                rows.append(self.vectors[int(text.removeprefix("row-"))])
+            else:  # a class prompt: its class's centre
+                rows.append(self.centres[next(k for k, c in enumerate(self.class_names) if c in text)])
+        return np.asarray(rows, dtype=np.float32)
+
+    def templates(self, modality: str) -> Sequence[str]:
+        return ["{}"]
+
+    def soft_prompt_model(self):
+        return None
+
+
+def overlapping_classes(n: int, wrong: int, k: int = 4, seed: int = 0, spread: float = 1.9):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, 16)) * 1.6
+    x = centres[truth] + rng.normal(size=(n, 16)) * spread
+    given = truth.copy()
+    flipped = rng.choice(n, size=wrong, replace=False)
+    given[flipped] = (truth[flipped] + rng.integers(1, k, wrong)) % k
+    names = [f"class{c}" for c in range(k)]
+    frame = pd.DataFrame(
+        {
+            "id": [f"s{i:04d}" for i in range(n)],
+            "text": [f"row-{i}" for i in range(n)],
+            "label": [names[g] for g in given],
+        }
+    )
+    centres_unit = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    return frame, LookupEncoder(x.astype(np.float32), centres_unit.astype(np.float32), names), given != truth
+
+
+@pytest.fixture(scope="module")
+def nearly_clean():
+    return overlapping_classes(1200, wrong=6, spread=2.3)  # 0.5 % wrong; a probe disagrees with ~7 %
+
+
+def test_a_nearly_clean_audit_reports_nearly_clean_where_the_vote_did_not(nearly_clean, tmp_path: Path) -> None:
+    frame, encoder, wrong = nearly_clean
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    vote = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id", estimate=None)
+    truth = float(wrong.mean())
+    assert vote.estimated_error_rate > truth + 0.02  # the vote counts hard samples as errors...
+    assert abs(result.estimated_error_rate - truth) < 0.01  # ...the calibrated estimate does not
+    summary = result.summary
+    assert summary.error_rate is not None and summary.error_rate.lower <= truth <= summary.error_rate.upper
+    assert summary.n_flagged is not None and summary.n_flagged <= 3 * wrong.sum()
+    assert vote.summary.error_rate is None and "majority" in vote.summary.error_rate_estimator
+
+
+def test_flags_are_the_top_of_the_ranking_and_class_rates_add_up(nearly_clean, tmp_path: Path) -> None:
+    frame, encoder, _ = nearly_clean
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=None, id_col="id")
+    samples, classes = result.samples, result.classes
+    n_flagged = int(samples["is_issue"].sum())
+    assert samples["is_issue"].head(n_flagged).all()  # the report is sorted by the consensus ranking
+    assert n_flagged == round(samples["error_probability"].sum())  # the errors the estimate expects
+    assert samples["error_probability"].mean() == pytest.approx(result.estimated_error_rate, abs=1e-6)
+    weighted = float((classes["estimated_error_rate"] * classes["count"]).sum() / classes["count"].sum())
+    assert weighted == pytest.approx(result.estimated_error_rate, abs=1e-6)
+
+
+def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> None:
+    frame, encoder, wrong = overlapping_classes(400, wrong=40)
+    out = tmp_path / "report"
+    first = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id", out=out)
+    payload = json.loads((out / "summary.json").read_text())
+    block = payload["error_rate"]
+    assert block["lower"] <= payload["estimated_error_rate"] <= block["upper"]
+    assert 0.5 < block["audit_power"]["auroc"] <= 1.0 and "calibrated" in payload["error_rate_estimator"]
+
+    again = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    assert again.run["scores_from_cache"]["estimate"] is True  # a cached re-run reads the estimate back
+    assert again.summary.to_json() == first.summary.to_json()
+
+    gate = check_gate(out, max_error_rate=0.5)
+    assert gate.model_estimate is not None and gate.model_estimate["upper"] == block["upper"]
+    assert any("interval" in line for line in describe(gate))
