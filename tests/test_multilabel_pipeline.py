@@ -227,3 +227,28 @@ def test_a_single_label_summary_keeps_its_data_spec_keys() -> None:
     }
     spec = DataSpec(label_cols=("a", "b"))
     assert DataSpec.from_json(spec.to_json()) == spec and np.array_equal(spec.label_cols, ("a", "b"))
+
+
+def test_view_renders_a_tag_set_page_with_missing_and_spurious_tags_and_class_rates(tag_report, tmp_path) -> None:
+    import shutil
+
+    from labelaudit.cli import main
+
+    _, out = tag_report
+    folder = tmp_path / "report"
+    shutil.copytree(out, folder)
+    # A single-label page left by an older labelaudit is not kept: it showed joined tag sets as classes.
+    (folder / "report.html").write_text("<html>single-label page</html>")
+    assert main(["view", str(folder), "--no-open"]) == 0
+    page = (folder / "report.html").read_text()
+    assert "single-label page" not in page and "labelaudit tag-set report" in page
+    assert "Most-confused class pairs" not in page and "labelaudit-data" not in page  # no single-label script
+    summary = json.loads((folder / "summary.json").read_text())["multilabel"]
+    assert f"{summary['estimated_sample_error_rate']:.2%}" in page and "estimated sample error rate" in page
+    assert f"{summary['estimated_pair_error_rate']:.2%}" in page and "estimated pair error rate" in page
+    row = page[page.index(f'<tr data-sample="{PLANTED}">') :]
+    row = row[: row.index("</tr>")]
+    assert '<span class="tag missing">weather</span>' in row  # the planted sample's missing tag
+    classes = pd.read_parquet(folder / "classes.parquet").set_index("class")
+    weather = page[page.index('<tr data-class="weather">') :]
+    assert f"{classes.loc['weather', 'missing_rate']:.1%}" in weather[: weather.index("</tr>")]
