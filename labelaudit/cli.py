@@ -402,7 +402,11 @@ def gate(
     ],
     max_error_rate: Annotated[
         float | None,
-        typer.Option(help="Fail when the estimated label-error rate is above this (0.05 = 5 %).", show_default=False),
+        typer.Option(
+            help="Fail when the estimated label-error rate is above this (0.05 = 5 %); for a tag-set report, "
+            "the sample error rate (share of samples with a wrong tag).",
+            show_default=False,
+        ),
     ] = None,
     max_class_error_rate: Annotated[
         float | None,

@@ -298,3 +298,23 @@ def test_apply_of_a_tag_queue_without_the_separator_names_label_sep_and_report(t
     err = capsys.readouterr().err
     assert code == 2 and "--label-sep" in err and "--report" in err and "Traceback" not in err
     assert not (tmp_path / "m.corrected.csv").exists()
+
+
+def test_gate_names_the_sample_error_rate_in_lines_json_and_step_summary(
+    tag_report, tmp_path, capsys, monkeypatch
+) -> None:
+    from labelaudit.cli import main
+
+    _, out = tag_report
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    code = main(["gate", str(out), "--max-error-rate", "0.0", "--baseline", str(out), "--json"])
+    captured = capsys.readouterr()
+    named = "sample error rate (share of samples with a wrong tag)"
+    assert code == 1
+    assert f"estimated {named}" in captured.err and "label-error rate" not in captured.err
+    payload = json.loads(captured.out)
+    assert payload["error_rate_name"] == named
+    assert {c["name"]: c["description"] for c in payload["checks"]}["max-error-rate"] == f"estimated {named}"
+    markdown = summary_file.read_text()
+    assert f"estimated {named}" in markdown and "label-error rate" not in markdown
