@@ -31,7 +31,7 @@ from .discover import (
     resolve_columns,
     sample_ids,
 )
-from .errors import LabelAuditError
+from .errors import DataError, LabelAuditError
 from .hashing import hash_text
 from .io import write_atomic, write_json_atomic
 from .storage import hash_file
@@ -400,12 +400,15 @@ def plan_apply(
     modality: str | None = None,
     allow_outside_root: bool = False,
     report: Path | None = None,
+    label_sep: str | None = None,
+    label_cols: str | tuple[str, ...] | None = None,
 ) -> tuple[Plan, pd.DataFrame | None]:
     """Validate every decision against the dataset as it is now; raise DecisionError listing every bad row.
 
     With ``report`` (the audit's report folder) the dataset is read as the audit read it: its summary.json
     holds the data spec (manifest columns, modality) and the dataset's path, which ``data`` defaults to.
-    Options given here win over the report's."""
+    Options given here win over the report's. ``label_sep`` / ``label_cols`` read a tag-set manifest without
+    the report, as `audit --label-sep` / `--label-cols` did."""
     spec = DataSpec(
         modality=modality,  # type: ignore[arg-type]
         label_col=label_col,
@@ -413,6 +416,8 @@ def plan_apply(
         text_col=text_col,
         id_col=id_col,
         allow_outside_root=allow_outside_root,
+        label_sep=label_sep,
+        label_cols=label_cols,  # type: ignore[arg-type]  # DataSpec splits "a,b,c"
     )
     if report is not None:
         data, spec = _from_report(Path(report), data, spec)
@@ -645,12 +650,20 @@ def _plan_tag_manifest(
         raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
     frame = read_manifest(manifest)
     label_col = None
-    if spec.label_cols:
-        matrix = parse_onehot(frame, list(spec.label_cols), allow_empty=True)
-    else:
-        label_col = _pick_column(frame, spec.label_col, TAG_COLUMN_CANDIDATES, "label", required=True)
-        assert label_col is not None
-        matrix = parse_tag_column(frame[label_col].tolist(), sep=spec.label_sep, allow_empty=True, column=label_col)
+    try:
+        if spec.label_cols:
+            matrix = parse_onehot(frame, list(spec.label_cols), allow_empty=True)
+        else:
+            label_col = _pick_column(frame, spec.label_col, TAG_COLUMN_CANDIDATES, "label", required=True)
+            assert label_col is not None
+            matrix = parse_tag_column(
+                frame[label_col].tolist(), sep=spec.label_sep, allow_empty=True, column=label_col
+            )
+    except DataError as exc:  # the parser speaks of the audit's options; apply also reads them from --report
+        raise DataError(
+            f"{manifest}: {exc} (apply takes the --label-sep / --label-cols the audit used, or --report "
+            "REPORT_DIR to read them from the audit's report)"
+        ) from None
     sep = spec.label_sep or "|"
     columns = resolve_columns(frame.assign(**{ROW_LABEL: ""}), dataclasses.replace(spec, label_col=ROW_LABEL))
     row_of = {sid: i for i, sid in enumerate(sample_ids(frame, columns, root)) if sid is not None}

@@ -402,7 +402,11 @@ def gate(
     ],
     max_error_rate: Annotated[
         float | None,
-        typer.Option(help="Fail when the estimated label-error rate is above this (0.05 = 5 %).", show_default=False),
+        typer.Option(
+            help="Fail when the estimated label-error rate is above this (0.05 = 5 %); for a tag-set report, "
+            "the sample error rate (share of samples with a wrong tag).",
+            show_default=False,
+        ),
     ] = None,
     max_class_error_rate: Annotated[
         float | None,
@@ -635,6 +639,18 @@ def apply_decisions(
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Manifests: accept paths outside the manifest's folder.")
     ] = False,
+    label_sep: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-label manifest: the separator between tags in the label column, as at the audit "
+            "(--report reads it from the report).",
+            show_default=False,
+        ),
+    ] = DataSpec.label_sep,
+    label_cols: Annotated[
+        str | None,
+        typer.Option(help="Multi-label manifest: the one-hot columns, as at the audit.", show_default=False),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -681,6 +697,8 @@ def apply_decisions(
         modality=modality.value if modality else None,
         allow_outside_root=allow_outside_root,
         report=report,
+        label_sep=label_sep,
+        label_cols=label_cols,
     )
     counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
     if dry_run:

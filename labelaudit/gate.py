@@ -23,6 +23,10 @@ from .summary import Summary
 NEWLY_FLAGGED_LISTED = 50  # in the step summary and JUnit text; --json lists every one
 NEWLY_FLAGGED_PRINTED = 20  # on the terminal
 ALLOW_DIFFERENT_BASELINE = "--allow-different-baseline"
+LABEL_ERROR_RATE = "label-error rate"
+# A tag-set report's estimated_error_rate is the share of samples with at least one wrong tag (summary.multilabel
+# also has a per-pair rate): "label-error rate" would leave a reader guessing which of the two was judged.
+SAMPLE_ERROR_RATE = "sample error rate (share of samples with a wrong tag)"
 
 
 @dataclass
@@ -59,6 +63,13 @@ class GateResult:
     # The report's calibrated estimate: point, interval, audit power, lower-bound flag and its caveats
     # (None for a report written before labelaudit estimated an interval).
     model_estimate: dict[str, Any] | None = None
+    # Which rate estimated_error_rate is: SAMPLE_ERROR_RATE for a tag-set report; None for a single-label one
+    # (the label-error rate), left out of --json there so that its output keeps the bytes it had.
+    error_rate_name: str | None = None
+
+    @property
+    def rate_name(self) -> str:
+        return self.error_rate_name or LABEL_ERROR_RATE
 
     @property
     def failed(self) -> list[Check]:
@@ -67,6 +78,8 @@ class GateResult:
     def as_dict(self) -> dict[str, Any]:
         payload = asdict(self)
         payload["failed"] = [c.name for c in self.failed]
+        if self.error_rate_name is None:
+            del payload["error_rate_name"]
         return payload
 
 
@@ -175,6 +188,7 @@ def check_gate(
 
     samples, classes, summary = _load(report_dir)
     model_rate = summary.estimated_error_rate
+    rate_name = SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
     if estimate_file is not None and use == "model":
         raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
     rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, use, on, estimate_file)
@@ -185,7 +199,7 @@ def check_gate(
         checks.append(
             Check(
                 "max-error-rate",
-                "estimated label-error rate" if source == "model" else f"verified label-error rate, {source}",
+                f"estimated {rate_name}" if source == "model" else f"verified {rate_name}, {source}",
                 max_error_rate,
                 rate,
                 not exceeds(rate, max_error_rate),
@@ -197,7 +211,7 @@ def check_gate(
         checks.append(
             Check(
                 "max-class-error-rate",
-                "worst per-class estimated error rate",
+                "worst per-class estimated " + ("pair error rate" if summary.multilabel is not None else "error rate"),
                 max_class_error_rate,
                 top,
                 over.empty,
@@ -230,6 +244,7 @@ def check_gate(
         verified=verified,
         notes=notes,
         model_estimate=model_estimate,
+        error_rate_name=SAMPLE_ERROR_RATE if summary.multilabel is not None else None,
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = _load(baseline_dir)
@@ -260,7 +275,7 @@ def check_gate(
         checks.append(
             Check(
                 "regression",
-                f"estimated label-error rate vs baseline {base_rate:.2%} (+ tolerance {tolerance:.2%})",
+                f"estimated {rate_name} vs baseline {base_rate:.2%} (+ tolerance {tolerance:.2%})",
                 base_rate + tolerance,
                 model_rate,  # model against model: a baseline's rate is its model estimate
                 not exceeds(model_rate, base_rate + tolerance),
@@ -481,7 +496,7 @@ def markdown(result: GateResult) -> str:
         f"### {icon} labelaudit gate {'passed' if result.passed else 'failed'}",
         "",
         f"Report `{result.report_dir}`: {result.n_samples:,} samples, {result.n_flagged:,} flagged, "
-        f"estimated label-error rate **{result.estimated_error_rate:.2%}**"
+        f"estimated {result.rate_name} **{result.estimated_error_rate:.2%}**"
         + (f", {model_estimate_text(result)}" if result.model_estimate is not None else "")
         + (f" (baseline {result.baseline_error_rate:.2%})" if result.baseline_error_rate is not None else "")
         + ".",
@@ -490,7 +505,7 @@ def markdown(result: GateResult) -> str:
         v = result.verified
         out += [
             "",
-            f"Verified label-error rate **{v['estimate']:.2%}** ({v['level']:.0%} interval {v['lower']:.2%} to "
+            f"Verified {result.rate_name} **{v['estimate']:.2%}** ({v['level']:.0%} interval {v['lower']:.2%} to "
             f"{v['upper']:.2%}, {v['reviewed']} items reviewed); `--max-error-rate` judged the "
             f"{result.error_rate_source.removeprefix('verified (').rstrip(')')}.",
         ]

@@ -227,3 +227,94 @@ def test_a_single_label_summary_keeps_its_data_spec_keys() -> None:
     }
     spec = DataSpec(label_cols=("a", "b"))
     assert DataSpec.from_json(spec.to_json()) == spec and np.array_equal(spec.label_cols, ("a", "b"))
+
+
+def test_view_renders_a_tag_set_page_with_missing_and_spurious_tags_and_class_rates(tag_report, tmp_path) -> None:
+    import shutil
+
+    from labelaudit.cli import main
+
+    _, out = tag_report
+    folder = tmp_path / "report"
+    shutil.copytree(out, folder)
+    # A single-label page left by an older labelaudit is not kept: it showed joined tag sets as classes.
+    (folder / "report.html").write_text("<html>single-label page</html>")
+    assert main(["view", str(folder), "--no-open"]) == 0
+    page = (folder / "report.html").read_text()
+    assert "single-label page" not in page and "labelaudit tag-set report" in page
+    assert "Most-confused class pairs" not in page and "labelaudit-data" not in page  # no single-label script
+    summary = json.loads((folder / "summary.json").read_text())["multilabel"]
+    assert f"{summary['estimated_sample_error_rate']:.2%}" in page and "estimated sample error rate" in page
+    assert f"{summary['estimated_pair_error_rate']:.2%}" in page and "estimated pair error rate" in page
+    row = page[page.index(f'<tr data-sample="{PLANTED}">') :]
+    row = row[: row.index("</tr>")]
+    assert '<span class="tag missing">weather</span>' in row  # the planted sample's missing tag
+    classes = pd.read_parquet(folder / "classes.parquet").set_index("class")
+    weather = page[page.index('<tr data-class="weather">') :]
+    assert f"{classes.loc['weather', 'missing_rate']:.1%}" in weather[: weather.index("</tr>")]
+
+
+def _tag_queue(folder: Path) -> Path:
+    """A reviewed CSV tag queue (as `export --to csv` writes it): remove 'weather' from sample b."""
+    queue = folder / "queue.csv"
+    pd.DataFrame(
+        {"sample_id": ["b"], "given_tags": ["food|weather"], "add_tags": [""], "remove_tags": ["weather"]}
+        | {"decision": ["accept"]}
+    ).to_csv(queue, index=False)
+    return queue
+
+
+def test_apply_without_report_reads_a_tag_manifest_with_label_sep_or_label_cols(tmp_path, capsys) -> None:
+    from labelaudit.cli import main
+
+    queue = _tag_queue(tmp_path)
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(
+        {"id": ["a", "b", "c"], "text": ["rain", "pizza", "goal"], "tags": ["weather", "food|weather", "sports"]}
+    ).to_csv(manifest, index=False)
+    common = ["apply", str(queue), "--data", str(manifest), "--id-col", "id", "--modality", "text"]
+    assert main([*common, "--label-sep", "|", "--out", str(tmp_path / "fixed.csv")]) == 0
+    fixed = pd.read_csv(tmp_path / "fixed.csv", dtype=str, keep_default_na=False)
+    assert fixed["tags"].tolist() == ["weather", "food", "sports"]
+
+    onehot = tmp_path / "o.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["rain", "pizza"], "food": [0, 1], "weather": [1, 1]}).to_csv(
+        onehot, index=False
+    )
+    args = ["apply", str(queue), "--data", str(onehot), "--id-col", "id", "--modality", "text"]
+    assert main([*args, "--label-cols", "food,weather", "--out", str(tmp_path / "fixed_o.csv")]) == 0
+    written = pd.read_csv(tmp_path / "fixed_o.csv").set_index("id")
+    assert written.loc["b", "food"] == 1 and written.loc["b", "weather"] == 0 and written.loc["a", "weather"] == 1
+
+
+def test_apply_of_a_tag_queue_without_the_separator_names_label_sep_and_report(tmp_path, capsys) -> None:
+    from labelaudit.cli import main
+
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["rain", "pizza"], "tags": ["weather", "food|weather"]}).to_csv(
+        manifest, index=False
+    )
+    code = main(["apply", str(_tag_queue(tmp_path)), "--data", str(manifest), "--id-col", "id", "--modality", "text"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--label-sep" in err and "--report" in err and "Traceback" not in err
+    assert not (tmp_path / "m.corrected.csv").exists()
+
+
+def test_gate_names_the_sample_error_rate_in_lines_json_and_step_summary(
+    tag_report, tmp_path, capsys, monkeypatch
+) -> None:
+    from labelaudit.cli import main
+
+    _, out = tag_report
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    code = main(["gate", str(out), "--max-error-rate", "0.0", "--baseline", str(out), "--json"])
+    captured = capsys.readouterr()
+    named = "sample error rate (share of samples with a wrong tag)"
+    assert code == 1
+    assert f"estimated {named}" in captured.err and "label-error rate" not in captured.err
+    payload = json.loads(captured.out)
+    assert payload["error_rate_name"] == named
+    assert {c["name"]: c["description"] for c in payload["checks"]}["max-error-rate"] == f"estimated {named}"
+    markdown = summary_file.read_text()
+    assert f"estimated {named}" in markdown and "label-error rate" not in markdown

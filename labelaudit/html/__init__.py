@@ -422,11 +422,15 @@ in the same file are not part of the sample and do not count.</p>
 
 def render_report(folder: str | Path, **kwargs: Any) -> Path:
     """(Re)render ``report.html`` of a report folder written by ``labelaudit audit``, with a Verify section
-    when `labelaudit verify` drew a sample of this report."""
+    when `labelaudit verify` drew a sample of this report; a tag-set report gets its own page (html/tags.py)."""
     from ..report import load_report
     from ..verification import design_rows
 
     folder = Path(folder)
     samples, classes, summary = load_report(folder)
+    if summary.multilabel is not None:  # tag sets: the single-label page would show joined tags as classes
+        from .tags import render_tag_html
+
+        return render_tag_html(samples, classes, summary, folder)
     kwargs.setdefault("verify", design_rows(folder, samples))
     return render_html(samples, classes, summary, folder, **kwargs)

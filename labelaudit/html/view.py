@@ -22,9 +22,23 @@ def ensure_page(folder: str | Path, rerender: bool = False) -> tuple[Path, bool]
     page = folder / REPORT_HTML
     # The page may be from the run that was stopped or from the one before: neither matches the tables.
     refuse_incomplete_report(folder)
-    if page.is_file() and not rerender:
+    if page.is_file() and not rerender and not _stale_tag_page(folder, page):
         return page, False
     return render_report(folder), True
+
+
+def _stale_tag_page(folder: Path, page: Path) -> bool:
+    """A tag-set report whose report.html is the single-label page (rendered by a labelaudit before tag-set
+    pages existed): that page shows joined tag sets as classes, so it is rendered again."""
+    from ..report import load_summary
+    from .tags import TAG_PAGE_MARKER
+
+    if load_summary(folder).multilabel is None:
+        return False
+    try:
+        return TAG_PAGE_MARKER not in page.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
