@@ -347,6 +347,16 @@ def _model_estimate(summary: Summary) -> dict[str, Any] | None:
     }
 
 
+def model_interval_text(result: GateResult) -> str:
+    """The model estimate's interval and power, e.g. for a line that already shows the point."""
+    m = result.model_estimate
+    assert m is not None
+    text = f"{m['confidence']:.0%} interval {m['lower']:.2%} to {m['upper']:.2%}"
+    if m["audit_power"]["auroc"] is not None:
+        text += f"; audit power AUROC {m['audit_power']['auroc']:.2f}"
+    return text + ("; a lower bound" if m["is_lower_bound"] else "")
+
+
 def model_estimate_text(result: GateResult) -> str | None:
     """The model's estimate as people should read it, or None for a report without an interval."""
     m = result.model_estimate
@@ -497,7 +507,7 @@ def markdown(result: GateResult) -> str:
         "",
         f"Report `{result.report_dir}`: {result.n_samples:,} samples, {result.n_flagged:,} flagged, "
         f"estimated {result.rate_name} **{result.estimated_error_rate:.2%}**"
-        + (f", {model_estimate_text(result)}" if result.model_estimate is not None else "")
+        + (f" ({model_interval_text(result)})" if result.model_estimate is not None else "")
         + (f" (baseline {result.baseline_error_rate:.2%})" if result.baseline_error_rate is not None else "")
         + ".",
     ]

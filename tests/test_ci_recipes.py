@@ -277,10 +277,12 @@ def test_workflow_runs_on_a_push_then_fails_a_pull_request_that_adds_wrong_label
     assert "FAIL max-error-rate" in gate_log and "FAIL regression" in gate_log
     for sample in WRONG:
         assert f"`{sample}`" in pull["summary"]  # newly flagged since main's report, on the run's page
-    assert "3** sample(s) newly flagged since the baseline" in pull["summary"]
+    # The flags are as many as the estimate expects wrong (about 4 of 48 here): the three planted, at most one more.
+    newly = re.search(r"\*\*(\d+)\*\* sample\(s\) newly flagged since the baseline", pull["summary"])
+    assert newly is not None and 3 <= int(newly.group(1)) <= 4, pull["summary"]
     assert pull["outcomes"]["relabel queue for reviewers"] == "success"
     queue = pd.read_csv(runner.artifacts["labelaudit-report"] / "relabel-queue.csv")
-    assert set(queue["sample_id"]) == set(WRONG)
+    assert set(WRONG) <= set(queue["sample_id"]) and len(queue) <= 4
     assert (runner.artifacts["labelaudit-report"] / "gate.xml").is_file()
 
 
