@@ -31,7 +31,7 @@ from .discover import (
     resolve_columns,
     sample_ids,
 )
-from .errors import LabelAuditError
+from .errors import LabelAuditError, speaks_python
 from .hashing import hash_text
 from .io import write_atomic, write_json_atomic
 from .storage import hash_file
@@ -388,6 +388,7 @@ def _as_list(value: Any) -> list[str]:
 # ---------------------------------------------------------------- planning
 
 
+@speaks_python()
 def plan_apply(
     decisions_file: Path,
     data: Path | None = None,
@@ -786,6 +787,7 @@ def journal_payload(plan: Plan, status: str) -> dict[str, Any]:
     return payload
 
 
+@speaks_python()
 def execute(plan: Plan, corrected: pd.DataFrame | None, journal: Path) -> dict[str, Any]:
     """Carry out a validated plan. The journal is on disk before the first change."""
     journal = Path(journal).expanduser().resolve()
@@ -841,6 +843,7 @@ def _remove_empty_dirs(root: Path, names: list[str]) -> None:
             folder.rmdir()
 
 
+@speaks_python()
 def undo(journal_file: Path, dry_run: bool = False) -> dict[str, Any]:
     """Restore the state before ``apply``. Every step is checked before the first file moves back."""
     journal_file = Path(journal_file).expanduser()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import LabelAuditError
+from ..errors import LabelAuditError, speaks_python
 from ..summary import Summary
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
     return names
 
 
+@speaks_python(classes="classes=")
 def export(
     report_dir: Path,
     to: str,
