@@ -30,6 +30,10 @@ class ExportContext:
     url_prefix: str | None = None
     names: dict[str, str] | None = None  # class key -> name, when a --classes file named them otherwise
 
+    def name_of(self, key: object) -> str:
+        """What a reviewer reads for class ``key``: its --classes name where one differs, else the key."""
+        return self.names.get(str(key), str(key)) if self.names else str(key)
+
     @property
     def modality(self) -> str:
         return self.summary.dataset.modality
