@@ -31,7 +31,7 @@ from .discover import (
     resolve_columns,
     sample_ids,
 )
-from .errors import DataError, LabelAuditError
+from .errors import DataError, LabelAuditError, speaks_python
 from .hashing import hash_text
 from .io import write_atomic, write_json_atomic
 from .storage import hash_file
@@ -117,22 +117,68 @@ def _optional(value: Any) -> str | None:
     return str(value).strip()
 
 
-def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
+def read_decisions(path: Path, names: dict[str, str] | None = None) -> tuple[list[Decision], list[str]]:
     """Decisions from a reviewed CSV queue (or report.html's download), a Label Studio JSON / JSON-MIN export,
-    a CVAT for images 1.1 XML or a FiftyOne samples JSON; also per-row problems found."""
-    path = Path(path)
+    a CVAT for images 1.1 XML or a FiftyOne samples JSON; also per-row problems found.
+
+    A relabel may name the class by its --classes name (what the CVAT and FiftyOne exports show, what a
+    reviewer may type in the CSV queue): it is read as the class's key, from ``names`` (class key -> name,
+    e.g. the report's) and the names the file itself records; a name that could mean two classes is refused."""
+    decisions, problems, found = _read_decisions(Path(path))
+    return _to_class_keys(decisions, {**found, **(names or {})}, problems), problems
+
+
+def _to_class_keys(decisions: list[Decision], names: dict[str, str], problems: list[str]) -> list[Decision]:
+    if not names:
+        return decisions
+    kept: list[Decision] = []
+    for d in decisions:
+        if d.action == "relabel" and d.new_label is not None:
+            named = sorted(k for k, n in names.items() if n == d.new_label and k != d.new_label)
+            if named and d.new_label in names:
+                problems.append(
+                    f"{d.where} ({d.sample_id}): {d.new_label!r} is both a class key and the name of class "
+                    f"{named[0]!r}; write relabel:<key> to say which"
+                )
+                continue
+            if len(named) > 1:
+                problems.append(
+                    f"{d.where} ({d.sample_id}): {d.new_label!r} names several classes ({', '.join(named)}); "
+                    "write relabel:<key> to say which"
+                )
+                continue
+            if named:
+                d.new_label = named[0]
+                if d.new_label == d.given_label:  # e.g. a FiftyOne ground_truth left at the given class's name
+                    d.action, d.new_label = "keep", None
+        kept.append(d)
+    return kept
+
+
+def report_class_names(report: Path) -> dict[str, str]:
+    """Class key -> name from a report's classes table (empty when it has none, e.g. a tag-set report's)."""
+    table = Path(report) / "classes.parquet"
+    try:
+        classes = pd.read_parquet(table, columns=["class", "name"])
+    except (OSError, ValueError, KeyError):
+        return {}
+    return dict(zip(classes["class"].astype(str), classes["name"].astype(str), strict=True))
+
+
+def _read_decisions(path: Path) -> tuple[list[Decision], list[str], dict[str, str]]:
+    """The decisions as written, their problems and the class names (key -> name) the file records."""
     if not path.is_file():
         raise LabelAuditError(f"decisions file {path} not found")
     if path.suffix.lower() == ".xml":
-        return _read_cvat(path)
+        return (*_read_cvat(path), _cvat_class_names(path))
     if path.suffix.lower() == ".json":
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise LabelAuditError(f"cannot read decisions JSON {path}: {exc}") from None
         if isinstance(payload, dict) and isinstance(payload.get("samples"), list):
-            return _read_fiftyone(payload)
-        return _read_labelstudio(path, payload)
+            return (*_read_fiftyone(payload), _fiftyone_class_names(payload))
+        return (*_read_labelstudio(path, payload), {})  # its choices store the keys already (alias)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
@@ -185,7 +231,12 @@ def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
                 _optional(record.get("content_hash")),
             )
         )
-    return decisions, problems
+    names: dict[str, str] = {}
+    for key_column, name_column in (("given_label", "given_name"), ("suggested_label", "suggested_name")):
+        if key_column in frame.columns and name_column in frame.columns:
+            pairs = frame[[key_column, name_column]].dropna()
+            names.update(zip(pairs[key_column].astype(str), pairs[name_column].astype(str), strict=True))
+    return decisions, problems, names
 
 
 TAG_CELL_SEPARATORS = ("|", ";", ",")  # what a reviewer may type between tags in add_tags / remove_tags
@@ -342,6 +393,37 @@ def _read_cvat(path: Path) -> tuple[list[Decision], list[str]]:
     return decisions, problems
 
 
+def _cvat_class_names(path: Path) -> dict[str, str]:
+    """Key -> name of each label with a ``class_key`` attribute (a named export); CVAT's own export keeps
+    the labels, with their attributes' default values, in its ``<meta>``."""
+    import xml.etree.ElementTree as ET
+
+    from .export.cvat import KEY_ATTRIBUTE
+
+    names: dict[str, str] = {}
+    for label in ET.parse(path).getroot().iter("label"):
+        for attribute in label.iter("attribute"):
+            if attribute.findtext("name") == KEY_ATTRIBUTE and label.findtext("name"):
+                names[(attribute.findtext("default_value") or "").strip()] = str(label.findtext("name")).strip()
+    return names
+
+
+def _fiftyone_class_names(payload: dict[str, Any]) -> dict[str, str]:
+    from .export.fiftyone import KEYS_INFO
+
+    # Each sample's given class (kept by any FiftyOne round trip), then the dataset's info (when it was kept).
+    names = {
+        str(s["labelaudit_given_label"]): str(s["labelaudit_given_name"])
+        for s in payload["samples"]
+        if isinstance(s, dict) and s.get("labelaudit_given_label") is not None and s.get("labelaudit_given_name")
+    }
+    info = payload.get("info")
+    keys = info.get(KEYS_INFO) if isinstance(info, dict) else None
+    if isinstance(keys, dict):
+        names.update({str(key): str(name) for name, key in keys.items()})
+    return names
+
+
 def _read_fiftyone(payload: dict[str, Any]) -> tuple[list[Decision], list[str]]:
     """A FiftyOne samples JSON (`export --to fiftyone-json`, or ``dataset.write_json`` after review): a
     ``ground_truth`` label other than the given one is a relabel; the sample tags ``remove`` and ``unsure``
@@ -388,6 +470,7 @@ def _as_list(value: Any) -> list[str]:
 # ---------------------------------------------------------------- planning
 
 
+@speaks_python()
 def plan_apply(
     decisions_file: Path,
     data: Path | None = None,
@@ -419,11 +502,13 @@ def plan_apply(
         label_sep=label_sep,
         label_cols=label_cols,  # type: ignore[arg-type]  # DataSpec splits "a,b,c"
     )
+    names: dict[str, str] = {}
     if report is not None:
         data, spec = _from_report(Path(report), data, spec)
+        names = report_class_names(Path(report))
     if data is None:
         raise LabelAuditError("pass a DECISIONS file and --data DATA (or --report REPORT_DIR, or --undo JOURNAL)")
-    decisions, problems = read_decisions(decisions_file)
+    decisions, problems = read_decisions(decisions_file, names)
     decisions, dup_problems = _dedupe(decisions)
     problems += dup_problems
     data = Path(data).expanduser()
@@ -799,6 +884,7 @@ def journal_payload(plan: Plan, status: str) -> dict[str, Any]:
     return payload
 
 
+@speaks_python()
 def execute(plan: Plan, corrected: pd.DataFrame | None, journal: Path) -> dict[str, Any]:
     """Carry out a validated plan. The journal is on disk before the first change."""
     journal = Path(journal).expanduser().resolve()
@@ -854,6 +940,7 @@ def _remove_empty_dirs(root: Path, names: list[str]) -> None:
             folder.rmdir()
 
 
+@speaks_python()
 def undo(journal_file: Path, dry_run: bool = False) -> dict[str, Any]:
     """Restore the state before ``apply``. Every step is checked before the first file moves back."""
     journal_file = Path(journal_file).expanduser()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class LabelAuditError(Exception):
@@ -38,24 +43,56 @@ KEYWORD_OF_FLAG = {
     "--no-cache": "cache_dir=None",
     "--overwrite": "overwrite=True",
     "--allow-outside-root": "allow_outside_root=True",
+    "--split-by-class": "split_by_class=True",
+    "--dry-run": "dry_run=True",
+    "--allow-different-baseline": "allow_different_baseline=True",
 }
 _FLAG = re.compile(r"(?<![\w/.\-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
 
-def in_python_terms(message: str) -> str:
-    """``message`` as a Python caller reads it: ``--path-col`` becomes ``path_col=``."""
-    return _FLAG.sub(lambda m: KEYWORD_OF_FLAG.get(m.group(0), m.group(1).replace("-", "_") + "="), message)
+def in_python_terms(message: str, keywords: dict[str, str] | None = None) -> str:
+    """``message`` as a Python caller reads it: ``--path-col`` becomes ``path_col=``. A command quoted in
+    backticks (`labelaudit verify R --overwrite`) is left as is: it is meant to be typed in a shell."""
+    known = {**KEYWORD_OF_FLAG, **(keywords or {})}
+    parts = message.split("`")
+    for i in range(0, len(parts), 2):  # the even parts are outside backticks
+        parts[i] = _FLAG.sub(lambda m: known.get(m.group(0), m.group(1).replace("-", "_") + "="), parts[i])
+    return "`".join(parts)
 
 
 @contextmanager
-def keyword_errors() -> Iterator[None]:
-    """Re-raise a LabelAuditError from inside the block in Python terms, unless the command line is running."""
+def keyword_errors(keywords: dict[str, str] | None = None) -> Iterator[None]:
+    """Re-raise a LabelAuditError from inside the block in Python terms, unless the command line is running.
+    ``keywords``: flag -> keyword where this function's keyword differs (``--classes`` -> ``classes=``)."""
     try:
         yield
     except LabelAuditError as exc:
         if SPEAKING_TO_CLI.get() or len(exc.args) != 1 or not isinstance(exc.args[0], str):
             raise
-        translated = in_python_terms(exc.args[0])
+        translated = in_python_terms(exc.args[0], keywords)
         if translated == exc.args[0]:
             raise
-        raise type(exc)(translated) from None
+        # A copy with the new message, not ``type(exc)(translated)``: a kind may take other arguments
+        # (DecisionError's problems and source), and its attributes must survive.
+        again = type(exc).__new__(type(exc))
+        again.__dict__.update(exc.__dict__)
+        again.args = (translated,)
+        raise again from None
+
+
+def speaks_python(**keywords: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorates a public API function: its LabelAuditErrors name keywords (``top=``), not the CLI's flags
+    (``--top``); the command line, which sets SPEAKING_TO_CLI, still reads flags. ``keywords``: flag name
+    (``classes``) -> this function's keyword for it, where it is neither the flag's own name nor
+    KEYWORD_OF_FLAG's."""
+    own = {f"--{flag.replace('_', '-')}": keyword for flag, keyword in keywords.items()}
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with keyword_errors(own):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

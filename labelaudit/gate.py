@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import LabelAuditError
+from .errors import LabelAuditError, speaks_python
 from .io import write_text_atomic
 from .limits import check_rate, exceeds
 from .report import load_report
@@ -152,6 +152,7 @@ def compare_baseline(summary: Summary, baseline: Summary) -> tuple[list[str], li
     return blocking, notes
 
 
+@speaks_python(baseline="baseline_dir=", estimate="estimate_file=")
 def check_gate(
     report_dir: Path,
     *,

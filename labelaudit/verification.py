@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import __version__
 from . import verify as stats
-from .errors import LabelAuditError
+from .errors import LabelAuditError, speaks_python
 from .io import write_atomic, write_json_atomic
 from .summary import Summary
 
@@ -197,6 +197,7 @@ class VerifyResult:
     html: Path | None
 
 
+@speaks_python()
 def write_verify(
     report_dir: Path,
     n: int,
@@ -497,6 +498,7 @@ class EstimateResult:
     files: list[Path]
 
 
+@speaks_python(verified="decision_files=[...]")
 def write_estimate(
     report_dir: Path, decision_files: list[Path], *, level: float = stats.LEVEL, draws: int = stats.DRAWS
 ) -> EstimateResult:

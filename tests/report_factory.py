@@ -110,7 +110,9 @@ def _save(
     for name, rate in (class_rates or {}).items():
         class_table.loc[class_table["class"] == name, "estimated_error_rate"] = rate
     result = AuditResult(
-        samples=samples_table(samples, classes, labels, results, consensus, issues.found.columns()),
+        samples=samples_table(
+            samples, classes, labels, results, consensus, issues.found.columns(), dataset.prompt_names()
+        ),
         classes=class_table,
         summary=build_summary(source, dataset, NO_ENCODER, labels, results, consensus, issues, [], config),
         tables=issues.found.tables(),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import LabelAuditError
+from ..errors import LabelAuditError, speaks_python
 from ..summary import Summary
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ class ExportContext:
     report_dir: Path
     url_prefix: str | None = None
     names: dict[str, str] | None = None  # class key -> name, when a --classes file named them otherwise
+
+    def name_of(self, key: object) -> str:
+        """What a reviewer reads for class ``key``: its --classes name where one differs, else the key."""
+        return self.names.get(str(key), str(key)) if self.names else str(key)
 
     @property
     def modality(self) -> str:
@@ -170,6 +174,7 @@ def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
     return names
 
 
+@speaks_python(classes="classes=")
 def export(
     report_dir: Path,
     to: str,
