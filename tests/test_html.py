@@ -309,6 +309,7 @@ def test_browser_counts_filters_sort_and_pages(driver, tmp_path: Path) -> None:
 @browser
 def test_browser_counts_suspects_apart_from_top_ranked_and_fills_the_class_panel(driver, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     report = write_report(tmp_path / "r", _rows(48, {3, 10, 20}), source="d")
     _open(driver, render_report(report))
@@ -318,6 +319,8 @@ def test_browser_counts_suspects_apart_from_top_ranked_and_fills_the_class_panel
     assert count.text == "1 of 3 suspects · 15 of 45 more top-ranked, not flagged"
     panel = driver.find_element(By.CSS_SELECTOR, "#class-list details.cls[data-cls=a]")
     panel.find_element(By.TAG_NAME, "summary").click()
+    # The panel fills its cards when it opens: wait for them rather than race the page's script.
+    WebDriverWait(driver, 10).until(lambda _: len(panel.find_elements(By.CSS_SELECTOR, ".card.clean")) >= 3)
     clean = panel.find_elements(By.CSS_SELECTOR, ".card.clean")
     assert len(clean) == 3 and "No unflagged sample." not in panel.text
     assert {c.find_element(By.CSS_SELECTOR, ".given").text for c in clean} == {"a"}
