@@ -117,6 +117,7 @@ def follow_estimate(
     n_flags: int,
     sample_ids: np.ndarray | None = None,
     settled: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> Consensus:
     """The consensus with the estimate's rate and flag cut: ``n_flags`` flags (``ErrorEstimate.n_flags``: the
     errors the estimate expects), taken from the top of the consensus ranking (the ranking finds errors
@@ -124,11 +125,30 @@ def follow_estimate(
     go in ``sample_ids`` order, as the report lists them, so the flags are the report's top rows.
 
     ``settled`` (optional, (N,) bool): rows a person reviewed; they are neither counted nor flagged here
-    (``verification.apply_verified`` settles them afterwards)."""
+    (``verification.apply_verified`` settles them afterwards). With ``labels`` (the given class indices), a
+    flagged sample whose most probable class is its own label is suggested the most probable *other*
+    class: the ranking doubts the label, and a reviewer is best served by the likeliest alternative, not
+    by "keep" dressed up as a suggestion."""
     open_rows = np.ones(len(error_probability), dtype=bool) if settled is None else ~settled
     tie_break = np.arange(len(consensus.score)) if sample_ids is None else np.asarray(sample_ids, dtype=str)
     order = np.lexsort((tie_break, consensus.score))  # most suspect first
     order = order[open_rows[order]]
     is_issue = np.zeros(len(consensus.score), dtype=bool)
     is_issue[order[:n_flags]] = True
-    return replace(consensus, is_issue=is_issue, estimated_error_rate=float(rate), error_probability=error_probability)
+    suggested, suggested_prob = consensus.suggested, consensus.suggested_prob
+    if labels is not None and consensus.pred_probs is not None:
+        same = np.flatnonzero(is_issue & (suggested == labels))
+        if len(same):
+            others = np.array(consensus.pred_probs[same], dtype=np.float64)
+            others[np.arange(len(same)), labels[same]] = -np.inf
+            suggested, suggested_prob = suggested.copy(), suggested_prob.copy()
+            suggested[same] = others.argmax(axis=1)
+            suggested_prob[same] = others.max(axis=1)
+    return replace(
+        consensus,
+        is_issue=is_issue,
+        suggested=suggested,
+        suggested_prob=suggested_prob,
+        estimated_error_rate=float(rate),
+        error_probability=error_probability,
+    )

@@ -473,6 +473,7 @@ def estimate_stage(
             estimate.n_flags,
             sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
             settled=None if verified is None else verified >= 0,
+            labels=scored.labels,
         )
     from_cache = {**scored.from_cache, "estimate": cached}
     return dataclasses.replace(scored, consensus=consensus, estimate=estimate, from_cache=from_cache)

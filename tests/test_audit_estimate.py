@@ -120,3 +120,22 @@ def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> Non
     gate = check_gate(out, max_error_rate=0.5)
     assert gate.model_estimate is not None and gate.model_estimate["upper"] == block["upper"]
     assert any("interval" in line for line in describe(gate))
+
+
+def test_a_flag_whose_best_class_is_its_own_label_is_suggested_the_likeliest_other() -> None:
+    from labelaudit.consensus import Consensus, follow_estimate
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    consensus = Consensus(
+        score=np.array([0.0, 0.5, 1.0]),  # sample 0 is the most suspect
+        is_issue=np.zeros(3, dtype=bool),
+        suggested=probs.argmax(1),
+        suggested_prob=probs.max(1),
+        pred_probs=probs,
+        estimated_error_rate=0.0,
+    )
+    labels = np.array([0, 1, 2])  # sample 0's likeliest class is its own label
+    followed = follow_estimate(consensus, np.array([0.6, 0.1, 0.0]), 0.23, 1, labels=labels)
+    assert followed.is_issue.tolist() == [True, False, False]
+    assert followed.suggested[0] == 1 and followed.suggested_prob[0] == pytest.approx(0.3)  # not "keep label 0"
+    assert followed.suggested[1:].tolist() == [1, 2]  # unflagged rows keep their suggestion
