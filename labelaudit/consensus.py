@@ -4,10 +4,9 @@
   the most suspect sample of every method, 1 = the least). Ranks make methods with differently
   calibrated scores count equally.
 - estimated error rate and flag cut (``follow_estimate``): the calibrated estimate of
-  ``labelaudit.estimate`` says how many labels are wrong (the upper end of its interval where it is only
-  a lower bound); the flags are that many samples, taken in the consensus ranking's order. Before the
-  estimate is applied (or with it switched off) the flag is a strict majority vote of the methods and
-  the rate is the flagged share.
+  ``labelaudit.estimate`` says how many labels are wrong; the flags are that many samples, taken in the
+  consensus ranking's order. Before the estimate is applied (or with it switched off) the flag is a
+  strict majority vote of the methods and the rate is the flagged share.
 - suggested label: argmax of the mean of the methods' predicted probabilities.
 """
 
