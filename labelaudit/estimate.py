@@ -81,9 +81,6 @@ class AuditPower:
     auroc: float  # synthetic mistakes vs the observed labels, by score
     recall_at_cut: float  # share of synthetic mistakes scored below the flag cut's lowest-ranked flag
 
-    def as_dict(self) -> dict[str, float]:
-        return {"auroc": round(self.auroc, 4), "recall_at_cut": round(self.recall_at_cut, 4)}
-
 
 @dataclass
 class ErrorEstimate:
@@ -140,17 +137,6 @@ class ErrorEstimate:
             details=dict(meta["details"]),
             n_flags=int(meta["n_flags"]),
         )
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "estimated_error_rate": round(self.rate, 6),
-            "estimated_error_rate_lower": round(self.lower, 6),
-            "estimated_error_rate_upper": round(self.upper, 6),
-            "estimate_is_lower_bound": self.is_lower_bound,
-            "audit_power": self.power.as_dict(),
-            "estimate_warnings": list(self.warnings),
-            "estimate_details": self.details,
-        }
 
 
 # ---------------------------------------------------------------------------------------------- statistics

@@ -348,14 +348,19 @@ def _model_estimate(summary: Summary) -> dict[str, Any] | None:
     }
 
 
-def model_interval_text(result: GateResult) -> str:
-    """The model estimate's interval and power, e.g. for a line that already shows the point."""
-    m = result.model_estimate
-    assert m is not None
+def _interval_and_power(m: dict[str, Any]) -> str:
     text = f"{m['confidence']:.0%} interval {m['lower']:.2%} to {m['upper']:.2%}"
     if m["audit_power"]["auroc"] is not None:
         text += f"; audit power AUROC {m['audit_power']['auroc']:.2f}"
-    return text + ("; a lower bound" if m["is_lower_bound"] else "")
+    return text
+
+
+def model_interval_text(result: GateResult) -> str:
+    """The model estimate's interval and power, e.g. for a line that already shows the point."""
+    assert result.model_estimate is not None
+    return _interval_and_power(result.model_estimate) + (
+        "; a lower bound" if result.model_estimate["is_lower_bound"] else ""
+    )
 
 
 def model_estimate_text(result: GateResult) -> str | None:
@@ -363,11 +368,7 @@ def model_estimate_text(result: GateResult) -> str | None:
     m = result.model_estimate
     if m is None:
         return None
-    span = f"{m['confidence']:.0%} interval {m['lower']:.2%} to {m['upper']:.2%}"
-    text = f"{'at least ' if m['is_lower_bound'] else ''}{m['estimate']:.2%} ({span}"
-    if m["audit_power"]["auroc"] is not None:
-        text += f"; audit power AUROC {m['audit_power']['auroc']:.2f}"
-    return text + ")"
+    return f"{'at least ' if m['is_lower_bound'] else ''}{m['estimate']:.2%} ({_interval_and_power(m)})"
 
 
 def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:

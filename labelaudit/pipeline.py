@@ -502,8 +502,6 @@ def _estimate_cached(
 
 
 def _states_digest(values: np.ndarray) -> str:
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.int8).tobytes()).hexdigest()
 
 
@@ -663,6 +661,18 @@ def summary_stage(
     )
 
 
+def dataset_summary(data: str | Path | storage.Location | pd.DataFrame, dataset: Dataset) -> DatasetSummary:
+    """summary.json's ``dataset`` section for ``data`` as discovered (and embedded) into ``dataset``."""
+    return DatasetSummary(
+        source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+        kind=dataset.kind,
+        modality=dataset.modality,
+        n_samples=int(len(dataset.samples)),
+        n_classes=len(dataset.classes),
+        ignored_files=dataset.ignored_files,
+    )
+
+
 def build_summary(
     data: str | Path | storage.Location | pd.DataFrame,
     dataset: Dataset,
@@ -690,14 +700,7 @@ def build_summary(
             details={k: v for k, v in estimate.details.items() if k != "lower_bound"},
         )
     return Summary(
-        dataset=DatasetSummary(
-            source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
-            kind=dataset.kind,
-            modality=dataset.modality,
-            n_samples=int(len(dataset.samples)),
-            n_classes=len(dataset.classes),
-            ignored_files=dataset.ignored_files,
-        ),
+        dataset=dataset_summary(data, dataset),
         classes=dataset.classes,
         encoder=encoder,
         methods=list(config.scoring.methods),

@@ -137,18 +137,15 @@ def classes_table(
         if joint is not None and joint[c].sum() > 0:
             off = joint[c].copy()
             row["estimated_error_rate"] = float(1.0 - off[c] / off.sum())
-            if consensus.error_probability is not None:
-                # The calibrated estimate's share of the class: class rates weighted by size add up to the headline.
-                row["estimated_error_rate"] = float(consensus.error_probability[labels == c].mean())
             off[c] = -1.0
             j = int(off.argmax())
             row["confused_with"] = classes[j] if off[j] > 0 else None
             row["confused_share"] = float(max(off[j], 0.0) / joint[c].sum())
         else:
-            rate = row["flagged_rate"]
-            if consensus.error_probability is not None and counts[c]:
-                rate = float(consensus.error_probability[labels == c].mean())
-            row.update({"estimated_error_rate": rate, "confused_with": None, "confused_share": 0.0})
+            row.update({"estimated_error_rate": row["flagged_rate"], "confused_with": None, "confused_share": 0.0})
+        if consensus.error_probability is not None and counts[c]:
+            # The calibrated estimate's share of the class: class rates weighted by size add up to the headline.
+            row["estimated_error_rate"] = float(consensus.error_probability[labels == c].mean())
         rows.append(row)
     frame = pd.DataFrame(rows)
     if class_embeddings is not None:

@@ -24,7 +24,7 @@ from ..discover import Dataset, resolved_spec
 from ..neighbors import NeighborSource
 from ..progress import Reporter
 from ..report import excerpt
-from ..summary import DatasetSummary, EncoderSummary, MultilabelSummary, Summary
+from ..summary import EncoderSummary, MultilabelSummary, Summary
 from .audit import MultilabelAudit, audit_tags
 from .scorers import DEFAULT_METHODS as TAG_DEFAULT_METHODS
 from .scorers import MultilabelContext
@@ -176,16 +176,11 @@ def tag_summary(
         tag_separator=dataset.tag_sep,
         calibration=dict(numbers.get("calibration", {})),
     )
+    from ..pipeline import dataset_summary
     from ..summary import MULTILABEL_ERROR_RATE_ESTIMATOR
 
     return Summary(
-        dataset=DatasetSummary(
-            source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
-            kind=dataset.kind,
-            modality=dataset.modality,
-            n_samples=int(len(dataset.samples)),
-            n_classes=len(dataset.classes),
-        ),
+        dataset=dataset_summary(data, dataset),
         estimated_error_rate=tags.estimated_sample_error_rate,
         error_rate_estimator=MULTILABEL_ERROR_RATE_ESTIMATOR,
         classes=dataset.classes,
