@@ -100,6 +100,9 @@ class AuditResult:
         with writing_report(out):
             if self.summary.multilabel is not None:
                 write_tag_report(out, self.samples, self.classes, self.skipped, self.summary.multilabel.tag_separator)
+                from .html.tags import render_tag_html
+
+                render_tag_html(self.samples, self.classes, self.summary, out)
             else:
                 write_report(out, self.samples, self.classes, self.skipped, self.tables)
                 html_page.render_html(self.samples, self.classes, self.summary, out)

@@ -254,6 +254,20 @@ def test_view_renders_a_tag_set_page_with_missing_and_spurious_tags_and_class_ra
     assert f"{classes.loc['weather', 'missing_rate']:.1%}" in weather[: weather.index("</tr>")]
 
 
+def test_audit_writes_the_tag_set_page_that_view_renders(tag_report, tmp_path) -> None:
+    import shutil
+
+    from labelaudit.cli import main
+
+    _, out = tag_report
+    written = (out / "report.html").read_text()
+    assert "labelaudit tag-set report" in written and "labelaudit-data" not in written
+    folder = tmp_path / "again"
+    shutil.copytree(out, folder)
+    assert main(["view", str(folder), "--no-open", "--rerender"]) == 0
+    assert (folder / "report.html").read_text() == written  # the same page, from the tables on disk
+
+
 def _tag_queue(folder: Path) -> Path:
     """A reviewed CSV tag queue (as `export --to csv` writes it): remove 'weather' from sample b."""
     queue = folder / "queue.csv"
