@@ -6,6 +6,7 @@ by SIGTERM.
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
 import sys
@@ -850,6 +851,29 @@ def view(
         server.serve_forever()
     finally:
         server.server_close()
+
+
+
+def reflowed_help(doc: str | None) -> str | None:
+    """A command's docstring with each paragraph on one line: rich prints single newlines as they are, so a
+    docstring wrapped at the source's width breaks mid-sentence in a terminal of another width. Paragraphs
+    (blank lines) and lines that start a list item stay."""
+    if not doc:
+        return doc
+    paragraphs = []
+    for block in inspect.cleandoc(doc).split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not line.startswith(("- ", "* ", " ")):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+for _command in app.registered_commands:
+    _command.help = _command.help or reflowed_help(_command.callback.__doc__ if _command.callback else None)
 
 
 def main(argv: list[str] | None = None) -> int:

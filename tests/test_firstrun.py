@@ -247,6 +247,23 @@ def test_audit_help_groups_its_options_and_shows_defaults_one_way(
     assert "zeroshot, knn" in text and max(len(line) for line in text.splitlines()) <= 80
 
 
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_command_help_prose_wraps_to_the_terminal_not_to_the_source(
+    columns: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A docstring wrapped at the source's width printed its line breaks as they were: at 80 columns gate's
+    help broke after "another dataset, encoder" with half a line empty."""
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setenv("TERM", "dumb")
+    for command in ("gate", "export", "apply", "verify"):
+        assert main([command, "--help"]) == 0
+        prose = capsys.readouterr().out.split("╭")[0].splitlines()[3:]  # the description, above the panels
+        lines = [line.rstrip() for line in prose]
+        for line, after in zip(lines, lines[1:], strict=False):
+            if line and after:  # a line followed by more of its paragraph is filled to near the width
+                assert len(line) > int(columns) - 20, (command, line)
+
+
 def test_integer_labels_named_by_a_classes_file_show_as_names_in_every_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
