@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -663,11 +664,7 @@ def _plan_manifest(
 ) -> tuple[Plan, pd.DataFrame]:
     manifest = manifest.resolve()
     root = manifest.parent
-    out = Path(out).expanduser().resolve() if out is not None else default_manifest_out(manifest)
-    if out == manifest:
-        raise LabelAuditError("--out names the manifest itself: apply writes a new manifest, never over the original")
-    if out.exists():
-        raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
+    out = _manifest_out(manifest, out)
     frame = read_manifest(manifest)
     columns = resolve_columns(frame, spec)  # exactly as discovery resolved them at the audit
     row_of = {sid: i for i, sid in enumerate(sample_ids(frame, columns, root)) if sid is not None}
@@ -677,21 +674,13 @@ def _plan_manifest(
     corrected = frame.copy()
     drop: list[int] = []
     changes: list[dict[str, Any]] = []
+    rows = _ManifestRows(frame, columns, root, spec, row_of, problems)
     for d in decisions:
         tag = f"{d.where} ({d.sample_id})"
-        row = row_of.get(d.sample_id)
+        row = rows.locate(d, lambda row: label_text(labels.iloc[row]), lambda given, now: given == now, "labelled")
         if row is None:
-            problems.append(f"{tag}: no manifest row has this sample id (pass the --*-col options used at the audit)")
             continue
         current = label_text(labels.iloc[row])
-        if d.given_label is not None and d.given_label != current:
-            problems.append(f"{tag}: was labelled {d.given_label!r} at the audit but is {current!r} in the manifest")
-            continue
-        if d.content_hash is not None:
-            problem = _manifest_hash_problem(frame, row, columns, root, d.content_hash, spec.allow_outside_root)
-            if problem:
-                problems.append(f"{tag}: {problem}")
-                continue
         if d.action == "relabel" and d.new_label not in known:
             problems.append(
                 f"{tag}: unknown class {d.new_label!r}; the manifest's classes are {', '.join(sorted(known))}"
@@ -713,6 +702,59 @@ def _plan_manifest(
     return plan, corrected
 
 
+def _manifest_out(manifest: Path, out: Path | None) -> Path:
+    """Where the corrected manifest goes: never over the original, never over an existing file."""
+    out = Path(out).expanduser().resolve() if out is not None else default_manifest_out(manifest)
+    if out == manifest:
+        raise LabelAuditError("--out names the manifest itself: apply writes a new manifest, never over the original")
+    if out.exists():
+        raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
+    return out
+
+
+@dataclass
+class _ManifestRows:
+    """Finds a decision's manifest row and checks it is the row the audit saw (single-label and tag-set
+    manifests alike): the sample id resolves, the label is the one the queue was made from, the file's
+    content is unchanged. Problems are collected, not raised, so that one pass names every bad row."""
+
+    frame: pd.DataFrame
+    columns: Any
+    root: Path
+    spec: DataSpec
+    row_of: dict[str, int]
+    problems: list[str]
+
+    def locate(
+        self,
+        decision: Decision,
+        current: Callable[[int], str],
+        same: Callable[[str, str], bool],
+        verb: str,
+    ) -> int | None:
+        tag = f"{decision.where} ({decision.sample_id})"
+        row = self.row_of.get(decision.sample_id)
+        if row is None:
+            self.problems.append(
+                f"{tag}: no manifest row has this sample id (pass the --*-col options used at the audit)"
+            )
+            return None
+        now = current(row)
+        if decision.given_label is not None and not same(decision.given_label, now):
+            self.problems.append(
+                f"{tag}: was {verb} {decision.given_label!r} at the audit but is {now!r} in the manifest"
+            )
+            return None
+        if decision.content_hash is not None:
+            problem = _manifest_hash_problem(
+                self.frame, row, self.columns, self.root, decision.content_hash, self.spec.allow_outside_root
+            )
+            if problem:
+                self.problems.append(f"{tag}: {problem}")
+                return None
+        return row
+
+
 def _tag_decisions(decisions: list[Decision]) -> bool:
     return any(d.action in ("retag", "accept") for d in decisions)
 
@@ -728,11 +770,7 @@ def _plan_tag_manifest(
 
     manifest = manifest.resolve()
     root = manifest.parent
-    out = Path(out).expanduser().resolve() if out is not None else default_manifest_out(manifest)
-    if out == manifest:
-        raise LabelAuditError("--out names the manifest itself: apply writes a new manifest, never over the original")
-    if out.exists():
-        raise LabelAuditError(f"{out} already exists; remove it or pass another --out")
+    out = _manifest_out(manifest, out)
     frame = read_manifest(manifest)
     label_col = None
     try:
@@ -741,9 +779,7 @@ def _plan_tag_manifest(
         else:
             label_col = _pick_column(frame, spec.label_col, TAG_COLUMN_CANDIDATES, "label", required=True)
             assert label_col is not None
-            matrix = parse_tag_column(
-                frame[label_col].tolist(), sep=spec.label_sep, allow_empty=True, column=label_col
-            )
+            matrix = parse_tag_column(frame[label_col].tolist(), sep=spec.label_sep, allow_empty=True, column=label_col)
     except DataError as exc:  # the parser speaks of the audit's options; apply also reads them from --report
         raise DataError(
             f"{manifest}: {exc} (apply takes the --label-sep / --label-cols the audit used, or --report "
@@ -757,23 +793,22 @@ def _plan_tag_manifest(
     corrected = frame.copy()
     drop: list[int] = []
     changes: list[dict[str, Any]] = []
+    rows = _ManifestRows(frame, columns, root, spec, row_of, problems)
+
+    def tags_of(row: int) -> list[str]:
+        return [c for c, on in zip(matrix.classes, matrix.tags[row], strict=True) if on]
+
     for d in decisions:
         tag = f"{d.where} ({d.sample_id})"
-        row = row_of.get(d.sample_id)
+        row = rows.locate(
+            d,
+            lambda row: sep.join(tags_of(row)),
+            lambda given, now: set(_split_tags(given, sep)) == set(_split_tags(now, sep)),
+            "tagged",
+        )
         if row is None:
-            problems.append(f"{tag}: no manifest row has this sample id (pass the --*-col options used at the audit)")
             continue
-        current = [c for c, on in zip(matrix.classes, matrix.tags[row], strict=True) if on]
-        if d.given_label is not None and set(_split_tags(d.given_label, sep)) != set(current):
-            problems.append(
-                f"{tag}: was tagged {d.given_label!r} at the audit but is {sep.join(current)!r} in the manifest"
-            )
-            continue
-        if d.content_hash is not None:
-            problem = _manifest_hash_problem(frame, row, columns, root, d.content_hash, spec.allow_outside_root)
-            if problem:
-                problems.append(f"{tag}: {problem}")
-                continue
+        current = tags_of(row)
         if d.action == "retag":
             wanted = list(d.new_tags or ())
         elif d.action == "accept":
