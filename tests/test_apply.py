@@ -324,6 +324,22 @@ def test_manifest_refusals(manifest: Path, tmp_path: Path, capsys: pytest.Captur
     assert tree_state(manifest.parent) == before
 
 
+def test_a_manifest_row_relabelled_since_the_audit_is_refused(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--top", "3", "--out", str(queue)]) == 0
+    decide(queue, {"img/1.png": "relabel:dog"})
+    frame = pd.read_csv(manifest)
+    frame.loc[frame["path"] == "img/1.png", "label"] = "dog"  # someone fixed it by hand after the audit
+    frame.to_csv(manifest, index=False)
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "(img/1.png): was labelled 'cat' at the audit but is 'dog' in the manifest" in err
+    assert not manifest.with_name("train.corrected.csv").exists()
+
+
 def test_text_manifest_rows_are_matched_by_position(tmp_path: Path) -> None:
     manifest = tmp_path / "texts.csv"
     frame = pd.DataFrame({"text": [f"sample number {i}" for i in range(4)], "label": ["a", "a", "b", "b"]})

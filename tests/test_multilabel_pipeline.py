@@ -278,6 +278,25 @@ def _tag_queue(folder: Path) -> Path:
     return queue
 
 
+def test_a_tag_set_changed_since_the_audit_is_refused(tmp_path, capsys) -> None:
+    from labelaudit.cli import main
+
+    queue = _tag_queue(tmp_path)  # made when b was tagged food|weather
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["rain", "pizza"], "tags": ["weather", "weather|food"]}).to_csv(
+        manifest, index=False
+    )
+    args = ["apply", str(queue), "--data", str(manifest), "--id-col", "id", "--modality", "text", "--label-sep", "|"]
+    assert main([*args, "--out", str(tmp_path / "same.csv")]) == 0  # the same set in another order is the same
+    pd.DataFrame({"id": ["a", "b"], "text": ["rain", "pizza"], "tags": ["weather", "food"]}).to_csv(
+        manifest, index=False
+    )
+    assert main([*args, "--out", str(tmp_path / "fixed.csv")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "(b): was tagged 'food|weather' at the audit but is 'food' in the manifest" in err
+    assert not (tmp_path / "fixed.csv").exists()
+
+
 def test_apply_without_report_reads_a_tag_manifest_with_label_sep_or_label_cols(tmp_path, capsys) -> None:
     from labelaudit.cli import main
 
