@@ -12,7 +12,10 @@ How (mixture-proportion estimation, in the spirit of Garg et al. 2021, "Best Bin
   a sample were computed without its own label (cross-fitted folds, neighbours other than itself), so
   every (sample, other label) pair is a synthetic mistake that costs nothing to score: no retraining.
   Which other label: the data's own confusions (cleanlab's confident joint), so a synthetic mistake goes
-  where the real ones tend to go.
+  where the real ones tend to go; or any other class, where those explain the lowest scores at a flat
+  ratio (the mark of symmetric noise, which confusion-weighted mistakes read high).
+- A synthetic mistake on a sample whose label is already wrong may give it its true class: no mistake,
+  and it scores like a right label. The readings are corrected for those (``without_corrections``).
 - Where scores are low, almost only wrong labels live, so ``F_obs(t) / F_wrong(t)`` is close to the rate.
   The threshold ``t`` is the one whose upper confidence bound of that ratio is lowest.
 - The interval spans what the data cannot tell apart: the statistical bounds of that ratio, the same
