@@ -207,17 +207,23 @@ def synthetic_mistake_histogram(
     hist = np.zeros(len(SCORE_EDGES) - 1)
     for block in row_blocks(n, 16_384):
         probs = np.asarray(pred_probs[block], dtype=np.float64)
-        rows = np.arange(len(probs))
-        given = labels[block]
-        if destination == "confusion":
-            assert confusions is not None
-            where = confusions[:, given].T + settings.destination_smoothing  # C[j, i]: true i, given j
-        else:
-            where = np.ones_like(probs)
-        where[rows, given] = 0.0
-        where /= where.sum(axis=1, keepdims=True)
+        where = mistake_destinations(labels[block], k, destination, settings, confusions)
         hist += _histogram(probs, where * sample_weight[block][:, None])
     return hist / hist.sum()
+
+
+def mistake_destinations(
+    given: np.ndarray, k: int, destination: str, settings: EstimateSettings, confusions: np.ndarray | None = None
+) -> np.ndarray:
+    """(len(given), k): the chance that a synthetic mistake on a sample labelled ``given`` gives it each other
+    label (0 for its own); ``destination`` as in ``synthetic_mistake_histogram``."""
+    if destination == "confusion":
+        assert confusions is not None
+        where = confusions[:, given].T + settings.destination_smoothing  # C[j, i]: true i, given j
+    else:
+        where = np.ones((len(given), k))
+    where[np.arange(len(given)), given] = 0.0
+    return where / where.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -260,14 +266,10 @@ def correction_share(
     n, k = pred_probs.shape
     total = 0.0
     for block in row_blocks(n, 16_384):
-        probs = np.asarray(pred_probs[block], dtype=np.float64)
-        rows = np.arange(len(probs))
         given = labels[block]
-        where = confusions[:, given].T + settings.destination_smoothing
-        where[rows, given] = 0.0
-        where /= where.sum(axis=1, keepdims=True)
-        belief = probs.copy()
-        belief[rows, given] = 0.0
+        where = mistake_destinations(given, k, "confusion", settings, confusions)
+        belief = np.array(pred_probs[block], dtype=np.float64)
+        belief[np.arange(len(given)), given] = 0.0
         belief /= np.maximum(belief.sum(axis=1, keepdims=True), 1e-12)
         total += float((where * belief).sum())
     return total / max(n, 1)
@@ -355,24 +357,21 @@ def estimate_error_rate(
     def mistakes(destination: str, selection: str) -> np.ndarray:
         return synthetic_mistake_histogram(pred_probs, labels, destination, selection, settings, confusions)
 
-    main = mistakes("confusion", "uniform")
-    point = without_corrections(
-        best_bin(observed, main, n, settings), correction_share(pred_probs, labels, confusions, settings)
+    to_confused = mistakes("confusion", "uniform")
+    isolated = without_corrections(
+        best_bin(observed, to_confused, n, settings), correction_share(pred_probs, labels, confusions, settings)
     )
     to_any_class = mistakes("uniform", "uniform")
     visible = without_corrections(best_bin(observed, to_any_class, n, settings), 1.0 / max(k - 1, 1))
-    isolated = point
     symmetric = k > 2 and looks_symmetric(observed, to_any_class, settings)  # two classes: the same mistakes
-    if symmetric:
-        point, main = visible, to_any_class
+    point, main = (visible, to_any_class) if symmetric else (isolated, to_confused)
     on_doubted = mistakes("confusion", "doubt")
     doubted = best_bin(observed, on_doubted, n, settings)
     plausible = reading_at_share(observed, main, n, settings.plausible_share, settings.confidence)
     # Plausible mistakes explaining clearly more than isolated ones do is the mark of systematic noise
     # (crowd workers, labelling rules) that the methods have partly learnt: the isolated reading is low.
-    # Where mistakes placed on samples the methods already doubt (the model of how people and labelling
-    # rules err) explain far more, the headline follows them (on the tune rows: sms 5.9 % for a truth of
-    # 6.0 %, where isolated mistakes read 2.4 %), and is still called a lower bound.
+    # With EstimateSettings.doubted_headline_ratio (off by default) the headline then follows mistakes
+    # placed on samples the methods already doubt, where they explain far more; it is still a lower bound.
     lower_bound = lower_bound_reading(isolated, doubted, plausible, settings)
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
