@@ -362,24 +362,10 @@ def render_html(
     """Write ``out/report.html`` (and ``out/thumbs/`` for large image reports); returns the page's path."""
     out = Path(out)
     payload = build_payload(samples, classes, summary, out, inline_limit=inline_limit, top=top, verify=verify)
-    source = summary.dataset.source
-    title = f"labelaudit report: {source}" if source else "labelaudit report"
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data: file: 'self'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>{escape(title)}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<header><h1>labelaudit report</h1><p class="source">{escape(source)}</p>
-<nav><a href="#overview">Overview</a><a href="#suspects">Suspects</a><a href="#per-class">Per class</a>\
-{'<a href="#verify">Verify</a>' if payload["verify"] else ""}</nav></header>
-<main>
-{_overview(samples, payload["classStats"], summary)}
+    nav = '<a href="#overview">Overview</a><a href="#suspects">Suspects</a><a href="#per-class">Per class</a>' + (
+        '<a href="#verify">Verify</a>' if payload["verify"] else ""
+    )
+    body = f"""{_overview(samples, payload["classStats"], summary)}
 <section id="suspects"><h2>Suspects</h2>
 <div class="controls">
 <label>class <select id="f-class"><option value="">all classes</option></select></label>
@@ -397,10 +383,52 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <section id="per-class"><h2>Per class</h2><p class="muted">Worst classes first; open one to see its suspects beside
 its most confidently clean samples.</p><div id="class-list"></div></section>
 {_verify_section(len(payload["verify"]))}
-</main>
-<script type="application/json" id="labelaudit-data">{json_for_script(payload)}</script>
+"""
+    scripts = f"""<script type="application/json" id="labelaudit-data">{json_for_script(payload)}</script>
 <script>{SCRIPT}</script>
-</body>
+"""
+    return write_page(
+        out,
+        heading="labelaudit report",
+        source=summary.dataset.source,
+        csp="default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        style=STYLE,
+        nav=nav,
+        body=body,
+        scripts=scripts,
+    )
+
+
+def write_page(
+    out: Path,
+    *,
+    heading: str,
+    source: str,
+    csp: str,
+    style: str,
+    nav: str,
+    body: str,
+    scripts: str = "",
+    head_extra: str = "",
+) -> Path:
+    """Write ``out/report.html``: the document both pages share (head, header with the data's source and the
+    section links, main), around ``body``; returns the page's path."""
+    title = f"{heading}: {source}" if source else heading
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{head_extra}<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>{escape(title)}</title>
+<style>{style}</style>
+</head>
+<body>
+<header><h1>{heading}</h1><p class="source">{escape(source)}</p>
+<nav>{nav}</nav></header>
+<main>
+{body}</main>
+{scripts}</body>
 </html>
 """
     target = out / REPORT_HTML

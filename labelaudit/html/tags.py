@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import write_text_atomic
 from ..summary import MultilabelSummary, Summary
 from .assets import STYLE
 
@@ -135,7 +134,7 @@ def _sample_table(rows: pd.DataFrame, n_samples: int) -> str:
 
 def render_tag_html(samples: pd.DataFrame, classes: pd.DataFrame, summary: Summary, out: Path) -> Path:
     """Write ``out/report.html`` for a tag-set report; returns the page's path."""
-    from . import REPORT_HTML, THUMBS_DIR, remove_written_thumbs, select_rows
+    from . import THUMBS_DIR, remove_written_thumbs, select_rows, write_page
 
     tags = summary.multilabel
     if tags is None:
@@ -143,29 +142,17 @@ def render_tag_html(samples: pd.DataFrame, classes: pd.DataFrame, summary: Summa
     out = Path(out)
     remove_written_thumbs(out / THUMBS_DIR)  # a single-label render's thumbnails, if this folder had one
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
-    source = summary.dataset.source
-    title = f"labelaudit tag-set report: {source}" if source else "labelaudit tag-set report"
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{TAG_PAGE_MARKER}
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>{escape(title)}</title>
-<style>{STYLE}{TAG_STYLE}</style>
-</head>
-<body>
-<header><h1>labelaudit tag-set report</h1><p class="source">{escape(source)}</p>
-<nav><a href="#overview">Overview</a><a href="#per-class">Per class</a><a href="#suspects">Suspects</a></nav></header>
-<main>
-{_overview(summary, tags, n_flagged)}
+    body = f"""{_overview(summary, tags, n_flagged)}
 {_class_table(classes)}
 {_sample_table(select_rows(samples), len(samples))}
-</main>
-</body>
-</html>
 """
-    target = out / REPORT_HTML
-    write_text_atomic(target, page)
-    return target
+    return write_page(
+        out,
+        heading="labelaudit tag-set report",
+        source=summary.dataset.source,
+        csp="default-src 'none'; style-src 'unsafe-inline'",
+        style=STYLE + TAG_STYLE,
+        nav='<a href="#overview">Overview</a><a href="#per-class">Per class</a><a href="#suspects">Suspects</a>',
+        body=body,
+        head_extra=f"{TAG_PAGE_MARKER}\n",
+    )
