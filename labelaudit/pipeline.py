@@ -39,12 +39,12 @@ from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
 from .progress import QUIET, Reporter
 from .report import (
-    check_writable,
     class_joint,
     classes_table,
     confused_pairs,
     prepare_output_dir,
     samples_table,
+    unwritable_folder,
     write_report,
     write_summary,
     write_tag_report,
@@ -320,24 +320,19 @@ def _usable_cache_folder(folder: Path, explicit: bool, reporter: Reporter) -> Pa
     """``folder`` when the cache can be written there. A folder the user named (--cache-dir or the
     environment) that cannot be is an error before any embedding; the default one, which the user never
     chose, is passed over with a warning and the audit runs without a cache."""
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(20, "it is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        check_writable(folder)
-    except OSError as exc:
-        reason = exc.strerror.lower() if exc.strerror else str(exc)
-        if explicit:
-            raise LabelAuditError(
-                f"--cache-dir {folder}: cannot keep the embedding cache there ({reason}); pass a folder you can "
-                f"write to, or --no-cache to run without one"
-            ) from None
-        reporter.note(
-            f"[yellow]warning:[/] the default cache folder {folder} cannot be written ({reason}): running without "
-            f"a cache (nothing is kept for a re-run); pass --cache-dir to choose another folder"
+    reason = unwritable_folder(folder)
+    if reason is None:
+        return folder
+    if explicit:
+        raise LabelAuditError(
+            f"--cache-dir {folder}: cannot keep the embedding cache there ({reason}); pass a folder you can "
+            f"write to, or --no-cache to run without one"
         )
-        return None
-    return folder
+    reporter.note(
+        f"[yellow]warning:[/] the default cache folder {folder} cannot be written ({reason}): running without "
+        f"a cache (nothing is kept for a re-run); pass --cache-dir to choose another folder"
+    )
+    return None
 
 
 def discover_stage(

@@ -185,23 +185,27 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
     ours = (*REPORT_FILES, *LEGACY_REPORT_FILES)
     if out.is_dir() and not interrupted and not overwrite and any((out / name).exists() for name in ours):
         raise LabelAuditError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        check_writable(out)
-    except OSError as exc:
-        reason = exc.strerror.lower() if exc.strerror else str(exc)
+    reason = unwritable_folder(out)
+    if reason is not None:
         raise LabelAuditError(
             f"--out {out}: cannot write the report there ({reason}); choose a folder you can write to"
-        ) from None
+        )
     _remove_stale_temp_files(out)
 
 
-def check_writable(folder: Path) -> None:
-    """Raise OSError unless a file can be created in ``folder`` (permissions alone do not tell: root, ACLs,
-    read-only mounts): a probe file is made and removed."""
-    fd, probe = tempfile.mkstemp(prefix=".labelaudit-probe-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    os.unlink(probe)
+def unwritable_folder(folder: Path) -> str | None:
+    """Create ``folder`` if needed and check that a file can be made in it; None when it can, else why not, in
+    words (permissions alone do not tell: root, ACLs, read-only mounts, so a probe file is made and removed)."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".labelaudit-probe-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror.lower() if exc.strerror else str(exc)
+    return None
 
 
 def _remove_stale_temp_files(out: Path) -> None:
