@@ -853,7 +853,6 @@ def view(
         server.server_close()
 
 
-
 def reflowed_help(doc: str | None) -> str | None:
     """A command's docstring with each paragraph on one line: rich prints single newlines as they are, so a
     docstring wrapped at the source's width breaks mid-sentence in a terminal of another width. Paragraphs
