@@ -232,12 +232,9 @@ def _read_decisions(path: Path) -> tuple[list[Decision], list[str], dict[str, st
                 _optional(record.get("content_hash")),
             )
         )
-    names: dict[str, str] = {}
-    for key_column, name_column in (("given_label", "given_name"), ("suggested_label", "suggested_name")):
-        if key_column in frame.columns and name_column in frame.columns:
-            pairs = frame[[key_column, name_column]].dropna()
-            names.update(zip(pairs[key_column].astype(str), pairs[name_column].astype(str), strict=True))
-    return decisions, problems, names
+    from .export import class_names_of
+
+    return decisions, problems, class_names_of(frame) or {}
 
 
 TAG_CELL_SEPARATORS = ("|", ";", ",")  # what a reviewer may type between tags in add_tags / remove_tags

@@ -164,14 +164,14 @@ def partition(
 
 
 def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
-    """Class key -> name from a report's given_name / suggested_name columns; None when it has none."""
-    if "given_name" not in samples.columns:
-        return None
+    """Class key -> name from the given_name / suggested_name columns beside the label columns (a report's, or
+    a reviewed queue's, where a reviewer may have left cells empty); None when there are none."""
     names: dict[str, str] = {}
     for key_column, name_column in (("given_label", "given_name"), ("suggested_label", "suggested_name")):
-        if name_column in samples.columns:
-            names.update(zip(samples[key_column].astype(str), samples[name_column].astype(str), strict=True))
-    return names
+        if key_column in samples.columns and name_column in samples.columns:
+            pairs = samples[[key_column, name_column]].dropna()
+            names.update(zip(pairs[key_column].astype(str), pairs[name_column].astype(str), strict=True))
+    return names or None
 
 
 @speaks_python(classes="classes=")
