@@ -93,7 +93,7 @@ class ErrorRateSummary:
     upper: float
     confidence: float = 0.95
     is_lower_bound: bool = False  # the data cannot rule out many more errors than the point says
-    power_auroc: float | None = None  # synthetic mistakes told from the given labels (1 = perfectly)
+    power_auroc: float | None = None  # synthetic mistakes told from right labels (1 = perfectly; see AuditPower)
     power_recall: float | None = None  # share of synthetic mistakes the flag cut catches
     warnings: list[str] = field(default_factory=list)  # in plain words, for the terminal, page and gate
     details: dict[str, Any] = field(default_factory=dict)  # the readings behind the interval
