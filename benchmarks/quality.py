@@ -383,7 +383,7 @@ def calibrated_row(
         results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
     ]
     probs = np.mean(read, axis=0) if read else consensus.pred_probs
-    estimate = estimate_error_rate(probs, data.given)
+    estimate = estimate_error_rate(probs, data.given, ranking=consensus.score)
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
     row: dict[str, object] = {

@@ -119,8 +119,8 @@ def follow_estimate(
     labels: np.ndarray | None = None,
 ) -> Consensus:
     """The consensus with the estimate's rate and flag cut: ``n_flags`` flags (``ErrorEstimate.n_flags``: the
-    errors the estimate expects), taken from the top of the consensus ranking (the ranking finds errors
-    better than any single score; the estimate knows how many there are). Ties in the score
+    cut along this ranking with the best expected F1), taken from the top of the consensus ranking (the
+    ranking finds errors better than any single score; the estimate knows how many there are). Ties in the score
     go in ``sample_ids`` order, as the report lists them, so the flags are the report's top rows.
 
     ``settled`` (optional, (N,) bool): rows a person reviewed; they are neither counted nor flagged here

@@ -493,7 +493,9 @@ def _estimate_cached(
     stored = scored.score_cache.load("estimate", key) if scored.score_cache is not None else None
     if stored is not None:
         return ErrorEstimate.from_arrays(stored), True
-    estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings)
+    estimate = estimate_error_rate(
+        scored.estimate_probs, scored.labels, verified, settings, ranking=scored.consensus.score
+    )
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
     return estimate, False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelaudit.estimate import EstimateSettings, best_bin, clopper_pearson, estimate_error_rate
+from labelaudit.estimate import EstimateSettings, best_bin, clopper_pearson, estimate_error_rate, flag_count
 from labelaudit.scorers.confident import out_of_fold_probabilities
 
 
@@ -47,20 +47,31 @@ def test_posterior_mean_is_the_rate_and_class_rates_add_up() -> None:
     assert estimate.error_probability.mean() == pytest.approx(estimate.rate, abs=1e-9)
     sizes = np.bincount(given, minlength=4)
     assert np.dot(estimate.class_rates(given, 4), sizes) / sizes.sum() == pytest.approx(estimate.rate, abs=1e-9)
-    # as many flags as errors expected, the most probable ones
-    assert estimate.is_issue.sum() == round(estimate.error_probability.sum()) == estimate.n_flags
+    # the cut with the best expected F1, the most probable ones
+    assert estimate.is_issue.sum() == estimate.n_flags > 0
+    assert estimate.n_flags == flag_count(estimate.error_probability, np.ones(len(given), bool), None, None, "best_f1")
     assert estimate.error_probability[estimate.is_issue].min() >= estimate.error_probability[~estimate.is_issue].max()
 
 
 def test_a_lower_bound_flags_up_to_the_upper_end_of_the_interval() -> None:
-    from labelaudit.estimate import flag_count
-
     posterior = np.full(1000, 0.01)
     open_rows = np.ones(1000, dtype=bool)
     assert flag_count(posterior, open_rows, None) == 10  # firm: the errors the estimate expects
     assert flag_count(posterior, open_rows, 0.12) == 120  # a lower bound: what may be wrong
     open_rows[:500] = False  # reviewed rows are settled, not flagged again
     assert flag_count(posterior, open_rows, None) == 5
+
+
+def test_the_flag_cut_has_the_best_expected_f1_along_the_ranking() -> None:
+    posterior = np.r_[np.full(20, 0.9), np.full(980, 0.01)]  # 27.8 errors expected, 18 of them in the top 20
+    everyone = np.ones(1000, dtype=bool)
+    assert flag_count(posterior, everyone, None, None, "expected") == 28
+    assert flag_count(posterior, everyone, None, None, "best_f1") == 20  # 2*18/(20+27.8) beats 28 flags' 0.65
+    assert flag_count(posterior, everyone, None, -posterior, "best_f1") == 20  # the same, as a ranking
+    # a ranking that puts the likely errors last: no short cut finds them, so the best cut takes everyone
+    assert flag_count(posterior, everyone, None, posterior, "best_f1") == 1000
+    # a clean set comes back clean: less than half an error expected flags nothing
+    assert flag_count(np.full(1000, 0.0004), everyone, None, None, "best_f1") == 0
 
 
 def test_flags_find_the_wrong_labels() -> None:
