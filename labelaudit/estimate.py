@@ -114,6 +114,9 @@ class ErrorEstimate:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     n_flags: int = 0  # how many unreviewed samples to flag: see flag_count
+    # The data cannot rule out many more errors than the point says (systematic mistakes, low audit power);
+    # the warnings say which.
+    is_lower_bound: bool = False
 
     @property
     def is_issue(self) -> np.ndarray:
@@ -130,10 +133,6 @@ class ErrorEstimate:
         sums = np.bincount(labels, weights=self.error_probability, minlength=n_classes)
         return np.divide(sums, counts, out=np.zeros(n_classes), where=counts > 0)
 
-    @property
-    def is_lower_bound(self) -> bool:
-        return bool(self.details.get("lower_bound", False))
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         """For the score cache: a cached re-run reads the estimate back instead of computing it."""
         meta = {
@@ -142,6 +141,7 @@ class ErrorEstimate:
             "upper": self.upper,
             "power": [self.power.auroc, self.power.recall_at_cut],
             "n_flags": self.n_flags,
+            "is_lower_bound": self.is_lower_bound,
             "warnings": self.warnings,
             "details": self.details,
         }
@@ -159,6 +159,8 @@ class ErrorEstimate:
             warnings=[str(w) for w in meta["warnings"]],
             details=dict(meta["details"]),
             n_flags=int(meta["n_flags"]),
+            # an entry written before the flag was a field kept it in the details
+            is_lower_bound=bool(meta.get("is_lower_bound", meta["details"].get("lower_bound", False))),
         )
 
 
@@ -442,9 +444,8 @@ def estimate_error_rate(
         "doubted_samples_rate": round(doubted.rate, 6),
         "plausible_mistakes_rate": round(plausible.rate, 6),
         "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
-        "lower_bound": lower_bound,
     }
-    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags)
+    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
 
 
 def looks_symmetric(observed: np.ndarray, to_any_class: np.ndarray, settings: EstimateSettings) -> bool:

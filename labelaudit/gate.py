@@ -41,6 +41,31 @@ class Check:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class PowerFigure:
+    auroc: float | None  # synthetic mistakes told from right labels (see estimate.AuditPower)
+    recall_at_cut: float | None  # share of them the flag cut catches
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    """The report's calibrated estimate as the gate reads it (``--json``: the ``model_estimate`` object)."""
+
+    estimate: float
+    lower: float
+    upper: float
+    confidence: float
+    is_lower_bound: bool
+    audit_power: PowerFigure
+    warnings: list[str]
+
+    def interval_text(self) -> str:
+        text = f"{self.confidence:.0%} interval {self.lower:.2%} to {self.upper:.2%}"
+        if self.audit_power.auroc is not None:
+            text += f"; audit power AUROC {self.audit_power.auroc:.2f}"
+        return text
+
+
 @dataclass
 class GateResult:
     report_dir: str
@@ -62,7 +87,7 @@ class GateResult:
     notes: list[str] = field(default_factory=list)  # said on stderr: e.g. why auto fell back to the model
     # The report's calibrated estimate: point, interval, audit power, lower-bound flag and its caveats
     # (None for a report written before labelaudit estimated an interval).
-    model_estimate: dict[str, Any] | None = None
+    model_estimate: ModelEstimate | None = None
     # Which rate estimated_error_rate is: SAMPLE_ERROR_RATE for a tag-set report; None for a single-label one
     # (the label-error rate), left out of --json there so that its output keeps the bytes it had.
     error_rate_name: str | None = None
@@ -232,7 +257,7 @@ def check_gate(
 
     model_estimate = _model_estimate(summary)
     if model_estimate is not None and source == "model" and max_error_rate is not None:
-        notes = notes + [f"about the estimate: {w}" for w in model_estimate["warnings"]]
+        notes = notes + [f"about the estimate: {w}" for w in model_estimate.warnings]
     result = GateResult(
         report_dir=str(report_dir),
         passed=True,
@@ -333,34 +358,25 @@ def _error_rate(
     return value, what, verified, []
 
 
-def _model_estimate(summary: Summary) -> dict[str, Any] | None:
+def _model_estimate(summary: Summary) -> ModelEstimate | None:
     error_rate = summary.error_rate
     if error_rate is None:
         return None
-    return {
-        "estimate": summary.estimated_error_rate,
-        "lower": error_rate.lower,
-        "upper": error_rate.upper,
-        "confidence": error_rate.confidence,
-        "is_lower_bound": error_rate.is_lower_bound,
-        "audit_power": {"auroc": error_rate.power_auroc, "recall_at_cut": error_rate.power_recall},
-        "warnings": list(error_rate.warnings),
-    }
-
-
-def _interval_and_power(m: dict[str, Any]) -> str:
-    text = f"{m['confidence']:.0%} interval {m['lower']:.2%} to {m['upper']:.2%}"
-    if m["audit_power"]["auroc"] is not None:
-        text += f"; audit power AUROC {m['audit_power']['auroc']:.2f}"
-    return text
+    return ModelEstimate(
+        estimate=summary.estimated_error_rate,
+        lower=error_rate.lower,
+        upper=error_rate.upper,
+        confidence=error_rate.confidence,
+        is_lower_bound=error_rate.is_lower_bound,
+        audit_power=PowerFigure(error_rate.power_auroc, error_rate.power_recall),
+        warnings=list(error_rate.warnings),
+    )
 
 
 def model_interval_text(result: GateResult) -> str:
     """The model estimate's interval and power, e.g. for a line that already shows the point."""
     assert result.model_estimate is not None
-    return _interval_and_power(result.model_estimate) + (
-        "; a lower bound" if result.model_estimate["is_lower_bound"] else ""
-    )
+    return result.model_estimate.interval_text() + ("; a lower bound" if result.model_estimate.is_lower_bound else "")
 
 
 def model_estimate_text(result: GateResult) -> str | None:
@@ -368,7 +384,7 @@ def model_estimate_text(result: GateResult) -> str | None:
     m = result.model_estimate
     if m is None:
         return None
-    return f"{'at least ' if m['is_lower_bound'] else ''}{m['estimate']:.2%} ({_interval_and_power(m)})"
+    return f"{'at least ' if m.is_lower_bound else ''}{m.estimate:.2%} ({m.interval_text()})"
 
 
 def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
@@ -450,8 +466,8 @@ def junit_xml(result: GateResult) -> str:
         ("error_rate_source", result.error_rate_source),
         *(
             (
-                ("estimated_error_rate_lower", f"{result.model_estimate['lower']:.6f}"),
-                ("estimated_error_rate_upper", f"{result.model_estimate['upper']:.6f}"),
+                ("estimated_error_rate_lower", f"{result.model_estimate.lower:.6f}"),
+                ("estimated_error_rate_upper", f"{result.model_estimate.upper:.6f}"),
             )
             if result.model_estimate is not None
             else ()

@@ -697,7 +697,7 @@ def build_summary(
             power_auroc=round(estimate.power.auroc, 4),
             power_recall=round(estimate.power.recall_at_cut, 4),
             warnings=list(estimate.warnings),
-            details={k: v for k, v in estimate.details.items() if k != "lower_bound"},
+            details=dict(estimate.details),
         )
     return Summary(
         dataset=dataset_summary(data, dataset),

@@ -181,9 +181,7 @@ class MultilabelSummary:
             tag_separator=str(payload.get("tag_separator", "|")),
             calibration=dict(payload.get("calibration", {})),
             pair_error_rate_definition=str(payload.get("pair_error_rate_definition", PAIR_ERROR_RATE_DEFINITION)),
-            sample_error_rate_definition=str(
-                payload.get("sample_error_rate_definition", SAMPLE_ERROR_RATE_DEFINITION)
-            ),
+            sample_error_rate_definition=str(payload.get("sample_error_rate_definition", SAMPLE_ERROR_RATE_DEFINITION)),
         )
 
 

@@ -118,7 +118,7 @@ def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> Non
     assert again.summary.to_json() == first.summary.to_json()
 
     gate = check_gate(out, max_error_rate=0.5)
-    assert gate.model_estimate is not None and gate.model_estimate["upper"] == block["upper"]
+    assert gate.model_estimate is not None and gate.model_estimate.upper == block["upper"]
     assert any("interval" in line for line in describe(gate))
 
 
