@@ -109,6 +109,13 @@ def combine(results: dict[str, ScorerResult], labels: np.ndarray, mean_probs: np
     )
 
 
+def suspect_order(score: np.ndarray, sample_ids: np.ndarray | None = None) -> np.ndarray:
+    """Sample indices, most suspect first: by the consensus score, ties in ``sample_ids`` order (as the report
+    lists them) or, without ids, in sample order."""
+    tie_break = np.arange(len(score)) if sample_ids is None else np.asarray(sample_ids, dtype=str)
+    return np.lexsort((tie_break, score))
+
+
 def follow_estimate(
     consensus: Consensus,
     error_probability: np.ndarray,
@@ -129,8 +136,7 @@ def follow_estimate(
     class: the ranking doubts the label, and a reviewer is best served by the likeliest alternative, not
     by "keep" dressed up as a suggestion."""
     open_rows = np.ones(len(error_probability), dtype=bool) if settled is None else ~settled
-    tie_break = np.arange(len(consensus.score)) if sample_ids is None else np.asarray(sample_ids, dtype=str)
-    order = np.lexsort((tie_break, consensus.score))  # most suspect first
+    order = suspect_order(consensus.score, sample_ids)
     order = order[open_rows[order]]
     is_issue = np.zeros(len(consensus.score), dtype=bool)
     is_issue[order[:n_flags]] = True

@@ -28,7 +28,7 @@ from . import html as html_page
 from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
 from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
-from .consensus import Consensus, ProbabilityMean, combine, follow_estimate
+from .consensus import Consensus, ProbabilityMean, combine, follow_estimate, suspect_order
 from .discover import Dataset, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
@@ -462,14 +462,15 @@ def estimate_stage(
     score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None."""
     if settings is None or scored.estimate_probs is None:
         return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
+    sample_ids = dataset.samples["sample_id"].astype(str).to_numpy()
     with timer.stage("estimate"):
-        estimate, cached = _estimate_cached(scored, settings, verified)
+        estimate, cached = _estimate_cached(scored, settings, verified, sample_ids)
         consensus = follow_estimate(
             scored.consensus,
             estimate.error_probability,
             estimate.rate,
             estimate.n_flags,
-            sample_ids=dataset.samples["sample_id"].astype(str).to_numpy(),
+            sample_ids=sample_ids,
             settled=None if verified is None else verified >= 0,
             labels=scored.labels,
         )
@@ -478,9 +479,10 @@ def estimate_stage(
 
 
 def _estimate_cached(
-    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None
+    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None, sample_ids: np.ndarray
 ) -> tuple[ErrorEstimate, bool]:
-    """The estimate and whether it was read back from the score cache."""
+    """The estimate and whether it was read back from the score cache. Its flag cut is chosen along the
+    consensus ranking in the report's order (``sample_ids`` break ties), the order the flags are taken in."""
     assert scored.estimate_probs is not None
     key = json.dumps(
         {
@@ -493,9 +495,9 @@ def _estimate_cached(
     stored = scored.score_cache.load("estimate", key) if scored.score_cache is not None else None
     if stored is not None:
         return ErrorEstimate.from_arrays(stored), True
-    estimate = estimate_error_rate(
-        scored.estimate_probs, scored.labels, verified, settings, ranking=scored.consensus.score
-    )
+    positions = np.empty(len(sample_ids), dtype=np.int64)
+    positions[suspect_order(scored.consensus.score, sample_ids)] = np.arange(len(sample_ids))
+    estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings, ranking=positions)
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
     return estimate, False

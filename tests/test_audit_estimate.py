@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from labelaudit import audit
+from labelaudit.estimate import flag_count
 from labelaudit.gate import check_gate, describe
 
 METHODS = "confident,knn"  # the two the estimate reads: enough for the stage, and fast
@@ -98,10 +99,23 @@ def test_flags_are_the_top_of_the_ranking_and_class_rates_add_up(nearly_clean, t
     samples, classes = result.samples, result.classes
     n_flagged = int(samples["is_issue"].sum())
     assert samples["is_issue"].head(n_flagged).all()  # the report is sorted by the consensus ranking
-    assert n_flagged == round(samples["error_probability"].sum())  # the errors the estimate expects
+    # the cut with the best expected F1 along the report's order (flag_count with that order as the ranking)
+    probability = samples["error_probability"].to_numpy()
+    in_order = np.arange(len(samples))
+    assert n_flagged == flag_count(probability, np.ones(len(samples), bool), None, in_order, "best_f1") > 0
     assert samples["error_probability"].mean() == pytest.approx(result.estimated_error_rate, abs=1e-6)
     weighted = float((classes["estimated_error_rate"] * classes["count"]).sum() / classes["count"].sum())
     assert weighted == pytest.approx(result.estimated_error_rate, abs=1e-6)
+
+
+def test_the_audit_cuts_its_flags_where_the_expected_f1_along_the_report_is_highest(tmp_path: Path) -> None:
+    frame, encoder, _ = overlapping_classes(600, wrong=30, spread=2.0)
+    samples = audit(frame, encoder=encoder, methods=METHODS, cache_dir=None, id_col="id").samples
+    probability = samples["error_probability"].to_numpy()
+    best = flag_count(probability, np.ones(len(samples), bool), None, np.arange(len(samples)), "best_f1")
+    assert int(samples["is_issue"].sum()) == best
+    assert samples["is_issue"].head(best).all()
+    assert best != round(probability.sum())  # on this data the rule differs from the expected count
 
 
 def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> None:
