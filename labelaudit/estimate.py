@@ -99,7 +99,7 @@ class AuditPower:
     # Synthetic mistakes vs the labels the estimate calls right, by score. Read against all observed labels
     # the AUROC falls with the noise itself (a wrong label scores like a synthetic mistake, a coin flip), so
     # the observed AUROC ``A`` is taken apart as ``A = (1 - rate) * auroc + rate / 2``: 40 % symmetric noise
-    # read 0.71-0.78 on encoders that tell right from wrong labels at 0.87-0.94 (tune rows).
+    # read 0.71-0.78 on encoders that tell right from wrong labels at 0.87-0.94 (seed-1 synthetic rows).
     auroc: float
     recall_at_cut: float  # share of synthetic mistakes scored below the flag cut's lowest-ranked flag
 
@@ -388,8 +388,8 @@ def estimate_error_rate(
     # placed on samples the methods already doubt, where they explain far more; it is still a lower bound.
     # Where the noise looks symmetric, the flat ratio is the evidence that the mistakes are of the injected
     # kind; the plausible readings, which admit right labels by construction, read higher there at every
-    # noise level and are no sign of systematic mistakes (tune rows: sym 20-40 % called lower bounds while
-    # the estimate stood 0-3.5 points *above* the truth).
+    # noise level and are no sign of systematic mistakes (seed-1 synthetic rows: sym 20-40 % called lower
+    # bounds while the estimate stood 0-3.5 points *above* the truth).
     lower_bound = not symmetric and lower_bound_reading(isolated, doubted, plausible, settings)
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
