@@ -121,14 +121,15 @@ def follow_estimate(
     error_probability: np.ndarray,
     rate: float,
     n_flags: int,
-    sample_ids: np.ndarray | None = None,
+    order: np.ndarray | None = None,
     settled: np.ndarray | None = None,
     labels: np.ndarray | None = None,
 ) -> Consensus:
     """The consensus with the estimate's rate and flag cut: ``n_flags`` flags (``ErrorEstimate.n_flags``: the
     cut along this ranking with the best expected F1), taken from the top of the consensus ranking (the
-    ranking finds errors better than any single score; the estimate knows how many there are). Ties in the score
-    go in ``sample_ids`` order, as the report lists them, so the flags are the report's top rows.
+    ranking finds errors better than any single score; the estimate knows how many there are). ``order``: the
+    samples most suspect first, ``suspect_order(consensus.score, sample_ids)`` so that ties go as the report
+    lists them and the flags are the report's top rows (None: ties in sample order).
 
     ``settled`` (optional, (N,) bool): rows a person reviewed; they are neither counted nor flagged here
     (``verification.apply_verified`` settles them afterwards). With ``labels`` (the given class indices), a
@@ -136,7 +137,7 @@ def follow_estimate(
     class: the ranking doubts the label, and a reviewer is best served by the likeliest alternative, not
     by "keep" dressed up as a suggestion."""
     open_rows = np.ones(len(error_probability), dtype=bool) if settled is None else ~settled
-    order = suspect_order(consensus.score, sample_ids)
+    order = suspect_order(consensus.score) if order is None else order
     order = order[open_rows[order]]
     is_issue = np.zeros(len(consensus.score), dtype=bool)
     is_issue[order[:n_flags]] = True

@@ -410,7 +410,7 @@ def estimate_error_rate(
         posterior,
         open_rows,
         upper if lower_bound and settings.flag_to_upper_bound else None,
-        -posterior if ranking is None else np.asarray(ranking),
+        ranking,
         settings.flag_cut,
     )
     power = _power(observed, main, own, open_rows, n_flags, rate)
@@ -475,10 +475,11 @@ def flag_count(
     open_rows: np.ndarray,
     lower_bound_upper: float | None,
     ranking: np.ndarray | None = None,
-    cut: str = "expected",
+    cut: Literal["best_f1", "expected"] = "expected",
 ) -> int:
     """How many unreviewed samples to flag, taken from the top of ``ranking`` (low = most suspect; ties in
-    sample order), with ``posterior`` the error probabilities.
+    sample order, as ``consensus.suspect_order`` without ids; None: by the error probability), with
+    ``posterior`` the error probabilities.
 
     - ``cut="best_f1"``: the cut whose expected F1 is highest. The top ``k`` hold ``sum(posterior[top k])``
       expected errors out of ``sum(posterior)``, so the expected F1 is about ``2 * that / (k + sum)``. On the
@@ -500,9 +501,7 @@ def flag_count(
     expected = float(posterior[open_rows].sum())
     if cut == "expected" or round(expected) == 0:
         return int(round(expected))
-    if ranking is None:
-        ranking = -posterior
-    order = np.lexsort((np.arange(len(ranking)), ranking))
+    order = np.argsort(-posterior if ranking is None else np.asarray(ranking), kind="stable")
     order = order[open_rows[order]]
     found = np.cumsum(posterior[order])
     expected_f1 = 2.0 * found / (np.arange(1, len(order) + 1) + expected)

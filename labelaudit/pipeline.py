@@ -462,15 +462,16 @@ def estimate_stage(
     score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None."""
     if settings is None or scored.estimate_probs is None:
         return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
-    sample_ids = dataset.samples["sample_id"].astype(str).to_numpy()
+    # The report's order (ties by sample id): the flag cut is chosen along it and the flags are taken in it.
+    order = suspect_order(scored.consensus.score, dataset.samples["sample_id"].astype(str).to_numpy())
     with timer.stage("estimate"):
-        estimate, cached = _estimate_cached(scored, settings, verified, sample_ids)
+        estimate, cached = _estimate_cached(scored, settings, verified, order)
         consensus = follow_estimate(
             scored.consensus,
             estimate.error_probability,
             estimate.rate,
             estimate.n_flags,
-            sample_ids=sample_ids,
+            order=order,
             settled=None if verified is None else verified >= 0,
             labels=scored.labels,
         )
@@ -479,10 +480,10 @@ def estimate_stage(
 
 
 def _estimate_cached(
-    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None, sample_ids: np.ndarray
+    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None, order: np.ndarray
 ) -> tuple[ErrorEstimate, bool]:
-    """The estimate and whether it was read back from the score cache. Its flag cut is chosen along the
-    consensus ranking in the report's order (``sample_ids`` break ties), the order the flags are taken in."""
+    """The estimate and whether it was read back from the score cache. Its flag cut is chosen along
+    ``order`` (the samples most suspect first), the order the flags are taken in."""
     assert scored.estimate_probs is not None
     key = json.dumps(
         {
@@ -495,8 +496,8 @@ def _estimate_cached(
     stored = scored.score_cache.load("estimate", key) if scored.score_cache is not None else None
     if stored is not None:
         return ErrorEstimate.from_arrays(stored), True
-    positions = np.empty(len(sample_ids), dtype=np.int64)
-    positions[suspect_order(scored.consensus.score, sample_ids)] = np.arange(len(sample_ids))
+    positions = np.empty(len(order), dtype=np.int64)
+    positions[order] = np.arange(len(order))
     estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings, ranking=positions)
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
