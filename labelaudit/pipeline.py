@@ -585,6 +585,7 @@ def score_methods(
                 if subset_probs is not None and name in subset:
                     subset_probs.add(result.pred_probs)
                 result.pred_probs = None
+                result.folded_probs = True
             results[name] = result
     return results, probs.mean(), from_cache
 

@@ -112,6 +112,11 @@ def test_score_methods_keeps_one_probability_table_equal_to_the_mean(tmp_path) -
     assert from_cache == dict.fromkeys(names, False)
     assert mean_probs is not None and mean_probs.dtype == np.float32
     np.testing.assert_allclose(mean_probs, np.mean(separately, axis=0), rtol=1e-5, atol=1e-6)
+    # the consensus still knows every method gave probabilities: its score is the given label's mean probability
+    from labelaudit.consensus import combine
+
+    score = combine(results, given, mean_probs).score
+    np.testing.assert_allclose(score, mean_probs[np.arange(len(given)), given].astype(np.float64))
 
 
 def test_probability_mean_without_tables_is_none() -> None:

@@ -91,3 +91,32 @@ def test_parse_methods_rejects_unknown_names() -> None:
     assert parse_methods("deft, confident") == ["deft", "confident"]
     with pytest.raises(LabelAuditError, match="unknown method"):
         parse_methods("deft,magic")
+
+
+def test_an_unsure_method_moves_the_consensus_less_than_a_sure_one() -> None:
+    """The consensus score is the given label's mean probability: a confident method that doubts sample 0
+    outweighs a flat, unsure one that slightly doubts sample 1. A mean of ranks gives the two an equal say
+    and puts sample 1 first."""
+    from labelaudit.consensus import rank_normalise
+    from labelaudit.scorers import ScorerResult
+
+    labels = np.array([0, 0, 1])
+
+    def result(p_given: list[float]) -> ScorerResult:
+        probs = np.zeros((3, 2))
+        probs[np.arange(3), labels] = p_given
+        probs[np.arange(3), 1 - labels] = 1.0 - np.array(p_given)
+        return ScorerResult(
+            quality=np.array(p_given), is_issue=np.array(p_given) < 0.5, suggested=probs.argmax(1), pred_probs=probs
+        )
+
+    sure = result([0.05, 0.90, 0.95])
+    unsure = result([0.60, 0.45, 0.50])
+    consensus = combine({"sure": sure, "unsure": unsure}, labels)
+    np.testing.assert_allclose(consensus.score, [0.325, 0.675, 0.725])
+    assert np.argmin(consensus.score) == 0
+    # a method without probabilities: every method gets an equal say through its ranks
+    no_probs = ScorerResult(quality=unsure.quality, is_issue=unsure.is_issue, suggested=unsure.suggested)
+    by_ranks = combine({"sure": sure, "unsure": no_probs}, labels)
+    np.testing.assert_allclose(by_ranks.score, (rank_normalise(sure.quality) + rank_normalise(unsure.quality)) / 2)
+    assert np.argmin(by_ranks.score) == 1

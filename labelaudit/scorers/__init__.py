@@ -116,6 +116,9 @@ class ScorerResult:
     suggested: np.ndarray  # (N,) int
     pred_probs: np.ndarray | None = None  # (N, K) out-of-sample probabilities, rows sum to 1
     settings: dict[str, Any] = field(default_factory=dict)
+    # Its pred_probs went into the caller's running mean and were dropped (pipeline.score_methods), so the
+    # consensus knows it gave probabilities.
+    folded_probs: bool = False
 
 
 class Settings(Protocol):
