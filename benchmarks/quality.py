@@ -367,14 +367,24 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
             flush=True,
         )
     table.append(calibrated_row(data, results, wrong, rows))
+    rules = calibrated_row(data, results, wrong, rows, EstimateSettings(lower_bound_cut="doubted"))
+    rules["method"] = "labelaudit --lower-bound-cut doubted (for labels made by rules)"
+    for key in [k for k in rules if k.startswith(("estimate_", "audit_power", "true_rate", "truth_in"))]:
+        del rules[key]  # the same estimate as the default row's: only the flag cut differs
+    table.append(rules)
     return table
 
 
 def calibrated_row(
-    data: BenchData, results: dict[str, ScorerResult], wrong: np.ndarray, rows: np.ndarray
+    data: BenchData,
+    results: dict[str, ScorerResult],
+    wrong: np.ndarray,
+    rows: np.ndarray,
+    settings: EstimateSettings | None = None,
 ) -> dict[str, object]:
-    """What `labelaudit audit` reports by default: the four methods' consensus ranking, the calibrated
-    estimate (on every row, as an audit sees them) and the flag cut it sets, measured on ``rows``."""
+    """What `labelaudit audit` reports (by default, or with ``settings``): the four methods' consensus ranking,
+    the calibrated estimate (on every row, as an audit sees them) and the flag cut it sets, measured on
+    ``rows``."""
     start = time.perf_counter()
     members = ["deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn"]
     members = [m for m in members if m in results]
@@ -383,7 +393,7 @@ def calibrated_row(
         results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
     ]
     probs = np.mean(read, axis=0) if read else consensus.pred_probs
-    estimate = estimate_error_rate(probs, data.given, ranking=consensus.score)
+    estimate = estimate_error_rate(probs, data.given, settings=settings, ranking=consensus.score)
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
     row: dict[str, object] = {

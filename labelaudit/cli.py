@@ -33,6 +33,7 @@ from .config import (
 )
 from .engines import ENGINES
 from .errors import SPEAKING_TO_CLI, AuditInterrupted, LabelAuditError, Terminated
+from .estimate import EstimateSettings
 from .export import EXPORTERS
 from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
@@ -70,6 +71,11 @@ class ErrorRateSource(str, Enum):
     model = "model"
     verified = "verified"
     auto = "auto"
+
+
+class LowerBoundCut(str, Enum):
+    headline = "headline"
+    doubted = "doubted"
 
 
 class VerifiedBound(str, Enum):
@@ -304,6 +310,15 @@ def audit(
         int,
         typer.Option(help="DeFT cross-fitting folds (1 = train and score on all samples).", rich_help_panel=METHODS),
     ] = DeftSettings.folds,
+    lower_bound_cut: Annotated[
+        LowerBoundCut,
+        typer.Option(
+            help="When the estimate is only a lower bound, how deep to flag: headline (the errors it expects) or "
+            "doubted (as deep as mistakes on samples the methods doubt say; for labels made by rules or weak "
+            "supervision, whose mistakes the models partly learn; flags far more on hard, clean data).",
+            rich_help_panel=METHODS,
+        ),
+    ] = LowerBoundCut.headline,
     fail_above: Annotated[
         float | None,
         typer.Option(
@@ -371,6 +386,7 @@ def audit(
                     variant=deft_variant, epochs=deft_epochs, n_ctx=deft_ctx, lr=deft_lr, folds=deft_folds
                 ),
             },
+            estimate=EstimateSettings(lower_bound_cut=lower_bound_cut.value),
         ),
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)

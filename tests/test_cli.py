@@ -210,3 +210,22 @@ def test_summary_reads_back_as_written(text_report: Path) -> None:
     assert summary.data_spec is not None and summary.data_spec.modality == "text"
     with pytest.raises(NotASummary, match="is it a labelaudit report"):
         Summary.from_json({"dataset": {}})
+
+
+def test_lower_bound_cut_reaches_the_estimate_settings(tmp_path: Path, monkeypatch) -> None:
+    import labelaudit
+    from labelaudit.errors import LabelAuditError
+
+    seen = []
+
+    def fake_audit(data, config, **kwargs):
+        seen.append(config.scoring.estimate)
+        raise LabelAuditError("stop here")
+
+    monkeypatch.setattr(labelaudit, "audit", fake_audit)
+    out = str(tmp_path / "r")
+    assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--lower-bound-cut", "doubted"]) == 2
+    assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet"]) == 2
+    assert [s.lower_bound_cut for s in seen] == ["doubted", "headline"]
+    assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--lower-bound-cut", "deepest"]) == 2  # not a choice
+    assert len(seen) == 2

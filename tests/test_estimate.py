@@ -180,3 +180,35 @@ def test_clopper_pearson_bounds() -> None:
     assert clopper_pearson(0, 100, 0.95)[0] == 0.0
     low, high = clopper_pearson(10, 100, 0.95)
     assert 0.04 < low < 0.1 < high < 0.18
+
+
+def rule_noise(n: int = 3000, seed: int = 0, share: float = 0.45, n_sub: int = 12):
+    """Two classes, each six sub-clusters; a labelling rule mislabels ``share`` of one sub-cluster (as a
+    keyword rule mislabels every message with the keyword). The probe learns part of the rule, so the
+    wrong labels score in the middle of the range, not like isolated mistakes."""
+    rng = np.random.default_rng(seed)
+    sub = rng.integers(0, n_sub, n)
+    truth = sub % 2
+    x = rng.normal(size=(n_sub, 16))[sub] * 2.0 + rng.normal(size=(n, 16))
+    given = truth.copy()
+    hit = (sub == 0) & (rng.random(n) < share)
+    given[hit] = 1 - truth[hit]
+    return out_of_fold_probabilities(x.astype(np.float32), given, 2, 5, seed), given, truth
+
+
+def test_a_lower_bound_cuts_the_ranking_under_the_doubted_reading() -> None:
+    """Where the estimate is a lower bound, the headline's error probabilities average to that bound and
+    flag a handful; with ``lower_bound_cut="doubted"`` the doubted-samples reading, which sees the mistakes
+    higher up the score range, sets a deeper cut (for labels made by rules)."""
+    probs, given, truth = rule_noise()
+    wrong = given != truth
+
+    def f1(estimate) -> float:
+        return 2.0 * float(np.sum(estimate.is_issue & wrong)) / (estimate.n_flags + wrong.sum())
+
+    headline = estimate_error_rate(probs, given)  # the default
+    doubted = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_cut="doubted"))
+    assert doubted.is_lower_bound and doubted.rate < 0.5 * wrong.mean()  # the rule's errors are mostly hidden
+    assert doubted.rate == headline.rate  # the cut changes, the estimate does not
+    assert f1(headline) < 0.1 < 0.3 < f1(doubted)
+    assert doubted.n_flags <= doubted.upper * len(given)  # still inside what the interval allows
