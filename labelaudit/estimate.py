@@ -431,7 +431,8 @@ def estimate_error_rate(
             f"may be as high as {upper:.1%}. Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the "
             "rate on a reviewed sample."
             + (
-                " If the labels were made by rules or weak supervision, `--lower-bound-cut doubted` flags deeper, "
+                " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "
+                "flags deeper, "
                 f"as the doubted-samples reading ({doubted.rate:.1%}) suggests."
                 if cut_posterior is posterior and doubted.rate > headline.rate
                 else ""

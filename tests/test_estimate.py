@@ -212,3 +212,7 @@ def test_a_lower_bound_cuts_the_ranking_under_the_doubted_reading() -> None:
     assert doubted.rate == headline.rate  # the cut changes, the estimate does not
     assert f1(headline) < 0.1 < 0.3 < f1(doubted)
     assert doubted.n_flags <= doubted.upper * len(given)  # still inside what the interval allows
+    # the default's lower-bound note names the option; with it, the note does not, and the details say which cut
+    assert any("--lower-bound-cut doubted" in w for w in headline.warnings)
+    assert not any("--lower-bound-cut" in w for w in doubted.warnings)
+    assert "doubted" in doubted.details["flag_cut"] and "headline" in headline.details["flag_cut"]
