@@ -367,12 +367,14 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
             flush=True,
         )
     table.append(calibrated_row(data, results, wrong, rows))
-    rules = calibrated_row(data, results, wrong, rows, EstimateSettings(lower_bound_cut="doubted"))
-    rules["method"] = "labelaudit --lower-bound-cut doubted (for labels made by rules)"
-    for key in [k for k in rules if k.startswith(("estimate_", "audit_power", "true_rate", "truth_in"))]:
-        del rules[key]  # the same estimate as the default row's: only the flag cut differs
-    table.append(rules)
+    # The same estimate as the default row's (so no estimate columns): only the flag cut differs.
+    rules = EstimateSettings(lower_bound_cut="doubted")
+    table.append(calibrated_row(data, results, wrong, rows, rules, RULES_ROW, with_estimate=False))
     return table
+
+
+DEFAULT_ROW = "labelaudit default: consensus ranking, calibrated estimate and cut"
+RULES_ROW = "labelaudit --lower-bound-cut doubted (for labels made by rules)"
 
 
 def calibrated_row(
@@ -381,10 +383,12 @@ def calibrated_row(
     wrong: np.ndarray,
     rows: np.ndarray,
     settings: EstimateSettings | None = None,
+    method: str = DEFAULT_ROW,
+    with_estimate: bool = True,
 ) -> dict[str, object]:
     """What `labelaudit audit` reports (by default, or with ``settings``): the four methods' consensus ranking,
     the calibrated estimate (on every row, as an audit sees them) and the flag cut it sets, measured on
-    ``rows``."""
+    ``rows``; ``with_estimate``: also the estimate's interval, power and the truth on every row."""
     start = time.perf_counter()
     members = ["deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn"]
     members = [m for m in members if m in results]
@@ -398,17 +402,22 @@ def calibrated_row(
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
     row: dict[str, object] = {
         "dataset": data.name,
-        "method": "labelaudit default: consensus ranking, calibrated estimate and cut",
+        "method": method,
         **metrics(as_result, wrong, rows, time.perf_counter() - start, estimate.error_probability),
-        "estimate_lower": round(estimate.lower, 4),
-        "estimate_upper": round(estimate.upper, 4),
-        "estimate_is_lower_bound": estimate.is_lower_bound,
-        "audit_power_auroc": round(estimate.power.auroc, 4),
-        "estimate_whole_set": round(estimate.rate, 4),
-        "true_rate_whole_set": round(float(wrong.mean()), 4),
     }
-    inside = row["estimate_lower"] <= row["true_rate_whole_set"] <= row["estimate_upper"]  # type: ignore[operator]
-    row["truth_in_interval"] = bool(inside)
+    if with_estimate:
+        truth = float(wrong.mean())
+        row.update(
+            {
+                "estimate_lower": round(estimate.lower, 4),
+                "estimate_upper": round(estimate.upper, 4),
+                "estimate_is_lower_bound": estimate.is_lower_bound,
+                "audit_power_auroc": round(estimate.power.auroc, 4),
+                "estimate_whole_set": round(estimate.rate, 4),
+                "true_rate_whole_set": round(truth, 4),
+                "truth_in_interval": bool(round(estimate.lower, 4) <= round(truth, 4) <= round(estimate.upper, 4)),
+            }
+        )
     print(
         f"  {row['method']:48s} " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("dataset", "method")),
         flush=True,

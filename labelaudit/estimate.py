@@ -412,8 +412,12 @@ def estimate_error_rate(
     upper = max(rate, point.upper, isolated.upper, doubted.upper, plausible.upper)
 
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
+    # A lower bound whose doubted-samples reading says more: EstimateSettings.lower_bound_cut picks which of the
+    # two readings' error probabilities choose the flag cut.
+    doubted_reads_more = lower_bound and doubted.rate > headline.rate
+    cut_on_doubted = doubted_reads_more and settings.lower_bound_cut == "doubted"
     cut_posterior = posterior
-    if lower_bound and settings.lower_bound_cut == "doubted" and doubted.rate > headline.rate:
+    if cut_on_doubted:
         cut_posterior = calibrated_posterior(observed, on_doubted, own, doubted.rate, verified)
     n_flags = flag_count(
         cut_posterior,
@@ -432,9 +436,8 @@ def estimate_error_rate(
             "rate on a reviewed sample."
             + (
                 " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "
-                "flags deeper, "
-                f"as the doubted-samples reading ({doubted.rate:.1%}) suggests."
-                if cut_posterior is posterior and doubted.rate > headline.rate
+                f"flags deeper, as the doubted-samples reading ({doubted.rate:.1%}) suggests."
+                if doubted_reads_more and not cut_on_doubted
                 else ""
             )
         )
@@ -461,7 +464,7 @@ def estimate_error_rate(
         "plausible_mistakes_rate": round(plausible.rate, 6),
         "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
         "flag_cut": f"{settings.flag_cut} along the ranking, under the "
-        + ("doubted-samples reading's" if cut_posterior is not posterior else "headline's")
+        + ("doubted-samples reading's" if cut_on_doubted else "headline's")
         + " error probabilities",
     }
     return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
