@@ -314,8 +314,8 @@ def audit(
         LowerBoundCut,
         typer.Option(
             help="When the estimate is only a lower bound, how deep to flag: headline (the errors it expects) or "
-            "doubted (as deep as mistakes on samples the methods doubt say; for labels made by rules or weak "
-            "supervision, whose mistakes the models partly learn; flags far more on hard, clean data).",
+            "doubted (deeper, for labels made by rules or weak supervision; on clean data with hard classes it "
+            "flags far more).",
             rich_help_panel=METHODS,
         ),
     ] = LowerBoundCut.headline,
