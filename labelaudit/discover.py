@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import storage
 from .config import DataSpec
-from .errors import DataError, LabelAuditError
+from .errors import DataError, LabelAuditError, io_reason
 from .hashing import hash_text
 from .progress import QUIET, Reporter
 from .storage import Location, StoragePath
@@ -172,7 +172,7 @@ def _walk_class_folder(folder: Path, root: Path, skipped: list[SkippedFile]) -> 
 
     def unreadable(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else folder
-        skipped.append(SkippedFile(_relative(where, root) + "/", f"{FOLDER_UNREADABLE} ({_reason(exc)})"))
+        skipped.append(SkippedFile(_relative(where, root) + "/", f"{FOLDER_UNREADABLE} ({io_reason(exc)})"))
 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
@@ -254,7 +254,7 @@ def discover_folder(
                     text, content_hash = storage.read_sample(file, modality)
                     rows.append(sample_row(rel, str(file), text, label, content_hash))
                 except (OSError, ValueError) as exc:
-                    skipped.append(SkippedFile(rel, _reason(exc)))
+                    skipped.append(SkippedFile(rel, io_reason(exc)))
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS), modality, skipped, ignored
 
 
@@ -273,7 +273,7 @@ def _read_remote(file: Location, modality: Modality) -> tuple[str | None, str | 
     try:
         return (*storage.read_sample(file, modality), None)
     except (OSError, ValueError) as exc:
-        return None, None, _reason(exc)[:300]
+        return None, None, io_reason(exc)[:300]
 
 
 def _read_remote_rows(
@@ -336,16 +336,6 @@ def _remote_target(raw: str, root: Location) -> Location:
     if raw.startswith("/"):
         raise ValueError("an absolute local path in an object-store manifest: write it relative to the manifest")
     return root.child(raw)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
 
 
 def _pick_column(
@@ -519,7 +509,7 @@ def discover_table(
                     text, content_hash = _read_local(file, local, spec.allow_outside_root, columns.modality)
                     rows.append(sample_row(sample_id, str(file), text, label, content_hash))
             except (LabelAuditError, OSError, ValueError) as exc:
-                skipped.append(SkippedFile(sample_id, str(exc) if remote else _reason(exc)))
+                skipped.append(SkippedFile(sample_id, str(exc) if remote else io_reason(exc)))
     if to_read:
         with reporter.task("Reading files", total=len(to_read)) as task:
             skipped.extend(_read_remote_rows([r for r, _ in to_read], [t for _, t in to_read], columns.modality, task))

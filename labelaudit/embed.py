@@ -28,7 +28,7 @@ from .cache import EmbeddingCache
 from .config import EmbedSpec
 from .discover import SkippedFile
 from .encoders import Encoder, normalize
-from .errors import LabelAuditError
+from .errors import LabelAuditError, io_reason
 from .hashing import hash_bytes, hash_text
 from .progress import NULL_TASK, QUIET, Reporter
 
@@ -106,12 +106,11 @@ def skip_reason(exc: BaseException) -> str:
         return DELETED_DURING_AUDIT  # discovery found and hashed it, so it went away since
     if isinstance(exc, FileChangedError):
         return CHANGED_DURING_AUDIT
-    if isinstance(exc, PermissionError):
-        return "permission denied"
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not a readable image (corrupt or wrong extension)"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot decode image: {text[:200]}"
+    if isinstance(exc, OSError) and (exc.strerror or isinstance(exc, PermissionError)):
+        return io_reason(exc)  # the disk, not the image: in discovery's words
+    return f"cannot decode image: {io_reason(exc)}"
 
 
 class _ImageFiles:

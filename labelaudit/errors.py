@@ -35,6 +35,20 @@ class Terminated(KeyboardInterrupt):
     was saved is said, the partial cache shard is kept), and the command exits 143 as a killed one would."""
 
 
+def io_reason(exc: BaseException) -> str:
+    """Why a file could not be read, in the same words wherever it is said (discovery's skipped files, the
+    embedder's, a damaged report): "permission denied", "file not found", the system's own words for other
+    I/O errors ("input/output error"), else the first line of the message."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
 # Set while the command line runs: its messages name flags (--path-col); a Python caller's name keywords.
 SPEAKING_TO_CLI: ContextVar[bool] = ContextVar("SPEAKING_TO_CLI", default=False)
 # Flags whose keyword is not the flag's own name with "_" for "-".

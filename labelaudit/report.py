@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .chunked import project, row_blocks
-from .errors import LabelAuditError
+from .errors import LabelAuditError, io_reason
 from .io import WRITING_MARKER, refuse_incomplete_report, write_json_atomic, write_table_atomic, write_text_atomic
 from .issues import table_names, terminal_rows
 from .summary import Summary
@@ -291,7 +291,7 @@ def load_summary(folder: Path) -> Summary:
 
 
 def _damaged(path: Path, exc: BaseException) -> LabelAuditError:
-    reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:200]
+    reason = io_reason(exc)
     return LabelAuditError(
         f"cannot read {path} ({reason}): the report is damaged; run the audit again (with --overwrite) to rewrite it"
     )

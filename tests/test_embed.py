@@ -282,3 +282,19 @@ def test_temp_files_of_killed_shard_writes_are_removed_once_stale(tmp_path: Path
 
     assert found.all()
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_disk_error_reads_the_same_in_discovery_embedding_and_reports(tmp_path) -> None:
+    """An I/O error is the disk's fault, not the image's: the embedder says it in discovery's words (and a damaged
+    report's), so one cause reads as one reason in the skipped-files table; a decoder's own failure still says so."""
+    import errno
+
+    from labelaudit.embed import skip_reason
+    from labelaudit.errors import io_reason
+    from labelaudit.report import _damaged
+
+    disk = OSError(errno.EIO, "Input/output error")
+    assert skip_reason(disk) == io_reason(disk) == "input/output error"
+    assert "(input/output error)" in str(_damaged(tmp_path / "summary.json", disk))
+    assert skip_reason(PermissionError(errno.EACCES, "Permission denied")) == "permission denied"
+    assert skip_reason(OSError("image file is truncated")) == "cannot decode image: image file is truncated"
