@@ -135,29 +135,51 @@ def _to_class_keys(decisions: list[Decision], names: dict[str, str], problems: l
     kept: list[Decision] = []
     for d in decisions:
         if d.action == "relabel" and d.new_label is not None:
-            named = sorted(k for k, n in names.items() if n == d.new_label and k != d.new_label)
-            if named and d.new_label in names:
-                problems.append(
-                    f"{d.where} ({d.sample_id}): {d.new_label!r} is both a class key and the name of class "
-                    f"{named[0]!r}; write relabel:<key> to say which"
-                )
+            key, problem = _key_of(d.new_label, names)
+            if problem:
+                problems.append(f"{d.where} ({d.sample_id}): {problem}; write relabel:<key> to say which")
                 continue
-            if len(named) > 1:
-                problems.append(
-                    f"{d.where} ({d.sample_id}): {d.new_label!r} names several classes ({', '.join(named)}); "
-                    "write relabel:<key> to say which"
-                )
-                continue
-            if named:
-                d.new_label = named[0]
+            if key != d.new_label:  # a name, read as its class's key
+                d.new_label = key
                 if d.new_label == d.given_label:  # e.g. a FiftyOne ground_truth left at the given class's name
                     d.action, d.new_label = "keep", None
+        elif d.action in ("accept", "retag"):  # a tag set: each tag by its key or its name
+            translated: dict[str, tuple[str, ...]] = {}
+            trouble = []
+            for field_name in ("add_tags", "remove_tags", "new_tags"):
+                tags = getattr(d, field_name)
+                if tags is None:
+                    continue
+                keys = []
+                for tag in tags:
+                    key, problem = _key_of(tag, names)
+                    if problem:
+                        trouble.append(problem)
+                    keys.append(key)
+                translated[field_name] = tuple(keys)
+            if trouble:
+                problems.append(f"{d.where} ({d.sample_id}): {trouble[0]}; write the tag's key to say which")
+                continue
+            for field_name, keys in translated.items():
+                setattr(d, field_name, keys)
         kept.append(d)
     return kept
 
 
+def _key_of(label: str, names: dict[str, str]) -> tuple[str, str | None]:
+    """The class key ``label`` means (a key, or the name of exactly one other class) and, where it could mean two
+    classes, the problem instead."""
+    named = sorted(k for k, n in names.items() if n == label and k != label)
+    if named and label in names:
+        return label, f"{label!r} is both a class key and the name of class {named[0]!r}"
+    if len(named) > 1:
+        return label, f"{label!r} names several classes ({', '.join(named)})"
+    return (named[0] if named else label), None
+
+
 def report_class_names(report: Path) -> dict[str, str]:
-    """Class key -> name from a report's classes table (empty when it has none, e.g. a tag-set report's)."""
+    """Class key -> name from a report's classes table (single-label and tag-set reports alike; empty when it
+    has none)."""
     table = Path(report) / "classes.parquet"
     try:
         classes = pd.read_parquet(table, columns=["class", "name"])
@@ -234,7 +256,19 @@ def _read_decisions(path: Path) -> tuple[list[Decision], list[str], dict[str, st
         )
     from .export import class_names_of
 
-    return decisions, problems, class_names_of(frame) or {}
+    return decisions, problems, {**(class_names_of(frame) or {}), **_tag_names_of(frame)}
+
+
+def _tag_names_of(frame: pd.DataFrame) -> dict[str, str]:
+    """Class key -> name from a tag-set queue's given_tags / given_names (and suggested) columns, tag by tag."""
+    names: dict[str, str] = {}
+    for keys_column, names_column in (("given_tags", "given_names"), ("suggested_tags", "suggested_names")):
+        if keys_column in frame.columns and names_column in frame.columns:
+            for keys, shown in zip(frame[keys_column], frame[names_column], strict=True):
+                key_list, name_list = _tag_cell(keys), _tag_cell(shown)
+                if len(key_list) == len(name_list):
+                    names.update(zip(key_list, name_list, strict=True))
+    return names
 
 
 TAG_CELL_SEPARATORS = ("|", ";", ",")  # what a reviewer may type between tags in add_tags / remove_tags

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +34,10 @@ class ExportContext:
     def name_of(self, key: object) -> str:
         """What a reviewer reads for class ``key``: its --classes name where one differs, else the key."""
         return self.names.get(str(key), str(key)) if self.names else str(key)
+
+    def names_of(self, tags: Iterable[object]) -> str:
+        """A tag set as a reviewer reads it: each tag's name, joined by the report's separator."""
+        return self.tag_separator.join(self.name_of(t) for t in tags)
 
     @property
     def modality(self) -> str:
@@ -65,6 +70,7 @@ class Exporter(Protocol):
     name: str
     suffix: str
     modalities: tuple[str, ...]
+    tag_sets: bool  # writes the queue of a tag-set (multi-label) report, which `apply` reads back as tag sets
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
         """Write one queue file atomically."""
@@ -174,6 +180,19 @@ def class_names_of(samples: pd.DataFrame) -> dict[str, str] | None:
     return names or None
 
 
+def tag_class_names(report_dir: Path) -> dict[str, str] | None:
+    """Class key -> name of a tag-set report (its classes table holds both), where a --classes file named any
+    class otherwise; None when every name is its key."""
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(Path(report_dir) / "classes.parquet", columns=["class", "name"])
+    except (OSError, ValueError, KeyError):
+        return None
+    names = dict(zip(table["class"].astype(str), table["name"].astype(str), strict=True))
+    return names if any(key != name for key, name in names.items()) else None
+
+
 @speaks_python(classes="classes=")
 def export(
     report_dir: Path,
@@ -209,12 +228,17 @@ def export(
         unknown = [c for c in classes if c not in known]
         if unknown:
             raise LabelAuditError(f"--classes names unknown class(es) {', '.join(unknown)}; known: {', '.join(known)}")
-    ctx = ExportContext(
-        summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix, names=class_names_of(samples)
-    )
+    names = tag_class_names(report_dir) if summary.multilabel is not None else class_names_of(samples)
+    ctx = ExportContext(summary=summary, classes=known, report_dir=report_dir, url_prefix=url_prefix, names=names)
     if ctx.modality not in exporter.modalities:
         raise LabelAuditError(
             f"the {to} export handles {' and '.join(exporter.modalities)} datasets; this report is {ctx.modality}"
+        )
+    if ctx.is_multilabel and not exporter.tag_sets:
+        able = [name for name in EXPORTERS if get_exporter(name).tag_sets]
+        choices = ", ".join(able[:-1]) + f" or {able[-1]}" if len(able) > 1 else able[0]
+        raise LabelAuditError(
+            f"the {to} export holds one class per sample, and this report holds tag sets; use --to {choices}"
         )
     queue, selection = select_queue(samples, top=top, max_score=max_score, classes=classes)
     parts = partition(queue, Path(out), batch_size, split_by_class)

@@ -24,21 +24,42 @@ LEADING = [
 TRAILING = ["text", "content_hash"]
 # A tag-set queue: the reviewer edits add_tags / remove_tags (pre-filled with labelaudit's suggestion) and
 # writes ``accept`` in ``decision`` to apply them, or keep / remove / unsure; blank rows are not reviewed.
-TAG_LEADING = ["rank", "sample_id", "path", "given_tags", "suggested_tags", "add_tags", "remove_tags", "decision"]
+# given_names / suggested_names: only in reports of a --classes file whose names differ from its keys; add_tags
+# and remove_tags take keys or names.
+TAG_LEADING = [
+    "rank",
+    "sample_id",
+    "path",
+    "given_tags",
+    "given_names",
+    "suggested_tags",
+    "suggested_names",
+    "add_tags",
+    "remove_tags",
+    "decision",
+]
 TAG_TRAILING = ["consensus_score", "text", "content_hash"]
 
 
-def tag_queue_frame(queue: pd.DataFrame, methods: list[str], sep: str) -> pd.DataFrame:
+def tag_queue_frame(
+    queue: pd.DataFrame, methods: list[str], sep: str, names: dict[str, str] | None = None
+) -> pd.DataFrame:
     from ..multilabel.tags import format_tags
 
     frame = queue.copy()
+    if names:
+        for column, source in (("given_names", "given_tags"), ("suggested_names", "suggested_tags")):
+            frame[column] = [format_tags((names.get(str(t), str(t)) for t in tags), sep) for tags in queue[source]]
     for column, source in (
         ("given_tags", "given_tags"),
         ("suggested_tags", "suggested_tags"),
         ("add_tags", "missing_tags"),
         ("remove_tags", "spurious_tags"),
     ):
-        frame[column] = [format_tags(map(str, tags), sep) for tags in queue[source]]
+        # the cells a reviewer edits show names (apply reads names or keys); the given set stays in keys, which
+        # apply checks against the manifest
+        shown = names if names and column in ("add_tags", "remove_tags") else {}
+        frame[column] = [format_tags((shown.get(str(t), str(t)) for t in tags), sep) for tags in queue[source]]
     frame["decision"] = ""
     columns = [c for c in TAG_LEADING if c in frame.columns] + [c for c in TAG_TRAILING if c in frame.columns]
     return frame[columns]
@@ -57,10 +78,11 @@ class CsvExporter:
     name = "csv"
     suffix = ".csv"
     modalities = ("image", "text")
+    tag_sets = True
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
         frame = (
-            tag_queue_frame(queue, ctx.methods, ctx.tag_separator)
+            tag_queue_frame(queue, ctx.methods, ctx.tag_separator, ctx.names)
             if ctx.is_multilabel
             else queue_frame(queue, ctx.methods)
         )

@@ -43,7 +43,12 @@ def label_spec(
         text = {"mutable": False, "input_type": "text", "default_value": "", "values": [""]}
         verdict = {"mutable": False, "input_type": "select", "default_value": "keep", "values": ["keep", "spurious"]}
         attributes = [{"name": name, **(verdict if name == "verdict" else text)} for name in TAG_ATTRIBUTES]
-        return [{"name": c, "type": "tag", "attributes": attributes} for c in classes]
+        return [
+            {"name": names.get(c, c), "type": "tag", "attributes": [*attributes, _key_attribute(c)]}
+            if names and names.get(c, c) != c
+            else {"name": c, "type": "tag", "attributes": attributes}
+            for c in classes
+        ]
     shown = [names.get(c, c) for c in classes] if names else list(classes)
     attributes = [
         {
@@ -85,7 +90,7 @@ def annotation_xml(records: list[dict[str, Any]], ctx: ExportContext, task_name:
     ET.SubElement(meta, "size").text = str(len(records))
     ET.SubElement(meta, "mode").text = "annotation"
     labels = ET.SubElement(meta, "labels")
-    for spec in label_spec(ctx.classes, ctx.is_multilabel, None if ctx.is_multilabel else ctx.names):
+    for spec in label_spec(ctx.classes, ctx.is_multilabel, ctx.names):
         label = ET.SubElement(labels, "label")
         ET.SubElement(label, "name").text = spec["name"]
         ET.SubElement(label, "type").text = "tag"
@@ -108,12 +113,15 @@ def annotation_xml(records: list[dict[str, Any]], ctx: ExportContext, task_name:
         if ctx.is_multilabel:
             spurious = {str(t) for t in row["spurious_tags"]}
             for given in row["given_tags"]:
-                tag = ET.SubElement(image, "tag", {"label": str(given), "source": "auto"})
-                values = {**row, "verdict": "spurious" if str(given) in spurious else "keep"}
+                tag = ET.SubElement(image, "tag", {"label": ctx.name_of(given), "source": "auto"})
+                verdict = "spurious" if str(given) in spurious else "keep"
+                values = {**row, "verdict": verdict, "suggested_label": ctx.names_of(row["suggested_tags"])}
                 for name in TAG_ATTRIBUTES:
                     value = values[name]
                     text = f"{value:.6f}" if name == "consensus_score" else str(value)
                     ET.SubElement(tag, "attribute", {"name": name}).text = text
+                if ctx.name_of(given) != str(given):  # the attributes of a named label
+                    ET.SubElement(tag, "attribute", {"name": KEY_ATTRIBUTE}).text = str(given)
             continue
         tag = ET.SubElement(image, "tag", {"label": ctx.name_of(row["given_label"]), "source": "auto"})
         for name in ATTRIBUTES:
@@ -133,6 +141,7 @@ class CvatExporter:
     name = "cvat"
     suffix = ".xml"
     modalities = ("image",)
+    tag_sets = True
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
         records = queue_records(queue, ctx.methods)
@@ -143,7 +152,7 @@ class CvatExporter:
 
     def write_extras(self, target: Path, ctx: ExportContext) -> list[Path]:
         path = labels_path(target)
-        write_json_atomic(path, label_spec(ctx.classes, ctx.is_multilabel, None if ctx.is_multilabel else ctx.names))
+        write_json_atomic(path, label_spec(ctx.classes, ctx.is_multilabel, ctx.names))
         return [path]
 
 

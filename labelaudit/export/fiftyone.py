@@ -46,6 +46,7 @@ class FiftyOneExporter:
     name = "fiftyone-json"
     suffix = ".json"
     modalities = ("image",)
+    tag_sets = False
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
         records = queue_records(queue, ctx.methods)

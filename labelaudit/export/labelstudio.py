@@ -108,6 +108,9 @@ def task(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
         data["suggested_tags"] = suggested = [str(t) for t in row["suggested_tags"]]
         data["missing_tags"] = [str(t) for t in row["missing_tags"]]
         data["spurious_tags"] = [str(t) for t in row["spurious_tags"]]
+        if ctx.names:  # what the header shows; the choices show names and store keys (alias)
+            data["given_name"] = ctx.names_of(row["given_tags"])
+            data["suggested_name"] = ctx.names_of(row["suggested_tags"])
     score = float(row["suggested_prob"]) if row.get("suggested_prob") is not None else None
     prediction: dict[str, Any] = {
         "model_version": f"labelaudit-{__version__}",
@@ -129,6 +132,7 @@ class LabelStudioExporter:
     name = "labelstudio"
     suffix = ".json"
     modalities = ("image", "text")
+    tag_sets = True
 
     def write(self, queue: pd.DataFrame, target: Path, ctx: ExportContext) -> None:
         records = queue_records(queue, ctx.methods)
