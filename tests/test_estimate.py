@@ -74,6 +74,24 @@ def test_the_flag_cut_has_the_best_expected_f1_along_the_ranking() -> None:
     assert flag_count(np.full(1000, 0.0004), everyone, None, None, "best_f1") == 0
 
 
+def test_a_lower_bound_flags_at_least_the_errors_it_expects() -> None:
+    """A lower bound says at least ``sum(posterior)`` labels are wrong; its probabilities are too low, so the
+    best-F1 cut computed from them may stop short of that many: the floor takes the expected count instead."""
+    posterior = np.r_[np.full(5, 0.9), np.full(995, 0.05)]  # 54.25 errors expected, 4.5 of them in the top 5
+    everyone = np.ones(1000, dtype=bool)
+    assert flag_count(posterior, everyone, None, None, "best_f1") == 5
+    assert flag_count(posterior, everyone, None, None, "best_f1", at_least_expected=True) == 54
+    deeper = np.r_[np.full(300, 0.9), np.full(700, 0.01)]  # a best-F1 cut already past the expected count stays
+    assert flag_count(deeper, everyone, None, None, "best_f1", at_least_expected=True) == 300
+    # through the estimate: class-pair noise is a lower bound whose best-F1 cut stops short; the default floors it
+    probs, given, truth = paired_clusters(0.1, "pair")
+    floored = estimate_error_rate(probs, given)
+    unfloored = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_flags_expected=False))
+    assert floored.is_lower_bound and unfloored.n_flags < round(unfloored.rate * len(given)) <= floored.n_flags
+    wrong = given != truth
+    assert np.sum(floored.is_issue & wrong) > np.sum(unfloored.is_issue & wrong)  # the extra flags find errors
+
+
 def test_flags_find_the_wrong_labels() -> None:
     probs, given, truth = noisy_clusters(0.1)
     flags = estimate_error_rate(probs, given).is_issue
