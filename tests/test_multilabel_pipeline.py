@@ -42,22 +42,27 @@ def tagged_manifest(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tag_report(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -> tuple[Path, Path]:
-    from labelaudit import audit
-
     folder = tmp_path_factory.mktemp("tagged")
     manifest = tagged_manifest(folder)
-    out = folder / "report"
+    return manifest, audit_tagged(manifest, folder / "report", minilm_encoder)
+
+
+def audit_tagged(manifest: Path, out: Path, encoder, **options) -> Path:
+    """Audit a tagged manifest with the small settings these tests use (3 DeFT epochs, 2 folds, no cache)."""
+    from labelaudit import audit
+
     audit(
         manifest,
         out=out,
-        encoder=minilm_encoder,
+        encoder=encoder,
         label_sep="|",
         id_col="id",
         cache_dir=None,
         deft_epochs=3,
         deft_folds=2,
+        **options,
     )
-    return manifest, out
+    return out
 
 
 def test_audit_reports_given_suggested_missing_and_spurious_tags_per_sample(tag_report) -> None:

@@ -14,7 +14,7 @@ import pytest
 from labelaudit.cli import main
 
 from .conftest import make_image
-from .test_multilabel_pipeline import PLANTED, tagged_manifest
+from .test_multilabel_pipeline import PLANTED, audit_tagged, tagged_manifest
 
 KEYS = {"sports": "S", "food": "F", "weather": "W"}
 CLASSES = "F\tfood\nS\tsports\nW\tweather\n"
@@ -22,26 +22,13 @@ CLASSES = "F\tfood\nS\tsports\nW\tweather\n"
 
 @pytest.fixture(scope="module")
 def named_tag_report(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -> tuple[Path, Path]:
-    from labelaudit import audit
-
     folder = tmp_path_factory.mktemp("named_tags")
     manifest = tagged_manifest(folder)
     frame = pd.read_csv(manifest)
     frame["tags"] = ["|".join(KEYS[t] for t in tags.split("|")) for tags in frame["tags"]]
     frame.to_csv(manifest, index=False)
     (folder / "classes.txt").write_text(CLASSES)
-    out = folder / "report"
-    audit(
-        manifest,
-        out=out,
-        encoder=minilm_encoder,
-        label_sep="|",
-        id_col="id",
-        cache_dir=None,
-        deft_epochs=3,
-        deft_folds=2,
-        classes_file=folder / "classes.txt",
-    )
+    out = audit_tagged(manifest, folder / "report", minilm_encoder, classes_file=folder / "classes.txt")
     return manifest, out
 
 
