@@ -406,6 +406,7 @@ def calibrated_row(
         **metrics(as_result, wrong, rows, time.perf_counter() - start, estimate.error_probability),
     }
     if with_estimate:
+        row.update(auroc_against_peers(consensus.score, results, wrong, rows, seed=0))
         truth = float(wrong.mean())
         row.update(
             {
@@ -423,6 +424,45 @@ def calibrated_row(
         flush=True,
     )
     return row
+
+
+CLEANLAB_RECIPES = {
+    "cleanlab_default": "peer: cleanlab default (CV logistic regression)",
+    "datalab": "peer: cleanlab Datalab (features only)",
+}
+
+
+def auroc_against_peers(
+    quality: np.ndarray,
+    results: dict[str, ScorerResult],
+    wrong: np.ndarray,
+    rows: np.ndarray,
+    seed: int,
+    resamples: int = 1000,
+) -> dict[str, object]:
+    """The consensus ranking's AUROC minus each cleanlab recipe's on ``rows``, with a paired bootstrap 95 %
+    interval (the same resampled rows for both): with a few dozen wrong labels (imdb's report rows hold 39)
+    a difference of 0.01-0.02 is within the noise of the rows, and the table should say which are."""
+    from sklearn.metrics import roc_auc_score
+
+    truth = wrong[rows]
+    if truth.all() or not truth.any():
+        return {}
+    ours = 1.0 - quality[rows]
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(truth), len(truth)) for _ in range(resamples)]
+    draws = [d for d in draws if truth[d].any() and not truth[d].all()]
+    out: dict[str, object] = {"wrong_on_rows": int(truth.sum())}
+    for key, peer in CLEANLAB_RECIPES.items():
+        if peer not in results:
+            continue
+        theirs = 1.0 - results[peer].quality[rows]
+        point = roc_auc_score(truth, ours) - roc_auc_score(truth, theirs)
+        deltas = [roc_auc_score(truth[d], ours[d]) - roc_auc_score(truth[d], theirs[d]) for d in draws]
+        low, high = np.quantile(deltas, [0.025, 0.975])
+        out[f"auroc_minus_{key}"] = round(float(point), 4)
+        out[f"auroc_minus_{key}_ci"] = [round(float(low), 4), round(float(high), 4)]
+    return out
 
 
 def to_markdown(rows: list[dict[str, object]]) -> str:
@@ -458,6 +498,24 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         lines += ["", "The calibrated estimate on every row (what an audit reports), with its 95 % interval:", ""]
         lines += ["| " + " | ".join(estimate_columns) + " |", "|" + "---|" * len(estimate_columns)]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in calibrated.itertuples(index=False)]
+    if "auroc_minus_cleanlab_default" in frame:
+        lines += [
+            "",
+            "The consensus ranking's AUROC minus each cleanlab recipe's on these rows, with a paired bootstrap "
+            "95 % interval (an interval that holds 0: the rows cannot tell the two apart):",
+            "",
+            "| dataset | wrong labels on these rows | minus cleanlab default | minus Datalab (features only) |",
+            "|---|---|---|---|",
+        ]
+        for row in frame[frame["auroc_minus_cleanlab_default"].notna()].itertuples(index=False):
+            cells = [
+                f"{getattr(row, f'auroc_minus_{key}'):+.3f} [{getattr(row, f'auroc_minus_{key}_ci')[0]:+.3f}, "
+                f"{getattr(row, f'auroc_minus_{key}_ci')[1]:+.3f}]"
+                if isinstance(getattr(row, f"auroc_minus_{key}_ci", None), list)
+                else "-"
+                for key in CLEANLAB_RECIPES
+            ]
+            lines.append(f"| {row.dataset} | {int(row.wrong_on_rows)} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
