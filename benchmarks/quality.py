@@ -277,7 +277,7 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
     if data.class_embeddings is None:  # precomputed features without class-prompt embeddings
         del methods["zeroshot"]
     if data.soft_prompt is not None and WITH_PROMPT_VARIANT:
-        methods["deft (prompt)"] = run("deft", deft_variant="prompt")
+        methods["deft (prompt)"] = run("deft", DeftSettings(variant="prompt"))
     return methods
 
 

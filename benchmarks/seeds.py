@@ -1,0 +1,114 @@
+"""How far the calibrated estimate moves with ``--seed``: the same data audited with five seeds.
+
+    python benchmarks/seeds.py                                   # the shared text sets, seeds 0-4
+    python benchmarks/seeds.py --embeddings X.npy --labels L.csv --name cifar10n_worst   # precomputed features
+
+The seed sets the scorers' cross-validation folds and DeFT's initialisation, nothing else; the estimate is
+computed from their probabilities without randomness of its own. A CI gate on the estimate should not flip
+with the seed, so what matters here is the spread of the point (max - min over the seeds) against the
+interval the summary prints, and whether "lower bound" is said on every seed or only some. Only the four
+default methods run (no peers), on every row, as an audit sees them. Results go to
+benchmarks/results/seeds.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from quality import (
+    ASSETS,
+    DEFAULT_ROW,
+    TEXT_SETS,
+    BenchData,
+    calibrated_row,
+    labelaudit_methods,
+    load_precomputed,
+    load_text_set,
+    read_class_names,
+)
+
+RESULTS = Path(__file__).parent / "results"
+DEFAULT_MEMBERS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn")
+
+
+def audit_with_seed(data: BenchData, seed: int) -> dict[str, object]:
+    calls = labelaudit_methods(data, seed)
+    results = {name: calls[name]() for name in DEFAULT_MEMBERS if name in calls}
+    wrong = data.given != data.gold
+    row = calibrated_row(data, results, wrong, np.ones(len(wrong), dtype=bool), method=DEFAULT_ROW)
+    return {
+        "dataset": data.name,
+        "seed": seed,
+        "estimate": row["estimate_whole_set"],
+        "lower": row["estimate_lower"],
+        "upper": row["estimate_upper"],
+        "is_lower_bound": row["estimate_is_lower_bound"],
+        "truth": row["true_rate_whole_set"],
+        "flagged": row["flagged"],
+        "f1": row["f1"],
+    }
+
+
+def to_markdown(rows: list[dict[str, object]]) -> str:
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| dataset | truth | estimate per seed | spread (max - min) | median interval | lower bound said | flagged per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, group in frame.groupby("dataset", sort=False):
+        group = group.sort_values("seed")
+        estimates = group["estimate"].to_numpy()
+        lines.append(
+            f"| {name} | {group['truth'].iloc[0]:.1%} | "
+            + ", ".join(f"{e:.1%}" for e in estimates)
+            + f" | {estimates.max() - estimates.min():.1%} | "
+            f"{group['lower'].median():.1%}-{group['upper'].median():.1%} | "
+            f"{int(group['is_lower_bound'].sum())} of {len(group)} | "
+            + ", ".join(str(int(f)) for f in group["flagged"])
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--datasets", nargs="*", default=None, help=f"text sets (default: {' '.join(TEXT_SETS)} 20news_slice2000)"
+    )
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--embeddings", type=Path, help="precomputed embeddings (.npy or .parquet)")
+    parser.add_argument("--labels", type=Path, help="labels for --embeddings (given_label, gold_label)")
+    parser.add_argument("--class-names", type=Path, help="class names for --embeddings")
+    parser.add_argument("--name", help="dataset name for --embeddings")
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
+    parser.add_argument("--out", type=Path, default=RESULTS / "seeds")
+    args = parser.parse_args()
+
+    datasets: list[BenchData] = []
+    if args.embeddings is not None:
+        names = read_class_names(args.class_names) if args.class_names else None
+        datasets.append(load_precomputed(args.embeddings, args.labels, names, args.name))
+    else:
+        import torch
+
+        from labelaudit.encoders.sentence import SentenceEncoder
+
+        if not (ASSETS / "text").is_dir():
+            raise SystemExit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
+        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+        datasets = [
+            load_text_set(name, encoder, args.cache_dir) for name in args.datasets or [*TEXT_SETS, "20news_slice2000"]
+        ]
+    rows = [audit_with_seed(data, seed) for data in datasets for seed in args.seeds]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"seeds": args.seeds, "results": rows}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    print(to_markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
