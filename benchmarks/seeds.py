@@ -56,7 +56,8 @@ def audit_with_seed(data: BenchData, seed: int) -> dict[str, object]:
 def to_markdown(rows: list[dict[str, object]]) -> str:
     frame = pd.DataFrame(rows)
     lines = [
-        "| dataset | truth | estimate per seed | spread (max - min) | median interval | lower bound said | flagged per seed |",
+        "| dataset | truth | estimate per seed | spread (max - min) | median interval | lower bound said "
+        "| flagged per seed |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, group in frame.groupby("dataset", sort=False):
