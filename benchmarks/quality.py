@@ -443,7 +443,13 @@ def auroc_against_peers(
     """The consensus ranking's AUROC minus each cleanlab recipe's on ``rows``, with a paired bootstrap 95 %
     interval (the same resampled rows for both): with a few dozen wrong labels (imdb's report rows hold 39)
     a difference of 0.01-0.02 is within the noise of the rows, and the table should say which are."""
-    from sklearn.metrics import roc_auc_score
+    from scipy.stats import rankdata
+
+    def roc_auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
+        # Mann-Whitney with tied scores averaged, as sklearn's roc_auc_score; ~20x cheaper per resample.
+        positives = int(labels.sum())
+        negatives = len(labels) - positives
+        return float((rankdata(scores)[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
     truth = wrong[rows]
     if truth.all() or not truth.any():
