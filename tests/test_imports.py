@@ -18,6 +18,7 @@ from .conftest import ROOT, SAMPLE_TEXT
 from .report_factory import report_from_data
 
 HEAVY = ("torch", "sentence_transformers", "open_clip")
+MARK = "heavy modules loaded: "  # how the probe's own lines stand out from what the commands print
 # The modules behind each command that needs no model (they import config, report, html, the scorers'
 # Settings and the engine registry in turn), and the pipeline and engines, which load models only to embed.
 COMMAND_MODULES = [
@@ -52,13 +53,40 @@ def _heavy_modules_after(code: str, cwd: Path) -> tuple[list[str], str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-@pytest.mark.parametrize("module", COMMAND_MODULES)
-def test_importing_a_command_module_loads_no_model_library(module: str, tmp_path: Path) -> None:
-    assert _heavy_modules_after(f"import {module}", tmp_path)[0] == []
+def _heavy_modules_after_each(steps: list[str], cwd: Path) -> list[list[str]]:
+    """Run ``steps`` in turn in one fresh interpreter (one start instead of one per step: the suite keeps to
+    its time budget); after each, the heavy libraries in sys.modules. The libraries only accumulate, so the
+    first step with any is the one that loaded them."""
+    probe = "import json, sys\n"
+    for step in steps:
+        probe += f"exec({step!r})\nprint({MARK!r} + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = [json.loads(line[len(MARK) :]) for line in done.stdout.splitlines() if line.startswith(MARK)]
+    assert len(found) == len(steps), done.stdout
+    return found
+
+
+def _first_heavy(steps: list[str], labels: list[object], cwd: Path) -> tuple[object, list[str]] | None:
+    for label, heavy in zip(labels, _heavy_modules_after_each(steps, cwd), strict=True):
+        if heavy:
+            return label, heavy
+    return None
+
+
+def test_importing_a_command_module_loads_no_model_library(tmp_path: Path) -> None:
+    assert _first_heavy([f"import {m}" for m in COMMAND_MODULES], COMMAND_MODULES, tmp_path) is None
 
 
 def _cli(args: list[str], code: int) -> str:
-    return f"from labelaudit.cli import main\nassert main({args!r}) == {code}, 'exit code'"
+    return f"from labelaudit.cli import main\nassert main({args!r}) == {code}, ('exit code', {args!r})"
 
 
 @pytest.fixture(scope="module")
@@ -67,31 +95,29 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_help_and_audit_usage_errors_load_no_model_library(tmp_path: Path) -> None:
-    for args, code in [
+    cases = [
         (["--help"], 0),
         (["audit", "--help"], 0),
         (["gate", "--help"], 0),
         (["audit", str(tmp_path / "does-not-exist"), "--out", str(tmp_path / "o")], 2),
         (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--methods", "deft,bogus"], 2),
         (["audit", str(SAMPLE_TEXT), "--out", str(tmp_path / "o"), "--deft-variant", "x"], 2),
-    ]:
-        heavy, stderr = _heavy_modules_after(_cli(args, code), tmp_path)
-        assert heavy == [], (args, stderr)
+    ]
+    assert _first_heavy([_cli(args, code) for args, code in cases], [args for args, _ in cases], tmp_path) is None
 
 
 def test_gate_export_view_and_apply_load_no_model_library(report: Path, tmp_path: Path) -> None:
     queue = tmp_path / "q.csv"
     assert main(["export", str(report), "--out", str(queue)]) == 0
-    for args, code in [
+    cases = [
         (["gate", str(report), "--max-error-rate", "1"], 0),
         (["export", str(report), "--to", "labelstudio", "--out", str(tmp_path / "q.json")], 0),
         (["view", str(report), "--rerender", "--no-open"], 0),
         (["apply", str(queue), "--data", str(SAMPLE_TEXT), "--dry-run"], 0),
         (["verify", str(report), "--n", "5", "--out", str(tmp_path / "v.csv")], 0),
         (["estimate", str(report), "--verified", str(tmp_path / "v.csv")], 0),
-    ]:
-        heavy, stderr = _heavy_modules_after(_cli(args, code), tmp_path)
-        assert heavy == [], (args, stderr)
+    ]
+    assert _first_heavy([_cli(args, code) for args, code in cases], [args for args, _ in cases], tmp_path) is None
 
 
 def test_commands_on_a_missing_report_fail_fast_without_a_model_library(tmp_path: Path) -> None:
