@@ -393,6 +393,7 @@ def calibrated_row(
     members = ["deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn"]
     members = [m for m in members if m in results]
     consensus = combine({k: results[k] for k in members}, data.given)
+    old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
     read = [
         results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
     ]
@@ -407,6 +408,8 @@ def calibrated_row(
     }
     if with_estimate:
         row.update(auroc_against_peers(consensus.score, results, wrong, rows, seed=0))
+        others = {"old_vote": old_vote, **{k: results[p].is_issue for k, p in CLEANLAB_RECIPES.items() if p in results}}
+        row.update(f1_against(consensus.is_issue, others, wrong, rows, seed=0))
         truth = float(wrong.mean())
         row.update(
             {
@@ -471,6 +474,57 @@ def auroc_against_peers(
     return out
 
 
+def f1_against(
+    flags: np.ndarray,
+    others: dict[str, np.ndarray],
+    wrong: np.ndarray,
+    rows: np.ndarray,
+    seed: int,
+    resamples: int = 1000,
+) -> dict[str, object]:
+    """The flags' F1 minus each other flag rule's on ``rows``, with a paired bootstrap 95 % interval: a
+    resample weights every row by how often it was drawn, and both rules' F1 are read from those weights."""
+    truth = wrong[rows]
+    rng = np.random.default_rng(seed)
+    weights = np.stack(
+        [np.bincount(rng.integers(0, len(truth), len(truth)), minlength=len(truth)) for _ in range(resamples)]
+    )
+
+    def f1(chosen: np.ndarray) -> tuple[float, np.ndarray]:
+        def score(w: np.ndarray) -> np.ndarray:
+            tp, fp, fn = w @ (chosen & truth), w @ (chosen & ~truth), w @ (~chosen & truth)
+            return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+        return float(score(np.ones(len(truth)))), score(weights)
+
+    ours, ours_draws = f1(flags[rows])
+    out: dict[str, object] = {"wrong_on_rows": int(truth.sum())}
+    for key, theirs_flags in others.items():
+        theirs, theirs_draws = f1(theirs_flags[rows])
+        low, high = np.quantile(ours_draws - theirs_draws, [0.025, 0.975])
+        out[f"f1_minus_{key}"] = round(ours - theirs, 4)
+        out[f"f1_minus_{key}_ci"] = [round(float(low), 4), round(float(high), 4)]
+    return out
+
+
+def _difference_table(frame: pd.DataFrame, metric: str, keys: list[str], caption: str) -> list[str]:
+    """A table of ``{metric}_minus_{key}`` with their intervals, one line per default row that has them."""
+    first = f"{metric}_minus_{keys[0]}"
+    if first not in frame:
+        return []
+    lines = ["", caption, "", "| dataset | wrong labels on these rows | " + " | ".join(keys) + " |"]
+    lines.append("|" + "---|" * (len(keys) + 2))
+    for _, row in frame[frame[first].notna()].iterrows():
+        cells = []
+        for key in keys:
+            point, interval = row.get(f"{metric}_minus_{key}"), row.get(f"{metric}_minus_{key}_ci")
+            cells.append(
+                f"{point:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}]" if isinstance(interval, list) else "-"
+            )
+        lines.append(f"| {row['dataset']} | {int(row['wrong_on_rows'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def to_markdown(rows: list[dict[str, object]]) -> str:
     frame = pd.DataFrame(rows)
     columns = [
@@ -504,24 +558,21 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         lines += ["", "The calibrated estimate on every row (what an audit reports), with its 95 % interval:", ""]
         lines += ["| " + " | ".join(estimate_columns) + " |", "|" + "---|" * len(estimate_columns)]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in calibrated.itertuples(index=False)]
-    if "auroc_minus_cleanlab_default" in frame:
-        lines += [
-            "",
-            "The consensus ranking's AUROC minus each cleanlab recipe's on these rows, with a paired bootstrap "
-            "95 % interval (an interval that holds 0: the rows cannot tell the two apart):",
-            "",
-            "| dataset | wrong labels on these rows | minus cleanlab default | minus Datalab (features only) |",
-            "|---|---|---|---|",
-        ]
-        for row in frame[frame["auroc_minus_cleanlab_default"].notna()].itertuples(index=False):
-            cells = [
-                f"{getattr(row, f'auroc_minus_{key}'):+.3f} [{getattr(row, f'auroc_minus_{key}_ci')[0]:+.3f}, "
-                f"{getattr(row, f'auroc_minus_{key}_ci')[1]:+.3f}]"
-                if isinstance(getattr(row, f"auroc_minus_{key}_ci", None), list)
-                else "-"
-                for key in CLEANLAB_RECIPES
-            ]
-            lines.append(f"| {row.dataset} | {int(row.wrong_on_rows)} | {cells[0]} | {cells[1]} |")
+    lines += _difference_table(
+        frame,
+        "auroc",
+        list(CLEANLAB_RECIPES),
+        "The consensus ranking's AUROC minus each cleanlab recipe's (cleanlab_default: CV logistic regression; "
+        "datalab: features only) on these rows, with a paired bootstrap 95 % interval (an interval that holds 0: "
+        "the rows cannot tell the two apart):",
+    )
+    lines += _difference_table(
+        frame,
+        "f1",
+        ["old_vote", *CLEANLAB_RECIPES],
+        "The default flag cut's F1 minus the old vote's (a strict majority of the four methods) and each cleanlab "
+        "recipe's, with a paired bootstrap 95 % interval:",
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -38,8 +38,12 @@ def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> 
     assert default["estimate_lower"] <= default["estimate_whole_set"] <= default["estimate_upper"]
     assert abs(default["estimate_whole_set"] - default["true_rate_whole_set"]) < 0.05
     markdown = quality.to_markdown(rows)
-    # The methods' table; a caption and the estimate's table (one row); a caption and the AUROC-difference table.
-    assert markdown.count("\n") == len(rows) + 2 + 6 + 6
+    # The methods' table; a caption and the estimate's table (one row); the AUROC- and F1-difference tables.
+    assert markdown.count("\n") == len(rows) + 2 + 6 + 6 + 6
+    old_vote = next(r for r in rows if str(r["method"]).startswith("consensus (labelaudit default"))
+    assert abs(default["f1_minus_old_vote"] - (default["f1"] - old_vote["f1"])) < 1e-3
+    low, high = default["f1_minus_old_vote_ci"]
+    assert low <= default["f1_minus_old_vote"] <= high
     # The ranking against each cleanlab recipe: the AUROC difference of their two rows, inside its bootstrap interval.
     peer = next(r for r in rows if r["method"] == "peer: cleanlab default (CV logistic regression)")
     assert abs(default["auroc_minus_cleanlab_default"] - (default["auroc"] - peer["auroc"])) < 1e-3
