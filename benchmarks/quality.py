@@ -374,6 +374,8 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
 
 
 DEFAULT_ROW = "labelaudit default: consensus ranking, calibrated estimate and cut"
+# The rows of labelaudit_methods that `labelaudit audit` runs by default (deft,confident,zeroshot,knn).
+DEFAULT_MEMBERS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn")
 RULES_ROW = "labelaudit --lower-bound-cut doubted (for labels made by rules)"
 
 
@@ -390,8 +392,7 @@ def calibrated_row(
     the calibrated estimate (on every row, as an audit sees them) and the flag cut it sets, measured on
     ``rows``; ``with_estimate``: also the estimate's interval, power and the truth on every row."""
     start = time.perf_counter()
-    members = ["deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn"]
-    members = [m for m in members if m in results]
+    members = [m for m in DEFAULT_MEMBERS if m in results]
     consensus = combine({k: results[k] for k in members}, data.given)
     old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
     read = [
@@ -407,6 +408,7 @@ def calibrated_row(
         **metrics(as_result, wrong, rows, time.perf_counter() - start, estimate.error_probability),
     }
     if with_estimate:
+        row["wrong_on_rows"] = int(wrong[rows].sum())
         row.update(auroc_against_peers(consensus.score, results, wrong, rows, seed=0))
         others = {"old_vote": old_vote, **{k: results[p].is_issue for k, p in CLEANLAB_RECIPES.items() if p in results}}
         row.update(f1_against(consensus.is_issue, others, wrong, rows, seed=0))
@@ -435,13 +437,18 @@ CLEANLAB_RECIPES = {
 }
 
 
+def bootstrap_draws(n: int, seed: int, resamples: int = 1000) -> list[np.ndarray]:
+    """The row indices of each resample; the AUROC and F1 differences read the same ones."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, n, n) for _ in range(resamples)]
+
+
 def auroc_against_peers(
     quality: np.ndarray,
     results: dict[str, ScorerResult],
     wrong: np.ndarray,
     rows: np.ndarray,
     seed: int,
-    resamples: int = 1000,
 ) -> dict[str, object]:
     """The consensus ranking's AUROC minus each cleanlab recipe's on ``rows``, with a paired bootstrap 95 %
     interval (the same resampled rows for both): with a few dozen wrong labels (imdb's report rows hold 39)
@@ -458,10 +465,8 @@ def auroc_against_peers(
     if truth.all() or not truth.any():
         return {}
     ours = 1.0 - quality[rows]
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(truth), len(truth)) for _ in range(resamples)]
-    draws = [d for d in draws if truth[d].any() and not truth[d].all()]
-    out: dict[str, object] = {"wrong_on_rows": int(truth.sum())}
+    draws = [d for d in bootstrap_draws(len(truth), seed) if truth[d].any() and not truth[d].all()]
+    out: dict[str, object] = {}
     for key, peer in CLEANLAB_RECIPES.items():
         if peer not in results:
             continue
@@ -480,15 +485,11 @@ def f1_against(
     wrong: np.ndarray,
     rows: np.ndarray,
     seed: int,
-    resamples: int = 1000,
 ) -> dict[str, object]:
     """The flags' F1 minus each other flag rule's on ``rows``, with a paired bootstrap 95 % interval: a
     resample weights every row by how often it was drawn, and both rules' F1 are read from those weights."""
     truth = wrong[rows]
-    rng = np.random.default_rng(seed)
-    weights = np.stack(
-        [np.bincount(rng.integers(0, len(truth), len(truth)), minlength=len(truth)) for _ in range(resamples)]
-    )
+    weights = np.stack([np.bincount(d, minlength=len(truth)) for d in bootstrap_draws(len(truth), seed)])
 
     def f1(chosen: np.ndarray) -> tuple[float, np.ndarray]:
         def score(w: np.ndarray) -> np.ndarray:
@@ -498,7 +499,7 @@ def f1_against(
         return float(score(np.ones(len(truth)))), score(weights)
 
     ours, ours_draws = f1(flags[rows])
-    out: dict[str, object] = {"wrong_on_rows": int(truth.sum())}
+    out: dict[str, object] = {}
     for key, theirs_flags in others.items():
         theirs, theirs_draws = f1(theirs_flags[rows])
         low, high = np.quantile(ours_draws - theirs_draws, [0.025, 0.975])
@@ -576,6 +577,26 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_datasets(args: argparse.Namespace, text_sets: list[str]) -> list[BenchData]:
+    """``--embeddings/--labels/--class-names/--name`` when given, else ``text_sets`` embedded with MiniLM
+    through the embedding cache in ``--cache-dir``."""
+    if args.embeddings is not None:
+        names = read_class_names(args.class_names) if args.class_names else None
+        return [load_precomputed(args.embeddings, args.labels, names, args.name)]
+    if not (ASSETS / "text").is_dir():
+        sys.exit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
+    import torch
+
+    from labelaudit.encoders.sentence import SentenceEncoder
+
+    encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+    datasets = []
+    for name in text_sets:
+        print(f"loading {name}", flush=True)
+        datasets.append(load_text_set(name, encoder, args.cache_dir))
+    return datasets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="*", default=None, help=f"text sets (default all: {' '.join(TEXT_SETS)})")
@@ -604,21 +625,7 @@ def main() -> None:
     DUMP_DIR = args.dump
     WITH_PROMPT_VARIANT = not args.no_prompt_variant
 
-    datasets: list[BenchData] = []
-    if args.embeddings is not None:
-        names = read_class_names(args.class_names) if args.class_names else None
-        datasets.append(load_precomputed(args.embeddings, args.labels, names, args.name))
-    else:
-        if not (ASSETS / "text").is_dir():
-            sys.exit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
-        import torch
-
-        from labelaudit.encoders.sentence import SentenceEncoder
-
-        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
-        for name in args.datasets or (QUICK_SETS if args.quick else TEXT_SETS):
-            print(f"loading {name}", flush=True)
-            datasets.append(load_text_set(name, encoder, args.cache_dir))
+    datasets = load_datasets(args, args.datasets or (QUICK_SETS if args.quick else TEXT_SETS))
     rows: list[dict[str, object]] = []
     if args.synthetic:
         datasets = [

@@ -20,19 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from quality import (
-    ASSETS,
+    DEFAULT_MEMBERS,
     DEFAULT_ROW,
     TEXT_SETS,
     BenchData,
     calibrated_row,
     labelaudit_methods,
-    load_precomputed,
-    load_text_set,
-    read_class_names,
+    load_datasets,
 )
 
 RESULTS = Path(__file__).parent / "results"
-DEFAULT_MEMBERS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn")
 
 
 def audit_with_seed(data: BenchData, seed: int) -> dict[str, object]:
@@ -89,26 +86,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "seeds")
     args = parser.parse_args()
 
-    datasets: list[BenchData] = []
-    if args.embeddings is not None:
-        names = read_class_names(args.class_names) if args.class_names else None
-        datasets.append(load_precomputed(args.embeddings, args.labels, names, args.name))
-    else:
-        import torch
-
-        from labelaudit.encoders.sentence import SentenceEncoder
-
-        if not (ASSETS / "text").is_dir():
-            raise SystemExit(f"shared assets not found at {ASSETS}: pass --embeddings/--labels instead")
-        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
-        datasets = [
-            load_text_set(name, encoder, args.cache_dir) for name in args.datasets or [*TEXT_SETS, "20news_slice2000"]
-        ]
+    datasets = load_datasets(args, args.datasets or [*TEXT_SETS, "20news_slice2000"])
     rows = [audit_with_seed(data, seed) for data in datasets for seed in args.seeds]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"seeds": args.seeds, "results": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(rows))
-    print(to_markdown(rows))
+    table = to_markdown(rows)
+    args.out.with_suffix(".md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

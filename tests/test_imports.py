@@ -38,25 +38,10 @@ COMMAND_MODULES = [
 ]
 
 
-def _heavy_modules_after(code: str, cwd: Path) -> tuple[list[str], str]:
-    """Run ``code`` in a fresh interpreter; the heavy libraries it left in sys.modules, and its stderr."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
-
-
-def _heavy_modules_after_each(steps: list[str], cwd: Path) -> list[list[str]]:
+def _heavy_modules_after_each(steps: list[str], cwd: Path) -> tuple[list[list[str]], str]:
     """Run ``steps`` in turn in one fresh interpreter (one start instead of one per step: the suite keeps to
-    its time budget); after each, the heavy libraries in sys.modules. The libraries only accumulate, so the
-    first step with any is the one that loaded them."""
+    its time budget); after each, the heavy libraries in sys.modules, and the interpreter's stderr. The
+    libraries only accumulate, so the first step with any is the one that loaded them."""
     probe = "import json, sys\n"
     for step in steps:
         probe += f"exec({step!r})\nprint({MARK!r} + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
@@ -71,11 +56,17 @@ def _heavy_modules_after_each(steps: list[str], cwd: Path) -> list[list[str]]:
     assert done.returncode == 0, done.stderr
     found = [json.loads(line[len(MARK) :]) for line in done.stdout.splitlines() if line.startswith(MARK)]
     assert len(found) == len(steps), done.stdout
-    return found
+    return found, done.stderr
+
+
+def _heavy_modules_after(code: str, cwd: Path) -> tuple[list[str], str]:
+    """Run ``code`` in a fresh interpreter; the heavy libraries it left in sys.modules, and its stderr."""
+    found, stderr = _heavy_modules_after_each([code], cwd)
+    return found[0], stderr
 
 
 def _first_heavy(steps: list[str], labels: list[object], cwd: Path) -> tuple[object, list[str]] | None:
-    for label, heavy in zip(labels, _heavy_modules_after_each(steps, cwd), strict=True):
+    for label, heavy in zip(labels, _heavy_modules_after_each(steps, cwd)[0], strict=True):
         if heavy:
             return label, heavy
     return None
