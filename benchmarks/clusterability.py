@@ -1,0 +1,179 @@
+"""Estimators that trust the neighbour graph instead of a model: HOC and the "nugget", on the tune rows.
+
+Issue #14 names HOC (Zhu, Song and Liu, "Clusterability as an alternative to anchor points", ICML 2021) as
+reading to do. It never looks at a model trained on the labels, so labels made by rules, which the probe
+learns, should not fool it the way they fool the calibrated estimate. It assumes instead that a sample and
+its two nearest neighbours share the true class (2-NN clusterability) and that their given labels are
+independent given it; the first-, second- and third-order agreement of the three given labels then pin
+down the noise transition matrix T and the class prior p, and the error rate is sum_k p_k (1 - T_kk).
+
+The "nugget" reads the same assumption off the most similar pairs only: if pairs that close always share
+the true class, their given labels disagree at 1 - (1 - e)^2 - e^2 / (K - 1) under symmetric noise at rate e.
+A third column feeds labelaudit's own calibrated estimate the vote of the 2 nearest neighbours instead of
+the probe and the 20-neighbour vote (``knn2_calibrated``): the same neighbours, through the estimator that
+copes with hard classes.
+
+Both are measured against how far the assumption holds, the share of (sample, 2 neighbours) triples whose
+*true* labels agree (``gold_2nn_purity``), which a user cannot compute. This is a study, not a shipped
+method (docs/benchmarks.md says why):
+
+    python benchmarks/clusterability.py --datasets wrench_sms wrench_youtube wrench_trec 20news_slice2000 \
+        imdb_test_cleanlab 20news_test_cleanlab --cifar aggre random1 worst --out benchmarks/results/clusterability
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402  (the benchmarks folder is not a package)
+
+TOP_PAIR_SHARE = 0.02  # the nugget reads the most similar 2 % of (sample, one of its 10 neighbours) pairs
+DUPLICATE_SIMILARITY = 0.999  # exact duplicates share a label whatever made it; left out of the nugget
+
+
+def neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities and indices of each row's k nearest other rows (exact search)."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    similarity, index_of = index.search(x, k + 1)
+    keep = index_of != np.arange(len(x))[:, None]
+    # Drop each row's own entry (usually the first; not always with duplicates), keep k others.
+    similarity = np.array([s[m][:k] for s, m in zip(similarity, keep, strict=True)])
+    index_of = np.array([i[m][:k] for i, m in zip(index_of, keep, strict=True)])
+    return similarity, index_of
+
+
+def hoc_error_rate(given: np.ndarray, pair: np.ndarray, classes: int, steps: int = 1500) -> float:
+    """HOC's estimate from each sample's label and its two nearest neighbours' labels (``pair``: n x 2)."""
+    import torch
+
+    n = len(given)
+    first, second = given[pair[:, 0]], given[pair[:, 1]]
+    c1 = np.bincount(given, minlength=classes) / n
+    c2 = np.zeros((classes, classes))
+    np.add.at(c2, (given, first), 1)
+    np.add.at(c2, (given, second), 1)
+    c2 /= 2 * n
+    c3 = np.zeros((classes, classes, classes))
+    np.add.at(c3, (given, first, second), 1)
+    c3 /= n
+    t1, t2, t3 = (torch.tensor(c, dtype=torch.float64) for c in (c1, c2, c3))
+    torch.manual_seed(0)
+    # Start from a diagonally dominant T, as HOC does, so that the solution is not a permutation of classes.
+    start = np.eye(classes) * 0.9 + (1 - np.eye(classes)) * 0.1 / max(classes - 1, 1)
+    t_logit = torch.tensor(np.log(start), dtype=torch.float64, requires_grad=True)
+    p_logit = torch.tensor(np.log(c1 + 1e-6), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.Adam([t_logit, p_logit], lr=0.05)
+    for _ in range(steps):
+        t, p = torch.softmax(t_logit, 1), torch.softmax(p_logit, 0)
+        loss = (
+            ((p @ t - t1) ** 2).sum()
+            + ((t.T @ torch.diag(p) @ t - t2) ** 2).sum()
+            + ((torch.einsum("k,ki,kj,kl->ijl", p, t, t, t) - t3) ** 2).sum()
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    t, p = torch.softmax(t_logit, 1).detach().numpy(), torch.softmax(p_logit, 0).detach().numpy()
+    return float((p * (1 - np.diag(t))).sum())
+
+
+def nugget_error_rate(disagreement: float, classes: int) -> float:
+    """Invert D = 2e - e^2 K / (K - 1), the disagreement of two same-class labels under symmetric noise e."""
+    scale = classes / (classes - 1)
+    return float((1 - np.sqrt(max(1 - disagreement * scale, 0.0))) / scale)
+
+
+def calibrated_on_two_neighbours(x: np.ndarray, given: np.ndarray, class_names: list[str]) -> float:
+    from labelaudit.estimate import estimate_error_rate
+    from labelaudit.scorers import ScoreContext, get_scorer
+    from labelaudit.scorers.knn import KnnSettings
+
+    context = ScoreContext(
+        embeddings=x, labels=given, class_names=class_names, class_embeddings=None, soft_prompt=None, seed=0
+    )
+    probs = get_scorer("knn").score(context, KnnSettings(k=2)).pred_probs
+    return estimate_error_rate(probs, given).rate
+
+
+def study(data: quality.BenchData, rows: str) -> dict[str, object]:
+    keep = quality.report_rows(data.ids, rows)
+    x, given, gold = data.embeddings[keep], data.given[keep], data.gold[keep]
+    classes = int(max(given.max(), gold.max()) + 1)
+    similarity, index_of = neighbours(x, 10)
+    pair = index_of[:, :2]
+    purity = np.mean((gold[pair[:, 0]] == gold) & (gold[pair[:, 1]] == gold))
+    s = similarity.ravel()
+    a, b = np.repeat(np.arange(len(given)), 10), index_of.ravel()
+    distinct = s < DUPLICATE_SIMILARITY
+    top = distinct & (s >= np.quantile(s[distinct], 1 - TOP_PAIR_SHARE))
+    given_disagree = float(np.mean(given[a[top]] != given[b[top]]))
+    knn2 = calibrated_on_two_neighbours(x, given, data.class_names)
+    return {
+        "dataset": data.name,
+        "rows": rows,
+        "samples": int(len(given)),
+        "classes": classes,
+        "true_error_rate": round(float(np.mean(given != gold)), 4),
+        "hoc_estimate": round(hoc_error_rate(given, pair, classes), 4),
+        "nugget_estimate": round(nugget_error_rate(given_disagree, classes), 4),
+        "knn2_calibrated_estimate": round(knn2, 4),
+        "gold_2nn_purity": round(float(purity), 3),
+        "top_pairs": int(top.sum()),
+        "top_pairs_true_disagreement": round(float(np.mean(gold[a[top]] != gold[b[top]])), 3),
+        "top_pairs_given_disagreement": round(given_disagree, 3),
+    }
+
+
+def to_markdown(results: list[dict[str, object]]) -> str:
+    lines = [
+        "| data (rows) | true rate | HOC | nugget | calibrated on the 2-NN vote | true 2-NN purity "
+        "| top pairs' true / given disagreement |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['dataset']} ({r['rows']}, {r['samples']:,}) | {r['true_error_rate']:.1%} | {r['hoc_estimate']:.1%} "
+            f"| {r['nugget_estimate']:.1%} | {r['knn2_calibrated_estimate']:.1%} | {r['gold_2nn_purity']:.2f} "
+            f"| {r['top_pairs_true_disagreement']:.3f} / {r['top_pairs_given_disagreement']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=[], help="shared text sets (MiniLM, cached)")
+    parser.add_argument("--cifar", nargs="*", default=[], help="CIFAR-10N label sets in /tmp/cifar10n_features")
+    parser.add_argument("--features", type=Path, default=Path("/tmp/cifar10n_features"))
+    parser.add_argument("--rows", default="tune", choices=["tune", "report", "all"])
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
+    parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
+    args = parser.parse_args()
+    sets = []
+    if args.datasets:
+        sets += quality.load_datasets(argparse.Namespace(embeddings=None, cache_dir=args.cache_dir), args.datasets)
+    for name in args.cifar:
+        labels = args.features / f"labels_{name}.csv"
+        sets.append(quality.load_precomputed(args.features / "features.npy", labels, None, f"cifar10n_{name}"))
+    results = []
+    for data in sets:
+        results.append(study(data, args.rows))
+        print(json.dumps(results[-1]), flush=True)
+    print(to_markdown(results))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(to_markdown(results))
+
+
+if __name__ == "__main__":
+    main()
