@@ -13,7 +13,7 @@ A third column feeds labelaudit's own calibrated estimate the vote of the 2 near
 the probe and the 20-neighbour vote (``knn2_calibrated``): the same neighbours, through the estimator that
 copes with hard classes.
 
-Both are measured against how far the assumption holds, the share of (sample, 2 neighbours) triples whose
+All three are measured against how far their assumption holds, the share of (sample, 2 neighbours) triples whose
 *true* labels agree (``gold_2nn_purity``), which a user cannot compute. This is a study, not a shipped
 method (docs/benchmarks.md says why):
 
@@ -33,23 +33,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
 
+from labelaudit.scorers import ScoreContext, get_scorer  # noqa: E402
+
 TOP_PAIR_SHARE = 0.02  # the nugget reads the most similar 2 % of (sample, one of its 10 neighbours) pairs
 DUPLICATE_SIMILARITY = 0.999  # exact duplicates share a label whatever made it; left out of the nugget
-
-
-def neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarities and indices of each row's k nearest other rows (exact search)."""
-    import faiss
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    similarity, index_of = index.search(x, k + 1)
-    keep = index_of != np.arange(len(x))[:, None]
-    # Drop each row's own entry (usually the first; not always with duplicates), keep k others.
-    similarity = np.array([s[m][:k] for s, m in zip(similarity, keep, strict=True)])
-    index_of = np.array([i[m][:k] for i, m in zip(index_of, keep, strict=True)])
-    return similarity, index_of
 
 
 def hoc_error_rate(given: np.ndarray, pair: np.ndarray, classes: int, steps: int = 1500) -> float:
@@ -93,23 +80,25 @@ def nugget_error_rate(disagreement: float, classes: int) -> float:
     return float((1 - np.sqrt(max(1 - disagreement * scale, 0.0))) / scale)
 
 
-def calibrated_on_two_neighbours(x: np.ndarray, given: np.ndarray, class_names: list[str]) -> float:
+def calibrated_on_two_neighbours(context: ScoreContext) -> float:
+    """labelaudit's calibrated estimate read from the 2-nearest-neighbour vote alone."""
     from labelaudit.estimate import estimate_error_rate
-    from labelaudit.scorers import ScoreContext, get_scorer
     from labelaudit.scorers.knn import KnnSettings
 
-    context = ScoreContext(
-        embeddings=x, labels=given, class_names=class_names, class_embeddings=None, soft_prompt=None, seed=0
-    )
     probs = get_scorer("knn").score(context, KnnSettings(k=2)).pred_probs
-    return estimate_error_rate(probs, given).rate
+    return estimate_error_rate(probs, context.labels).rate
 
 
 def study(data: quality.BenchData, rows: str) -> dict[str, object]:
     keep = quality.report_rows(data.ids, rows)
     x, given, gold = data.embeddings[keep], data.given[keep], data.gold[keep]
     classes = int(max(given.max(), gold.max()) + 1)
-    similarity, index_of = neighbours(x, 10)
+    # One context: the study's neighbours and the kNN scorer's come from the same shared graph (one search).
+    context = ScoreContext(
+        embeddings=x, labels=given, class_names=data.class_names, class_embeddings=None, soft_prompt=None, seed=0
+    )
+    graph = context.neighbor_graph(10)
+    similarity, index_of = graph.similarities, graph.indices
     pair = index_of[:, :2]
     purity = np.mean((gold[pair[:, 0]] == gold) & (gold[pair[:, 1]] == gold))
     s = similarity.ravel()
@@ -117,7 +106,7 @@ def study(data: quality.BenchData, rows: str) -> dict[str, object]:
     distinct = s < DUPLICATE_SIMILARITY
     top = distinct & (s >= np.quantile(s[distinct], 1 - TOP_PAIR_SHARE))
     given_disagree = float(np.mean(given[a[top]] != given[b[top]]))
-    knn2 = calibrated_on_two_neighbours(x, given, data.class_names)
+    knn2 = calibrated_on_two_neighbours(context)
     return {
         "dataset": data.name,
         "rows": rows,
