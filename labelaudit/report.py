@@ -204,7 +204,7 @@ def unwritable_folder(folder: Path) -> str | None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return exc.strerror.lower() if exc.strerror else str(exc)
+        return io_reason(exc)
     return None
 
 
