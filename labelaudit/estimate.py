@@ -319,6 +319,11 @@ def without_corrections(reading: _Reading, share: float) -> _Reading:
     return _Reading(solve(reading.rate), solve(reading.lower), solve(reading.upper), reading.injected_share)
 
 
+def thinned(reading: _Reading, factor: float) -> _Reading:
+    """``reading`` with its rate and bounds times ``factor``."""
+    return _Reading(reading.rate * factor, reading.lower * factor, reading.upper * factor, reading.injected_share)
+
+
 def reading_at_share(observed: np.ndarray, injected: np.ndarray, n: int, share: float, confidence: float) -> _Reading:
     """The mass ratio (and its confidence bounds) at the first threshold holding ``share`` of the mistakes."""
     below_inj = np.cumsum(injected)
@@ -405,6 +410,14 @@ def estimate_error_rate(
     on_doubted = mistakes("confusion", "doubt")
     doubted = best_bin(observed, on_doubted, n, settings)
     plausible = reading_at_share(observed, main, n, settings.plausible_share, settings.confidence)
+    # Every reading counts the synthetic mistakes that repair a label (see without_corrections). Doubted samples
+    # hold the wrong labels, so more of the doubted-sample mistakes are repairs than the rate says: the share of
+    # them on wrong labels, by the point reading's error probabilities. With two classes every mistake on a wrong
+    # label is a repair, and uncorrected, 6 % symmetric noise read 12-13 % that way and was called a lower bound.
+    plausible = without_corrections(plausible, main_repairs)
+    doubt = 1.0 - own + settings.doubt_floor
+    doubted_on_wrong = float(doubt @ calibrated_posterior(observed, main, own, point.rate, None) / doubt.sum())
+    doubted = thinned(doubted, 1.0 - doubted_on_wrong * confused_repairs)
     # Plausible mistakes explaining clearly more than isolated ones do is the mark of systematic noise
     # (crowd workers, labelling rules) that the methods have partly learnt: the isolated reading is low.
     # With EstimateSettings.doubted_headline_ratio (off by default) the headline then follows mistakes

@@ -149,6 +149,17 @@ def test_two_classes_with_heavy_noise_keep_their_audit_power() -> None:
     assert not any("Audit power is low" in w for w in estimate.warnings)
 
 
+def test_two_classes_with_symmetric_noise_are_no_lower_bound() -> None:
+    """Doubted samples hold the wrong labels, and with two classes a synthetic mistake on a wrong label is a
+    repair: uncorrected, the doubted reading read 12-13 % for 6 % here, the interval's upper end with it, and
+    called the (right) estimate a lower bound."""
+    probs, given, truth = noisy_clusters(0.06, k=2, spread=1.0)
+    true_rate = float(np.mean(given != truth))
+    estimate = estimate_error_rate(probs, given)
+    assert abs(estimate.rate - true_rate) < 0.01 and estimate.lower <= true_rate <= estimate.upper < 0.1
+    assert not estimate.is_lower_bound
+
+
 def paired_clusters(rate: float, mode: str, n: int = 3000, k: int = 8, seed: int = 0):
     """Eight classes in four pairs of close clusters, so the data's own confusions sit within a pair.
     ``mode`` "sym": a wrong label is any other class; "pair": class c is mislabelled c + 1."""
