@@ -149,6 +149,31 @@ def test_two_classes_with_heavy_noise_keep_their_audit_power() -> None:
     assert not any("Audit power is low" in w for w in estimate.warnings)
 
 
+def one_way_clusters(rate: float, n: int = 3000, seed: int = 0, spread: float = 1.0):
+    """Two Gaussian classes; only class 0 is ever mislabelled (as 1), ``rate`` of all labels in all."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n)
+    x = rng.normal(size=(2, 16))[truth] * 1.6 + rng.normal(size=(n, 16)) * spread
+    given = truth.copy()
+    given[(truth == 0) & (rng.random(n) < 2 * rate)] = 1
+    return out_of_fold_probabilities(x.astype(np.float32), given, 2, 5, seed), given, truth
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.1])
+def test_one_way_noise_is_read_where_the_mistakes_leave(rate: float) -> None:
+    """Mistakes that leave one class only: spread evenly over both classes (the default), half the synthetic
+    mistakes sit on the class nobody mislabels, score lower than any real mistake and read the rate as ~0, said
+    to be a lower bound; with ``confused_sources="confusion"`` a sample gets a synthetic mistake in proportion
+    to how often its class is left, and the rate and the flags follow."""
+    probs, given, truth = one_way_clusters(rate)
+    true_rate, wrong = float(np.mean(given != truth)), given != truth
+    default = estimate_error_rate(probs, given)
+    assert default.rate < true_rate / 5 and default.is_lower_bound
+    estimate = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="confusion"))
+    assert true_rate / 2 < estimate.rate and estimate.lower <= true_rate <= estimate.upper
+    assert np.sum(estimate.is_issue & wrong) > 0.6 * np.sum(wrong) > np.sum(default.is_issue & wrong)
+
+
 def test_two_classes_with_symmetric_noise_are_no_lower_bound() -> None:
     """Doubted samples hold the wrong labels, and with two classes a synthetic mistake on a wrong label is a
     repair: uncorrected, the doubted reading read 12-13 % for 6 % here, the interval's upper end with it, and
