@@ -43,6 +43,10 @@ import numpy as np
 from .chunked import row_blocks
 
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
+# Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
+# for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
+# 2: the readings count the synthetic mistakes that repair a label; the power takes them out.
+ESTIMATOR_VERSION = 2
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
 

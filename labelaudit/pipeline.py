@@ -33,7 +33,7 @@ from .discover import Dataset, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
 from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
-from .estimate import ErrorEstimate, EstimateSettings, estimate_error_rate
+from .estimate import ESTIMATOR_VERSION, ErrorEstimate, EstimateSettings, estimate_error_rate
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
@@ -488,6 +488,7 @@ def _estimate_cached(
     key = json.dumps(
         {
             "settings": settings_key(settings),
+            "estimator": ESTIMATOR_VERSION,
             "methods": scored.settings_keys,  # the probabilities it reads depend on every method's settings
             "verified": None if verified is None else _states_digest(verified),
         },

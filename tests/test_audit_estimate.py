@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from labelaudit import audit
+from labelaudit import audit, pipeline
 from labelaudit.estimate import flag_count
 from labelaudit.gate import check_gate, describe
 
@@ -118,7 +118,7 @@ def test_the_audit_cuts_its_flags_where_the_expected_f1_along_the_report_is_high
     assert best != round(probability.sum())  # on this data the rule differs from the expected count
 
 
-def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> None:
+def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frame, encoder, wrong = overlapping_classes(400, wrong=40)
     out = tmp_path / "report"
     first = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id", out=out)
@@ -130,6 +130,10 @@ def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path) -> Non
     again = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
     assert again.run["scores_from_cache"]["estimate"] is True  # a cached re-run reads the estimate back
     assert again.summary.to_json() == first.summary.to_json()
+    # an estimator whose code changed (its version raised) computes the estimate again
+    monkeypatch.setattr(pipeline, "ESTIMATOR_VERSION", pipeline.ESTIMATOR_VERSION + 1)
+    newer = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    assert newer.run["scores_from_cache"]["estimate"] is False
 
     gate = check_gate(out, max_error_rate=0.5)
     assert gate.model_estimate is not None and gate.model_estimate.upper == block["upper"]
