@@ -78,6 +78,11 @@ class LowerBoundCut(str, Enum):
     doubted = "doubted"
 
 
+class MistakeSources(str, Enum):
+    uniform = "uniform"
+    confusion = "confusion"
+
+
 class VerifiedBound(str, Enum):
     upper = "upper"
     point = "point"
@@ -319,6 +324,15 @@ def audit(
             rich_help_panel=METHODS,
         ),
     ] = LowerBoundCut.headline,
+    mistake_sources: Annotated[
+        MistakeSources,
+        typer.Option(
+            help="Which samples the estimate's synthetic mistakes are made on: uniform (every sample alike) or "
+            "confusion (a class's samples as often as the data say the class is mislabelled; for noise that "
+            "leaves one class, such as missed positives; on nearly clean data with hard classes it reads higher).",
+            rich_help_panel=METHODS,
+        ),
+    ] = MistakeSources.uniform,
     fail_above: Annotated[
         float | None,
         typer.Option(
@@ -386,7 +400,7 @@ def audit(
                     variant=deft_variant, epochs=deft_epochs, n_ctx=deft_ctx, lr=deft_lr, folds=deft_folds
                 ),
             },
-            estimate=EstimateSettings(lower_bound_cut=lower_bound_cut.value),
+            estimate=EstimateSettings(lower_bound_cut=lower_bound_cut.value, confused_sources=mistake_sources.value),
         ),
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)

@@ -212,7 +212,7 @@ def test_summary_reads_back_as_written(text_report: Path) -> None:
         Summary.from_json({"dataset": {}})
 
 
-def test_lower_bound_cut_reaches_the_estimate_settings(tmp_path: Path, monkeypatch) -> None:
+def test_lower_bound_cut_and_mistake_sources_reach_the_estimate_settings(tmp_path: Path, monkeypatch) -> None:
     import labelaudit
     from labelaudit.errors import LabelAuditError
 
@@ -229,3 +229,5 @@ def test_lower_bound_cut_reaches_the_estimate_settings(tmp_path: Path, monkeypat
     assert [s.lower_bound_cut for s in seen] == ["doubted", "headline"]
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--lower-bound-cut", "deepest"]) == 2  # not a choice
     assert len(seen) == 2
+    assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--mistake-sources", "confusion"]) == 2
+    assert [s.confused_sources for s in seen] == ["uniform", "uniform", "confusion"]
