@@ -67,8 +67,9 @@ class EstimateSettings:
     # or in proportion to how often the confident joint says its class is given another label ("confusion").
     # Where the mistakes leave one class only (positives missed, a rule that fires on one class), uniform
     # sources put half of them on a class nobody mislabels, lower than any real mistake, and read the rate
-    # near 0: two-class one-way noise 0.1 % for 6-15 %, "confusion" 5-13 %; wrench_sms (tune rows) 2.8 % vs
-    # 3.8 % for 6.3 %, wrench_trec 0.8 % vs 1.9 %. Not the default: on nearly clean sets the joint's confusions
+    # near 0: two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 3.7-12.6 %
+    # (benchmarks/two_class_noise.py); wrench_sms (tune rows) 2.8 % vs 3.8 % for 6.3 %, wrench_trec 0.8 %
+    # vs 1.9 %. Not the default: on nearly clean sets the joint's confusions
     # are hard right labels, so the rate reads higher (imdb_test_cleanlab tune rows 0.7 % vs 1.1 % for 0.7 %;
     # four overlapping Gaussian classes with 0.5 % wrong up to 0.4 points higher, 1 point in the audit test).
     confused_sources: Literal["uniform", "confusion"] = "uniform"
