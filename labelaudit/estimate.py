@@ -42,11 +42,11 @@ import numpy as np
 
 from .chunked import row_blocks
 
-# Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 # Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
 # for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
 # 2: the readings count the synthetic mistakes that repair a label; the power takes them out.
 ESTIMATOR_VERSION = 2
+# Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
 
@@ -69,9 +69,9 @@ class EstimateSettings:
     # sources put half of them on a class nobody mislabels, lower than any real mistake, and read the rate
     # near 0: two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 3.7-12.6 %
     # (benchmarks/two_class_noise.py); wrench_sms (tune rows) 2.8 % vs 3.8 % for 6.3 %, wrench_trec 0.8 %
-    # vs 1.9 %. Not the default: on nearly clean sets the joint's confusions
-    # are hard right labels, so the rate reads higher (imdb_test_cleanlab tune rows 0.7 % vs 1.1 % for 0.7 %;
-    # four overlapping Gaussian classes with 0.5 % wrong up to 0.4 points higher, 1 point in the audit test).
+    # vs 1.9 %. Not the default: on nearly clean sets the joint's confusions are hard right labels, so the
+    # rate reads higher (imdb_test_cleanlab tune rows 0.7 % vs 1.1 % for 0.7 %; four overlapping Gaussian
+    # classes with 0.5 % wrong up to 0.4 points higher, 1 point in the audit test). `audit --mistake-sources`.
     confused_sources: Literal["uniform", "confusion"] = "uniform"
     selection_confidence: float = 0.90  # confidence of the bound that chooses the threshold
     confidence: float = 0.95  # confidence of the reported interval
@@ -448,8 +448,9 @@ def estimate_error_rate(
     plausible = reading_at_share(observed, main, n, settings.plausible_share, settings.confidence)
     # Every reading counts the synthetic mistakes that repair a label (see without_corrections). Doubted samples
     # hold the wrong labels, so more of the doubted-sample mistakes are repairs than the rate says: the share of
-    # them on wrong labels, by the point reading's error probabilities. With two classes every mistake on a wrong
-    # label is a repair, and uncorrected, 6 % symmetric noise read 12-13 % that way and was called a lower bound.
+    # them on wrong labels, by the point reading's error probabilities (each repairs with the confusion-weighted
+    # share, as their destinations are confusion-weighted). With two classes every mistake on a wrong label is a
+    # repair, and uncorrected, 6 % symmetric noise read 12-13 % that way and was called a lower bound.
     plausible = without_corrections(plausible, main_repairs)
     doubt = 1.0 - own + settings.doubt_floor
     doubted_on_wrong = float(doubt @ calibrated_posterior(observed, main, own, point.rate, None) / doubt.sum())
