@@ -252,13 +252,7 @@ def synthetic_mistake_histogram(
     (samples the methods already doubt get more mistakes, as people and labelling rules make them)."""
     n, k = pred_probs.shape
     own = pred_probs[np.arange(n), labels].astype(np.float64)
-    if selection == "doubt":
-        sample_weight = 1.0 - own + settings.doubt_floor
-    elif selection == "confusion":
-        assert confusions is not None
-        sample_weight = flip_out_rates(confusions, settings)[labels]
-    else:
-        sample_weight = np.ones(n)
+    sample_weight = mistake_sources(selection, own, labels, settings, confusions)
     sample_weight = sample_weight / sample_weight.sum()
     hist = np.zeros(len(SCORE_EDGES) - 1)
     for block in row_blocks(n, 16_384):
@@ -266,6 +260,19 @@ def synthetic_mistake_histogram(
         where = mistake_destinations(labels[block], k, destination, settings, confusions)
         hist += _histogram(probs, where * sample_weight[block][:, None])
     return hist / hist.sum()
+
+
+def mistake_sources(
+    selection: str, own: np.ndarray, labels: np.ndarray, settings: EstimateSettings, confusions: np.ndarray | None
+) -> np.ndarray:
+    """(N,) unnormalised: how many synthetic mistakes each sample gets; ``selection`` as in
+    ``synthetic_mistake_histogram``, or "confusion" (as often as its class is left, see flip_out_rates)."""
+    if selection == "doubt":
+        return 1.0 - own + settings.doubt_floor
+    if selection == "confusion":
+        assert confusions is not None
+        return flip_out_rates(confusions, settings)[labels]
+    return np.ones(len(labels))
 
 
 def flip_out_rates(confusions: np.ndarray, settings: EstimateSettings) -> np.ndarray:
@@ -331,7 +338,8 @@ def correction_share(
     """For a sample whose label is wrong, the chance that a confusion-weighted synthetic mistake gives it its
     true class (by the methods' belief of which other class that is), averaged over the samples."""
     n, k = pred_probs.shape
-    weight = flip_out_rates(confusions, settings)[labels] if settings.confused_sources == "confusion" else np.ones(n)
+    own = pred_probs[np.arange(n), labels].astype(np.float64)
+    weight = mistake_sources(settings.confused_sources, own, labels, settings, confusions)
     total = 0.0
     for block in row_blocks(n, 16_384):
         given = labels[block]
@@ -452,8 +460,9 @@ def estimate_error_rate(
     # share, as their destinations are confusion-weighted). With two classes every mistake on a wrong label is a
     # repair, and uncorrected, 6 % symmetric noise read 12-13 % that way and was called a lower bound.
     plausible = without_corrections(plausible, main_repairs)
-    doubt = 1.0 - own + settings.doubt_floor
-    doubted_on_wrong = float(doubt @ calibrated_posterior(observed, main, own, point.rate, None) / doubt.sum())
+    point_posterior = calibrated_posterior(observed, main, own, point.rate, None)
+    doubt = mistake_sources("doubt", own, labels, settings, confusions)
+    doubted_on_wrong = float(doubt @ point_posterior / doubt.sum())
     doubted = thinned(doubted, 1.0 - doubted_on_wrong * confused_repairs)
     # Plausible mistakes explaining clearly more than isolated ones do is the mark of systematic noise
     # (crowd workers, labelling rules) that the methods have partly learnt: the isolated reading is low.
@@ -470,7 +479,11 @@ def estimate_error_rate(
 
     if verified is not None:
         verified = np.asarray(verified)
-    posterior = calibrated_posterior(observed, headline_mistakes, own, headline.rate, verified)
+    posterior = (
+        calibrated_posterior(observed, headline_mistakes, own, headline.rate, verified)
+        if follow_doubt
+        else with_verified(point_posterior, verified)  # the point reading's, computed above
+    )
     rate = float(posterior.mean()) if n else 0.0
     lower = min(rate, point.lower, visible.lower)
     upper = max(rate, point.upper, isolated.upper, doubted.upper, plausible.upper)
@@ -541,10 +554,14 @@ def calibrated_posterior(
     """Per-sample ``P(wrong | score)``: the monotone density ratio of ``mistakes`` (a synthetic-mistake score
     histogram) to ``observed``, scaled to average ``rate``; verified items are 0 (right) or 1 (wrong)."""
     ratio_per_sample = density_ratio(observed, mistakes)[_bins(own)]
-    posterior = np.minimum(1.0, posterior_scale(ratio_per_sample, rate) * ratio_per_sample)
-    if verified is not None:
-        posterior = np.where(verified == 0, 0.0, np.where(verified == 1, 1.0, posterior))
-    return posterior
+    return with_verified(np.minimum(1.0, posterior_scale(ratio_per_sample, rate) * ratio_per_sample), verified)
+
+
+def with_verified(posterior: np.ndarray, verified: np.ndarray | None) -> np.ndarray:
+    """``posterior`` with reviewed items set to 0 (reviewed right) or 1 (reviewed wrong)."""
+    if verified is None:
+        return posterior
+    return np.where(verified == 0, 0.0, np.where(verified == 1, 1.0, posterior))
 
 
 def looks_symmetric(observed: np.ndarray, to_any_class: np.ndarray, settings: EstimateSettings) -> bool:
