@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -83,14 +85,19 @@ def test_a_lower_bound_flags_at_least_the_errors_it_expects() -> None:
     assert flag_count(posterior, everyone, None, None, "best_f1", at_least_expected=True) == 54
     deeper = np.r_[np.full(300, 0.9), np.full(700, 0.01)]  # a best-F1 cut already past the expected count stays
     assert flag_count(deeper, everyone, None, None, "best_f1", at_least_expected=True) == 300
-    # Through the estimate: class-pair noise is a lower bound; where its best-F1 cut stops short the default
-    # floors it. Whether a given draw stops short depends on the probe's last digits (it moved between torch
+    # Through the estimate: class-pair noise read with mistakes made from the given label is a lower bound whose
+    # probabilities are far too low; where its best-F1 cut stops short the floor (on by default) lifts it. (Made
+    # from the predicted class, the default, the estimate reads these draws closer and the cut no longer stops
+    # short.) Whether a given draw stops short depends on the probe's last digits (it moved between torch
     # builds), so several draws are made and the floor must hold, and help, wherever one does.
     stopped_short = 0
+    from_label = EstimateSettings(mistake_origin="given")
     for rate, seed in [(0.2, 0), (0.2, 1), (0.2, 3), (0.2, 5), (0.1, 0)]:
         probs, given, truth = paired_clusters(rate, "pair", seed=seed)
-        floored = estimate_error_rate(probs, given)
-        unfloored = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_flags_expected=False))
+        floored = estimate_error_rate(probs, given, settings=from_label)
+        unfloored = estimate_error_rate(
+            probs, given, settings=dataclasses.replace(from_label, lower_bound_flags_expected=False)
+        )
         assert floored.is_lower_bound and floored.n_flags >= round(floored.rate * len(given))
         if unfloored.n_flags < round(unfloored.rate * len(given)):
             stopped_short += 1
@@ -215,14 +222,20 @@ def test_symmetric_noise_is_read_with_mistakes_to_any_class() -> None:
 
 
 def test_a_mistake_that_restores_the_true_class_is_not_counted() -> None:
-    from labelaudit.estimate import _Reading, without_corrections
+    from labelaudit.estimate import _Reading, without_repairs
 
-    corrected = without_corrections(_Reading(rate=0.5, lower=0.4, upper=0.6, injected_share=0.2), share=0.25)
+    def repaired(rate: float) -> float:  # a wrong label repaired with chance 0.25, a right one never
+        return 0.25 * rate
+
+    corrected = without_repairs(_Reading(rate=0.5, lower=0.4, upper=0.6, injected_share=0.2), repaired)
     # rate = ratio * (1 - rate * share): 0.5 * (1 - 0.444 * 0.25) = 0.444
     assert corrected.rate == pytest.approx(0.5 / 1.125)
     assert corrected.rate == pytest.approx(0.5 * (1 - corrected.rate * 0.25))
     assert corrected.lower < corrected.rate < corrected.upper
-    assert without_corrections(_Reading(0.01, 0.0, 0.02, 0.1), share=0.25).rate == pytest.approx(0.01, rel=0.01)
+    assert without_repairs(_Reading(0.01, 0.0, 0.02, 0.1), repaired).rate == pytest.approx(0.01, rel=0.01)
+    # mistakes that also repair right labels (made from another class than the label) take out their share too
+    both = without_repairs(_Reading(0.5, 0.4, 0.6, 0.2), lambda rate: 0.25 * rate + 0.1 * (1 - rate))
+    assert both.rate == pytest.approx(0.5 * (1 - 0.25 * both.rate - 0.1 * (1 - both.rate)))
 
 
 def test_class_pair_noise_is_not_taken_for_symmetric() -> None:
@@ -232,6 +245,35 @@ def test_class_pair_noise_is_not_taken_for_symmetric() -> None:
     estimate = estimate_error_rate(probs, given)
     assert estimate.details["headline_reading"] == "isolated mistakes"
     assert estimate.is_lower_bound and estimate.lower <= float(np.mean(given != truth)) <= estimate.upper
+
+
+def chained_clusters(rate: float, n: int = 3000, k: int = 6, seed: int = 0):
+    """Six Gaussian classes; ``rate`` of each class c mislabelled c + 1 (class-pair noise along a chain)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    x = (rng.normal(size=(k, 16)) * 1.6)[truth] + rng.normal(size=(n, 16))
+    given = np.where(rng.random(n) < rate, (truth + 1) % k, truth)
+    return out_of_fold_probabilities(x.astype(np.float32), given, k, 5, seed), given, truth
+
+
+def test_class_pair_mistakes_are_made_from_the_predicted_class() -> None:
+    """Made from the given label, a synthetic mistake on a wrong label (class c given c + 1) moves it to c + 2,
+    which scores lower than any real mistake: the rate read 1.5 % for 20 % here and the flags missed (F1 0.15).
+    Made from the predicted class (the default), it is the real mistake's twin."""
+    probs, given, truth = chained_clusters(0.2)
+    wrong = given != truth
+    from_label = estimate_error_rate(probs, given, settings=EstimateSettings(mistake_origin="given"))
+    default = estimate_error_rate(probs, given)
+
+    def f1(estimate) -> float:
+        return 2 * float(np.sum(estimate.is_issue & wrong)) / (estimate.n_flags + int(wrong.sum()))
+
+    assert from_label.rate < 0.02 and default.rate > 3 * from_label.rate
+    assert f1(default) > f1(from_label) + 0.4
+    # still far below the truth, and said to be a lower bound
+    assert default.is_lower_bound and default.lower <= wrong.mean() <= default.upper + 0.01
+    # the audit power reads mistakes made from the label either way
+    assert default.power.auroc == pytest.approx(from_label.power.auroc, abs=0.05)
 
 
 def test_best_bin_recovers_a_known_mixture() -> None:
