@@ -13,7 +13,8 @@ How (mixture-proportion estimation, in the spirit of Garg et al. 2021, "Best Bin
   every (sample, other label) pair is a synthetic mistake that costs nothing to score: no retraining.
   Which other label: the data's own confusions (cleanlab's confident joint), so a synthetic mistake goes
   where the real ones tend to go; or any other class, where those explain the lowest scores at a flat
-  ratio (the mark of symmetric noise, which confusion-weighted mistakes read high).
+  ratio (the mark of symmetric noise, which confusion-weighted mistakes read high). Confusion-weighted
+  mistakes are made from the class the methods predict, not the given label (``mistake_origins``).
 - A synthetic mistake on a sample whose label is already wrong may give it its true class: no mistake,
   and it scores like a right label. The readings are corrected for those (``RepairChances``).
 - Where scores are low, almost only wrong labels live, so ``F_obs(t) / F_wrong(t)`` is close to the rate.
@@ -70,7 +71,7 @@ class EstimateSettings:
     # or in proportion to how often the confident joint says its class is given another label ("confusion").
     # Where the mistakes leave one class only (positives missed, a rule that fires on one class), uniform
     # sources put half of them on a class nobody mislabels, lower than any real mistake, and read the rate
-    # near 0: two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 3.7-12.6 %
+    # near 0: two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 3.7-14.2 %
     # (benchmarks/two_class_noise.py); wrench_sms (tune rows) 2.8 % vs 3.8 % for 6.3 %, wrench_trec 0.8 %
     # vs 1.9 %. Not the default: on nearly clean sets the joint's confusions are hard right labels, so the
     # rate reads higher (imdb_test_cleanlab tune rows 0.7 % vs 1.1 % for 0.7 %; four overlapping Gaussian
