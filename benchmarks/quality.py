@@ -124,23 +124,31 @@ def read_class_names(path: Path) -> list[str]:
 def load_precomputed(
     embeddings: Path, labels: Path, class_names: list[str] | None, name: str | None = None
 ) -> BenchData:
-    from labelaudit.encoders import normalize
-
     x = np.load(embeddings) if embeddings.suffix == ".npy" else pd.read_parquet(embeddings).to_numpy()
     table = pd.read_csv(labels) if labels.suffix == ".csv" else pd.read_parquet(labels)
     given = table["given_label"].to_numpy()
     gold = table["gold_label"].to_numpy() if "gold_label" in table else np.where(table["is_wrong"], -1, given)
     k = int(max(given.max(), gold.max()) + 1)
+    names = class_names or [f"class {i}" for i in range(k)]
+    return features_only(name or embeddings.stem, x, given, gold, names, f"precomputed {embeddings.name}")
+
+
+def features_only(
+    name: str, features: np.ndarray, given: np.ndarray, gold: np.ndarray, class_names: list[str], note: str
+) -> BenchData:
+    """A set with features and labels only (no class-prompt embeddings, so no zero-shot), rows L2-normalised."""
+    from labelaudit.encoders import normalize
+
     return BenchData(
-        name=name or embeddings.stem,
-        embeddings=normalize(x),
+        name=name,
+        embeddings=normalize(features),
         given=given,
         gold=gold,
-        class_names=class_names or [f"class {i}" for i in range(k)],
+        class_names=class_names,
         class_embeddings=None,
         soft_prompt=None,
         ids=np.arange(len(given)),
-        note=f"precomputed {embeddings.name}",
+        note=note,
     )
 
 

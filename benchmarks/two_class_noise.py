@@ -25,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
 
-from labelaudit.encoders import normalize  # noqa: E402
 from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 
 N, DIM = 4000, 64
@@ -59,17 +58,7 @@ def draw(classes: int, kind: str, rate: float, separation: float, seed: int) -> 
 
 def run_case(name: str, classes: int, kind: str, rate: float, separation: float, seed: int) -> dict[str, object]:
     x, given, truth = draw(classes, kind, rate, separation, seed)
-    data = quality.BenchData(
-        name=name,
-        embeddings=normalize(x),
-        given=given,
-        gold=truth,
-        class_names=[f"class {c}" for c in range(classes)],
-        class_embeddings=None,
-        soft_prompt=None,
-        ids=np.arange(N),
-        note="Gaussian classes",
-    )
+    data = quality.features_only(name, x, given, truth, [f"class {c}" for c in range(classes)], "Gaussian classes")
     methods = quality.labelaudit_methods(data, seed)
     probs = np.mean([methods[m]().pred_probs for m in EstimateSettings().methods], axis=0)
     wrong = given != truth
