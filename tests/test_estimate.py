@@ -215,7 +215,7 @@ def test_symmetric_noise_is_read_with_mistakes_to_any_class() -> None:
     confusion_only = estimate_error_rate(probs, given, settings=EstimateSettings(symmetric_flatness=None))
     assert "symmetric" in estimate.details["headline_reading"]
     # within a point; without the correction for synthetic mistakes that restore a wrong label's true class
-    # (see without_corrections) the any-class ratio reads 43-44 % here
+    # (see without_repairs) the any-class ratio reads 43-44 % here
     assert abs(estimate.rate - true_rate) < 0.01
     assert abs(confusion_only.rate - true_rate) > 0.015
     assert estimate.lower <= true_rate <= estimate.upper
