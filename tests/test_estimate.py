@@ -276,6 +276,22 @@ def test_class_pair_mistakes_are_made_from_the_predicted_class() -> None:
     assert default.power.auroc == pytest.approx(from_label.power.auroc, abs=0.05)
 
 
+def test_two_classes_read_the_same_from_either_origin() -> None:
+    """With two classes a mistake made from the predicted class and one made from the label differ only where
+    the two disagree, and there a second step is a repair, which the readings count already: the setting is
+    a no-op (docs/method.md says two-class sets are unchanged)."""
+    probs, given, _ = noisy_clusters(0.1, k=2, spread=1.6)
+    assert np.any(probs.argmax(1) != given)  # the origins would differ on these samples
+    default = estimate_error_rate(probs, given)
+    from_label = estimate_error_rate(probs, given, settings=EstimateSettings(mistake_origin="given"))
+    assert (default.rate, default.lower, default.upper, default.n_flags) == (
+        from_label.rate,
+        from_label.lower,
+        from_label.upper,
+        from_label.n_flags,
+    )
+
+
 def test_best_bin_recovers_a_known_mixture() -> None:
     """Observed = 90 % clean scores near 1, 10 % drawn from the injected distribution: the mixture proportion
     read at the best bin is 10 %."""
