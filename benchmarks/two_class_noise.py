@@ -4,11 +4,14 @@ The shared text sets hold two-class data only with labelling-rule noise (wrench 
 of (imdb), so the two cases this script draws had no benchmark row: symmetric noise on two classes (every
 synthetic mistake on a wrong label then repairs it, which the readings must count), and one-way noise, where
 mistakes leave one class only (positives that were missed). Four overlapping classes with 0.5 % symmetric
-noise show the cost of ``EstimateSettings(confused_sources="confusion")`` on nearly clean data.
+noise show the cost of ``EstimateSettings(confused_sources="confusion")`` on nearly clean data. Six classes
+with class-pair noise (class c given c + 1) show what ``EstimateSettings(mistake_origin="given")``, the
+estimator before version 3, read there: mistakes made from a wrong label move it to c + 2.
 
 Each set: 4,000 samples in 64 dimensions, class means on the unit sphere scaled by the separation, unit
 noise; the probe and the neighbour vote are labelaudit's own (``confident``, ``knn``), as the estimate reads
-them. Three settings: the default, ``--lower-bound-cut doubted``, and ``confused_sources="confusion"``.
+them. Four settings: the default, ``--lower-bound-cut doubted``, ``confused_sources="confusion"`` and
+``mistake_origin="given"``.
 
     python benchmarks/two_class_noise.py --out benchmarks/results/two_class_noise
 """
@@ -32,17 +35,20 @@ SETTINGS = {
     "default": EstimateSettings(),
     "--lower-bound-cut doubted": EstimateSettings(lower_bound_cut="doubted"),
     "confused_sources=confusion": EstimateSettings(confused_sources="confusion"),
+    "mistake_origin=given": EstimateSettings(mistake_origin="given"),
 }
 # (name, classes, noise kind, rate, separation)
 CASES = [
     *[(f"2 classes, symmetric {r:.0%}, separation {s}", 2, "sym", r, s) for r in (0.06, 0.15, 0.3) for s in (0.6, 2)],
     *[(f"2 classes, one-way {r:.0%}, separation {s}", 2, "one-way", r, s) for r in (0.06, 0.15) for s in (0.6, 1, 2)],
     *[(f"4 classes, symmetric 0.5%, separation {s}", 4, "sym", 0.005, s) for s in (0.6, 1.0)],
+    *[(f"6 classes, class-pair {r:.0%}, separation {s}", 6, "pair", r, s) for r in (0.1, 0.2) for s in (1, 2)],
 ]
 
 
 def draw(classes: int, kind: str, rate: float, separation: float, seed: int) -> tuple[np.ndarray, ...]:
-    """(features, given labels, true labels). "one-way": only class 0 is mislabelled, at twice ``rate``."""
+    """(features, given labels, true labels). "one-way": only class 0 is mislabelled, at twice ``rate``;
+    "pair": each class c is mislabelled c + 1 at ``rate``."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, classes, N)
     means = rng.normal(size=(classes, DIM))
@@ -51,6 +57,8 @@ def draw(classes: int, kind: str, rate: float, separation: float, seed: int) -> 
     if kind == "sym":
         flip = rng.random(N) < rate
         given = np.where(flip, (truth + rng.integers(1, classes, N)) % classes, truth)
+    elif kind == "pair":
+        given = np.where(rng.random(N) < rate, (truth + 1) % classes, truth)
     else:
         given = np.where((truth == 0) & (rng.random(N) < 2 * rate), 1, truth)
     return x.astype(np.float32), given, truth

@@ -29,3 +29,14 @@ def test_two_class_symmetric_noise_is_read_without_a_lower_bound_warning() -> No
     low, high = row["default"]["interval"]
     assert low <= row["true_rate"] <= high and not row["default"]["lower_bound_said"]
     assert row["default"]["f1"] > 0.95  # the classes are separable: the flags are the wrong labels
+
+
+def test_class_pair_noise_reads_closer_with_mistakes_made_from_the_predicted_class() -> None:
+    """The six-class class-pair row behind docs/method.md's "Which class a mistake is made from": made from
+    the given label (the estimator before version 3) 20 % read near 0 and the flags missed; the default reads
+    several times higher and flags the wrong labels, still a lower bound."""
+    row = two_class_noise.run_case("class-pair", 6, "pair", 0.2, 2.0, seed=0)
+    default, from_label = row["default"], row["mistake_origin=given"]
+    assert from_label["estimate"] < 0.02 and from_label["f1"] < 0.2
+    assert default["estimate"] > 4 * from_label["estimate"] and default["f1"] > 0.9
+    assert default["lower_bound_said"] and default["interval"][0] <= row["true_rate"] <= default["interval"][1]
