@@ -81,12 +81,13 @@ class EstimateSettings:
     # ("predicted", the default) or the given label ("given", before). Made from the given label, a mistake on
     # a label that is already wrong moves it a second step (under class-pair noise class i, given i + 1,
     # becomes i + 2), which scores lower than any real mistake, and the rate reads low (see mistake_origins).
-    # With two classes both are the same (a second step is a repair, which the readings count). Tune rows,
-    # given -> predicted: CIFAR-10N worst 28.0 -> 30.3 % (truth 41.6 %), random1 16.9 -> 18.0 % (17.5 %),
-    # aggre 9.7 % both (9.5 %); wrench_trec 1.0 -> 0.6 % (46.5 %, a lower bound both ways); the 20news sets
-    # unchanged. Seed-1 class-pair rows: wrench_trec asym 20 % 4.5 -> 5.9 %, flag F1 0.32 -> 0.64; CIFAR-10N
-    # asym 20 % 10.7 -> 14.1 % (F1 0.46 -> 0.54), asym 40 % 8.8 -> 10.9 % (0.20 -> 0.31); symmetric and
-    # instance-dependent rows unchanged. The interval's upper end is lower (trec 13.4 -> 7.3 %).
+    # With two classes both are the same (a second step is a repair, which the readings count). Tune rows
+    # (benchmarks/tune_settings.py), given -> predicted: CIFAR-10N worst 28.0 -> 30.3 % (truth 41.0 %),
+    # random1 16.9 -> 18.0 % (17.8 %), aggre 9.7 % both (9.1 %); wrench_trec 1.0 -> 0.6 % (45.7 %, a lower bound
+    # both ways); the 20news sets unchanged. Seed-1 class-pair rows: wrench_trec asym 20 % 3.6 -> 5.9 %, flag F1
+    # 0.31 -> 0.54; CIFAR-10N asym 20 % 10.7 -> 14.1 % (F1 0.46 -> 0.54), asym 40 % 8.8 -> 10.9 % (0.20 -> 0.31);
+    # symmetric and instance-dependent rows within 0.2 points. The interval's upper end is lower (trec 13.4 ->
+    # 7.3 %).
     mistake_origin: Literal["given", "predicted"] = "predicted"
     selection_confidence: float = 0.90  # confidence of the bound that chooses the threshold
     confidence: float = 0.95  # confidence of the reported interval

@@ -1,0 +1,167 @@
+"""Estimator settings side by side on the *tune* rows: where a default of ``EstimateSettings`` is chosen.
+
+quality.py reports the default on the report rows; this script is how a default is chosen without looking
+at them. For each set it computes the probabilities the estimate reads (``EstimateSettings().methods``:
+labelaudit's probe and neighbour vote, out of sample), then runs every setting in ``SETTINGS`` on them:
+
+- the shared text sets (MiniLM through the embedding cache, as quality.py) and the 20news slice;
+- CIFAR-10N aggre / random1 / worst on the offline proxy features of ``cifar10n_features.py`` (``--cifar``);
+- synthetic noise drawn with ``--synthetic-seed`` (1: never the report rows' seed 0) on wrench_trec, the
+  20news slice and CIFAR-10N's clean labels (``--synthetic``).
+
+The estimate sees every row, as an audit does; its error rate is compared with the truth on every row, the
+flags' F1 on the tune rows. The flags here are the estimate's own cut ranked by its error probabilities
+(``ErrorEstimate.is_issue``); an audit ranks by the consensus of all methods, so F1 here is for comparing
+settings, not for quoting against quality.py. Probabilities are cached in ``--cache`` (a rerun with other
+settings skips the scoring).
+
+    python benchmarks/tune_settings.py --cifar aggre random1 worst --synthetic sym asym inst \\
+        --out benchmarks/results/tune_settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402  (the benchmarks folder is not a package)
+
+from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
+
+SETTINGS = {
+    "default": EstimateSettings(),
+    "mistake_origin=given": EstimateSettings(mistake_origin="given"),
+    "min_injected_share=0.2": EstimateSettings(min_injected_share=0.2),
+    "destination_smoothing=0.05": EstimateSettings(destination_smoothing=0.05),
+}
+TEXT_SETS = [*quality.TEXT_SETS, "20news_slice2000"]
+SYNTHETIC_SETS = ["wrench_trec", "20news_slice2000"]
+CIFAR_FEATURES = Path("/tmp/cifar10n_features")
+
+
+def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
+    sets: list[quality.BenchData] = []
+    texts = list(dict.fromkeys(args.datasets + (SYNTHETIC_SETS if args.synthetic else [])))
+    if texts:
+        import torch
+
+        from labelaudit.encoders.sentence import SentenceEncoder
+
+        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+        loaded = {name: quality.load_text_set(name, encoder, args.cache_dir) for name in texts}
+        sets += [loaded[name] for name in args.datasets]
+    cifar: dict[str, quality.BenchData] = {}
+    if args.cifar or args.synthetic:
+        names = quality.read_class_names(args.cifar_features / "classes.txt")
+        for labels in sorted(set(args.cifar) | ({"aggre"} if args.synthetic else set())):
+            cifar[labels] = quality.load_precomputed(
+                args.cifar_features / "features.npy",
+                args.cifar_features / f"labels_{labels}.csv",
+                names,
+                f"cifar10n_{labels}",
+            )
+        sets += [cifar[labels] for labels in args.cifar]
+    bases = [loaded[name] for name in SYNTHETIC_SETS] + [cifar["aggre"]] if args.synthetic else []
+    for base in bases:  # synthetic noise on the gold labels (CIFAR-10N's clean ones)
+        clean = dataclasses.replace(base, given=base.gold, name=base.name.replace("_aggre", ""))
+        sets += [
+            quality.synthetic_noise(clean, mode, rate, args.synthetic_seed)
+            for mode in args.synthetic
+            for rate in args.rates
+        ]
+    return sets
+
+
+def estimate_inputs(data: quality.BenchData, cache: Path, seed: int) -> np.ndarray:
+    """The mean of the out-of-sample probabilities of the methods the estimate reads, cached per set."""
+    path = cache / f"{data.name}.npz"
+    if path.is_file():
+        stored = np.load(path)
+        if np.array_equal(stored["given"], data.given):
+            return stored["probs"]
+    methods = quality.labelaudit_methods(data, seed)
+    probs = np.mean([methods[m]().pred_probs for m in EstimateSettings().methods], axis=0)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, probs=probs, given=data.given)
+    return probs
+
+
+def evaluate(data: quality.BenchData, probs: np.ndarray) -> dict[str, object]:
+    wrong = data.given != data.gold
+    tune = quality.report_rows(data.ids, "tune")
+    row: dict[str, object] = {"set": data.name, "samples": len(wrong), "true_rate": round(float(wrong.mean()), 4)}
+    for label, settings in SETTINGS.items():
+        estimate = estimate_error_rate(probs, data.given, settings=settings)
+        flags = estimate.is_issue[tune]
+        found = int(np.sum(flags & wrong[tune]))
+        row[label] = {
+            "estimate": round(estimate.rate, 4),
+            "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
+            "lower_bound_said": estimate.is_lower_bound,
+            "audit_power": round(estimate.power.auroc, 3),
+            "tune_f1": round(2 * found / max(int(flags.sum()) + int(wrong[tune].sum()), 1), 3),
+        }
+    return row
+
+
+def changed_fields() -> dict[str, dict[str, object]]:
+    """Each setting as the fields it changes from the default (for the results' meta)."""
+    default = dataclasses.asdict(EstimateSettings())
+    return {
+        label: {k: v for k, v in dataclasses.asdict(settings).items() if v != default[k]}
+        for label, settings in SETTINGS.items()
+    }
+
+
+def to_markdown(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "Estimate [interval] (LB: said to be a lower bound), flag F1 on the tune rows.",
+        "",
+        "| set (true rate) | " + " | ".join(SETTINGS) + " |",
+        "| --- | " + " | ".join("---" for _ in SETTINGS) + " |",
+    ]
+    for row in rows:
+        cells = []
+        for label in SETTINGS:
+            r = row[label]
+            bound = " LB" if r["lower_bound_said"] else ""
+            cells.append(
+                f"{r['estimate']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}]{bound}, {r['tune_f1']:.2f}"
+            )
+        lines.append(f"| {row['set']} ({row['true_rate']:.1%}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=TEXT_SETS, help="shared text sets, real noise")
+    parser.add_argument("--cifar", nargs="*", default=[], choices=["aggre", "random1", "worst"])
+    parser.add_argument("--cifar-features", type=Path, default=CIFAR_FEATURES)
+    parser.add_argument("--synthetic", nargs="*", default=[], choices=["sym", "asym", "inst"])
+    parser.add_argument("--rates", nargs="*", type=float, default=[0.1, 0.2, 0.4])
+    parser.add_argument("--synthetic-seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="the scorers' seed")
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/labelaudit-tune-settings"))
+    parser.add_argument("--out", type=Path, default=quality.RESULTS / "tune_settings")
+    args = parser.parse_args()
+    rows = []
+    for data in load_sets(args):
+        row = evaluate(data, estimate_inputs(data, args.cache, args.seed))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"synthetic_seed": args.synthetic_seed, "seed": args.seed, "settings": changed_fields()}
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    print(f"wrote {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
