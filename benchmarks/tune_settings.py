@@ -37,6 +37,7 @@ from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E
 SETTINGS = {
     "default": EstimateSettings(),
     "mistake_origin=given": EstimateSettings(mistake_origin="given"),
+    "min_injected_share=0.15": EstimateSettings(min_injected_share=0.15),
     "min_injected_share=0.2": EstimateSettings(min_injected_share=0.2),
     "destination_smoothing=0.05": EstimateSettings(destination_smoothing=0.05),
 }
@@ -105,6 +106,8 @@ def evaluate(data: quality.BenchData, probs: np.ndarray) -> dict[str, object]:
             "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
             "lower_bound_said": estimate.is_lower_bound,
             "audit_power": round(estimate.power.auroc, 3),
+            "tune_flagged": int(flags.sum()),
+            "tune_wrong": int(wrong[tune].sum()),
             "tune_f1": round(2 * found / max(int(flags.sum()) + int(wrong[tune].sum()), 1), 3),
         }
     return row
@@ -121,7 +124,7 @@ def changed_fields() -> dict[str, dict[str, object]]:
 
 def to_markdown(rows: list[dict[str, object]]) -> str:
     lines = [
-        "Estimate [interval] (LB: said to be a lower bound), flag F1 on the tune rows.",
+        "Estimate [interval] (LB: said to be a lower bound), flags / wrong labels and flag F1 on the tune rows.",
         "",
         "| set (true rate) | " + " | ".join(SETTINGS) + " |",
         "| --- | " + " | ".join("---" for _ in SETTINGS) + " |",
@@ -132,7 +135,8 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
             r = row[label]
             bound = " LB" if r["lower_bound_said"] else ""
             cells.append(
-                f"{r['estimate']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}]{bound}, {r['tune_f1']:.2f}"
+                f"{r['estimate']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}]{bound}, "
+                f"{r['tune_flagged']}/{r['tune_wrong']}, {r['tune_f1']:.2f}"
             )
         lines.append(f"| {row['set']} ({row['true_rate']:.1%}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
