@@ -329,6 +329,10 @@ def mistake_destinations(
     else:
         where = np.ones((len(given), k))
     where[np.arange(len(given)), given] = 0.0
+    # A class the confusions never leave, with no smoothing (destination_smoothing=0): any other class.
+    empty = where.sum(axis=1) <= 0.0
+    where[empty] = 1.0
+    where[np.flatnonzero(empty), given[empty]] = 0.0
     return where / where.sum(axis=1, keepdims=True)
 
 

@@ -292,6 +292,16 @@ def test_two_classes_read_the_same_from_either_origin() -> None:
     )
 
 
+def test_no_destination_smoothing_still_gives_every_mistake_a_destination() -> None:
+    """With ``destination_smoothing=0`` a class the data's confusions never leave sends its synthetic mistakes
+    to any other class instead of nowhere (an IndexError before). Here every label is the one the probe
+    predicts, so the confident joint has no confusions at all."""
+    probs, _, _ = noisy_clusters(0.0, k=4)
+    agreeing = probs.argmax(1)
+    estimate = estimate_error_rate(probs, agreeing, settings=EstimateSettings(destination_smoothing=0.0))
+    assert np.isfinite(estimate.error_probability).all() and estimate.rate < 0.01
+
+
 def test_best_bin_recovers_a_known_mixture() -> None:
     """Observed = 90 % clean scores near 1, 10 % drawn from the injected distribution: the mixture proportion
     read at the best bin is 10 %."""
