@@ -532,6 +532,8 @@ def estimate_error_rate(
     settings = settings or EstimateSettings()
     labels = np.asarray(labels, dtype=np.int64)
     n, k = pred_probs.shape
+    if k < 2:  # discovery refuses such data (exit 2); this is for the Python API
+        raise ValueError(f"an error-rate estimate needs at least two classes, got pred_probs with {k} column(s)")
     own = np.asarray(pred_probs[np.arange(n), labels], dtype=np.float64)
     observed = _histogram(own)
     confusions = confusion_counts(labels, pred_probs)

@@ -302,6 +302,11 @@ def test_no_destination_smoothing_still_gives_every_mistake_a_destination() -> N
     assert np.isfinite(estimate.error_probability).all() and estimate.rate < 0.01
 
 
+def test_one_class_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="at least two classes"):
+        estimate_error_rate(np.ones((5, 1)), np.zeros(5, dtype=int))
+
+
 def test_best_bin_recovers_a_known_mixture() -> None:
     """Observed = 90 % clean scores near 1, 10 % drawn from the injected distribution: the mixture proportion
     read at the best bin is 10 %."""
