@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from labelaudit.consensus import combine, follow_estimate  # noqa: E402
-from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
+from labelaudit.estimate import ErrorEstimate, EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
 from labelaudit.scorers.deft import DeftSettings  # noqa: E402
 
@@ -287,6 +287,36 @@ def labelaudit_methods(data: BenchData, seed: int) -> dict[str, Callable[[], Sco
     if data.soft_prompt is not None and WITH_PROMPT_VARIANT:
         methods["deft (prompt)"] = run("deft", DeftSettings(variant="prompt"))
     return methods
+
+
+def estimate_inputs(data: BenchData, seed: int) -> np.ndarray:
+    """What the calibrated estimate reads: the mean of the out-of-sample probabilities of
+    ``EstimateSettings().methods`` (labelaudit's probe and neighbour vote), computed for ``data``."""
+    methods = labelaudit_methods(data, seed)
+    return np.mean([methods[m]().pred_probs for m in EstimateSettings().methods], axis=0)
+
+
+def estimate_columns(estimate: ErrorEstimate, wrong: np.ndarray, rows: np.ndarray) -> dict[str, object]:
+    """An estimate as a settings-comparison cell: its rate, interval, lower-bound call and audit power, and
+    its own flag cut's count and F1 on ``rows`` (``wrong``: the true mistakes, every row)."""
+    flags = estimate.is_issue[rows]
+    found = int(np.sum(flags & wrong[rows]))
+    return {
+        "estimate": round(estimate.rate, 4),
+        "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
+        "lower_bound_said": estimate.is_lower_bound,
+        "audit_power": round(estimate.power.auroc, 3),
+        "flagged": int(flags.sum()),
+        "f1": round(2 * found / max(int(flags.sum()) + int(wrong[rows].sum()), 1), 3),
+    }
+
+
+def estimate_cell(column: dict[str, object]) -> str:
+    """``estimate_columns`` as markdown: "rate [lower, upper] LB, flags[/wrong labels], F1"."""
+    bound = " LB" if column["lower_bound_said"] else ""
+    flags = f"{column['flagged']}" + (f"/{column['wrong']}" if "wrong" in column else "")
+    low, high = column["interval"]
+    return f"{column['estimate']:.1%} [{low:.1%}, {high:.1%}]{bound}, {flags}, {column['f1']:.2f}"
 
 
 def metrics(

@@ -79,15 +79,14 @@ def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
     return sets
 
 
-def estimate_inputs(data: quality.BenchData, cache: Path, seed: int) -> np.ndarray:
-    """The mean of the out-of-sample probabilities of the methods the estimate reads, cached per set."""
+def cached_estimate_inputs(data: quality.BenchData, cache: Path, seed: int) -> np.ndarray:
+    """``quality.estimate_inputs`` for ``data``, cached per set in ``cache`` (reused while its labels match)."""
     path = cache / f"{data.name}.npz"
     if path.is_file():
         stored = np.load(path)
         if np.array_equal(stored["given"], data.given):
             return stored["probs"]
-    methods = quality.labelaudit_methods(data, seed)
-    probs = np.mean([methods[m]().pred_probs for m in EstimateSettings().methods], axis=0)
+    probs = quality.estimate_inputs(data, seed)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, probs=probs, given=data.given)
     return probs
@@ -99,17 +98,7 @@ def evaluate(data: quality.BenchData, probs: np.ndarray) -> dict[str, object]:
     row: dict[str, object] = {"set": data.name, "samples": len(wrong), "true_rate": round(float(wrong.mean()), 4)}
     for label, settings in SETTINGS.items():
         estimate = estimate_error_rate(probs, data.given, settings=settings)
-        flags = estimate.is_issue[tune]
-        found = int(np.sum(flags & wrong[tune]))
-        row[label] = {
-            "estimate": round(estimate.rate, 4),
-            "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
-            "lower_bound_said": estimate.is_lower_bound,
-            "audit_power": round(estimate.power.auroc, 3),
-            "tune_flagged": int(flags.sum()),
-            "tune_wrong": int(wrong[tune].sum()),
-            "tune_f1": round(2 * found / max(int(flags.sum()) + int(wrong[tune].sum()), 1), 3),
-        }
+        row[label] = {**quality.estimate_columns(estimate, wrong, tune), "wrong": int(wrong[tune].sum())}
     return row
 
 
@@ -130,14 +119,7 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         "| --- | " + " | ".join("---" for _ in SETTINGS) + " |",
     ]
     for row in rows:
-        cells = []
-        for label in SETTINGS:
-            r = row[label]
-            bound = " LB" if r["lower_bound_said"] else ""
-            cells.append(
-                f"{r['estimate']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}]{bound}, "
-                f"{r['tune_flagged']}/{r['tune_wrong']}, {r['tune_f1']:.2f}"
-            )
+        cells = [quality.estimate_cell(row[label]) for label in SETTINGS]
         lines.append(f"| {row['set']} ({row['true_rate']:.1%}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -157,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for data in load_sets(args):
-        row = evaluate(data, estimate_inputs(data, args.cache, args.seed))
+        row = evaluate(data, cached_estimate_inputs(data, args.cache, args.seed))
         print(json.dumps(row), flush=True)
         rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,23 +67,12 @@ def draw(classes: int, kind: str, rate: float, separation: float, seed: int) -> 
 def run_case(name: str, classes: int, kind: str, rate: float, separation: float, seed: int) -> dict[str, object]:
     x, given, truth = draw(classes, kind, rate, separation, seed)
     data = quality.features_only(name, x, given, truth, [f"class {c}" for c in range(classes)], "Gaussian classes")
-    methods = quality.labelaudit_methods(data, seed)
-    probs = np.mean([methods[m]().pred_probs for m in EstimateSettings().methods], axis=0)
+    probs = quality.estimate_inputs(data, seed)
     wrong = given != truth
     row: dict[str, object] = {"set": name, "true_rate": round(float(wrong.mean()), 4)}
+    everyone = np.ones(len(wrong), dtype=bool)
     for label, settings in SETTINGS.items():
-        estimate = estimate_error_rate(probs, given, settings=settings)
-        found = int(np.sum(estimate.is_issue & wrong))
-        flagged = int(estimate.is_issue.sum())
-        f1 = 2 * found / max(flagged + int(wrong.sum()), 1)
-        row[label] = {
-            "estimate": round(estimate.rate, 4),
-            "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
-            "lower_bound_said": estimate.is_lower_bound,
-            "audit_power": round(estimate.power.auroc, 3),
-            "flagged": flagged,
-            "f1": round(f1, 3),
-        }
+        row[label] = quality.estimate_columns(estimate_error_rate(probs, given, settings=settings), wrong, everyone)
     print(json.dumps(row), flush=True)
     return row
 
@@ -94,14 +83,7 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         "| --- | " + " | ".join("---" for _ in SETTINGS) + " |",
     ]
     for row in rows:
-        cells = []
-        for label in SETTINGS:
-            r = row[label]
-            bound = " LB" if r["lower_bound_said"] else ""
-            cells.append(
-                f"{r['estimate']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}]{bound}, "
-                f"{r['flagged']}, {r['f1']:.2f}"
-            )
+        cells = [quality.estimate_cell(row[label]) for label in SETTINGS]
         lines.append(f"| {row['set']} ({row['true_rate']:.1%}) | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("LB: the summary calls the estimate a lower bound. Audit power is in the json.")
