@@ -618,7 +618,7 @@ def estimate_error_rate(
     # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
     # classes read 0.99-1.00 that way (0.92 from the label).
     power_mistakes, power_repaired = main, main_repaired
-    if not symmetric and settings.mistake_origin != "given":
+    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
         power_mistakes = mistakes("confusion", settings.confused_sources)
         from_labels = repair_chances(
             pred_probs, labels, labels, "confusion", settings.confused_sources, settings, confusions
