@@ -208,16 +208,23 @@ def paired_clusters(rate: float, mode: str, n: int = 3000, k: int = 8, seed: int
 def test_symmetric_noise_is_read_with_mistakes_to_any_class() -> None:
     """Uniform noise on classes that are confused in pairs: mistakes weighted by the data's confusions land
     on the partner class, look less wrong than the real ones and read the rate high; the any-class reading
-    explains the low tail at a flat ratio and is the headline. 20,000 samples, so that a point is signal."""
+    explains the low tail at a flat ratio and is the headline. 20,000 samples, so that a point is signal.
+    Confusions read on anchors (the default) see that the labels of sure samples go to any class, so even
+    without the symmetric switch the confusion-weighted reading is right; cleanlab's confident joint, which
+    counts the hard right labels of the partner class, reads it high."""
     probs, given, truth = paired_clusters(0.4, "sym", n=20_000)
     true_rate = float(np.mean(given != truth))
     estimate = estimate_error_rate(probs, given)
     confusion_only = estimate_error_rate(probs, given, settings=EstimateSettings(symmetric_flatness=None))
+    joint_only = estimate_error_rate(
+        probs, given, settings=EstimateSettings(symmetric_flatness=None, confusions_from="confident_joint")
+    )
     assert "symmetric" in estimate.details["headline_reading"]
     # within a point; without the correction for synthetic mistakes that restore a wrong label's true class
     # (see without_repairs) the any-class ratio reads 43-44 % here
     assert abs(estimate.rate - true_rate) < 0.01
-    assert abs(confusion_only.rate - true_rate) > 0.015
+    assert abs(confusion_only.rate - true_rate) < 0.01
+    assert abs(joint_only.rate - true_rate) > 0.015
     assert estimate.lower <= true_rate <= estimate.upper
 
 
@@ -245,6 +252,51 @@ def test_class_pair_noise_is_not_taken_for_symmetric() -> None:
     estimate = estimate_error_rate(probs, given)
     assert estimate.details["headline_reading"] == "isolated mistakes"
     assert estimate.is_lower_bound and estimate.lower <= float(np.mean(given != truth)) <= estimate.upper
+
+
+def test_anchors_send_mistakes_where_the_labels_went() -> None:
+    """Class-pair noise (c labelled c + 1) on classes that sit in look-alike pairs: for an odd class c, c + 1
+    lies in another pair, and the methods' own confusions are with its partner c - 1. Read on anchors (the
+    samples the methods are surest of), the data's confusions go where the noise went; the confident joint
+    also counts the partner's hard right labels, sends synthetic mistakes there, and they score lower than
+    the real ones, so the rate reads lower."""
+    from labelaudit.estimate import anchor_confusions, confusion_counts
+
+    probs, given, truth = paired_clusters(0.2, "pair")
+    k = probs.shape[1]
+
+    def to_noise_class(counts: np.ndarray) -> np.ndarray:
+        shares = []
+        for cls in range(1, k, 2):
+            leaving = counts[:, cls].copy()
+            leaving[cls] = 0.0
+            shares.append(leaving[(cls + 1) % k] / leaving.sum())
+        return np.array(shares)
+
+    anchored = to_noise_class(anchor_confusions(given, probs, EstimateSettings().anchor_share))
+    joint = to_noise_class(confusion_counts(given, probs))
+    assert np.all(anchored > 0.85) and np.all(anchored > joint + 0.05)
+    true_rate = float(np.mean(given != truth))
+    default = estimate_error_rate(probs, given)
+    from_joint = estimate_error_rate(probs, given, settings=EstimateSettings(confusions_from="confident_joint"))
+    assert default.rate > 1.5 * from_joint.rate
+    # still low (the models have learnt part of the noise) and said to be a lower bound
+    assert default.rate < true_rate and default.is_lower_bound and default.lower <= true_rate <= default.upper
+
+
+def test_anchor_confusions_of_a_class_nobody_predicts_are_empty() -> None:
+    """A class the methods never predict has no anchors: its column is 0 (the destination smoothing then
+    spreads its mistakes), and the others are scaled to every sample predicted as them."""
+    from labelaudit.estimate import anchor_confusions
+
+    probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.7, 0.3, 0.0], [0.2, 0.8, 0.0]])
+    labels = np.array([0, 1, 0, 1])
+    counts = anchor_confusions(labels, probs, 0.5)
+    assert np.all(counts[:, 2] == 0.0)
+    # class 0: anchors are the surer half of its three samples (0.9 and 0.8, at or above the median), labelled
+    # 0 and 1, scaled to three samples
+    assert counts[:, 0] == pytest.approx([1.5, 1.5, 0.0])
+    assert counts[:, 1] == pytest.approx([0.0, 1.0, 0.0])
 
 
 def chained_clusters(rate: float, n: int = 3000, k: int = 6, seed: int = 0):
