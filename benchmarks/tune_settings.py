@@ -36,6 +36,11 @@ from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E
 
 SETTINGS = {
     "default": EstimateSettings(),
+    "confusions_from=confident_joint": EstimateSettings(confusions_from="confident_joint"),
+    "anchor_share=0.35": EstimateSettings(anchor_share=0.35),
+    "anchor_share=0.7": EstimateSettings(anchor_share=0.7),
+    "symmetric_flatness=None": EstimateSettings(symmetric_flatness=None),
+    "confused_sources=confusion": EstimateSettings(confused_sources="confusion"),
     "mistake_origin=given": EstimateSettings(mistake_origin="given"),
     "min_injected_share=0.15": EstimateSettings(min_injected_share=0.15),
     "min_injected_share=0.2": EstimateSettings(min_injected_share=0.2),
