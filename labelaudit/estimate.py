@@ -97,12 +97,12 @@ class EstimateSettings:
     # where the *labels* went: on CIFAR-10N's proxy features a third of them went to the real class-pair noise's
     # class. Tune rows (benchmarks/tune_settings.py), confident joint -> anchors: CIFAR-10N worst 30.3 -> 34.4 %
     # (truth 41.0 %), aggre 9.7 -> 10.2 % (9.1 %), random1 18.0 -> 19.2 % (17.8 %); seed-1 class-pair rows:
-    # CIFAR-10N asym 10/20/40 % 9.6/14.1/10.9 -> 11.4/18.0/15.5 %, wrench_trec asym 10/20 % 5.6/5.9 ->
+    # CIFAR-10N asym 10/20/40 % 9.6/14.1/11.0 -> 11.4/18.0/15.5 %, wrench_trec asym 10/20 % 5.6/5.9 ->
     # 7.6/10.6 %; the nearly clean sets, symmetric and instance-dependent rows within 0.6 points.
     confusions_from: Literal["anchors", "confident_joint"] = "anchors"
     # The anchors of a class: this share of the samples the methods predict as it, those they are surest of.
-    # Tune rows: 0.35 and 0.2 read class-pair noise higher still but CIFAR-10N asym 20 % at 20.8 / 24.9 %, and
-    # 0.7 called the nearly clean 20news slice (1.1 %) a lower bound.
+    # Tune rows: 0.35 reads class-pair noise higher still but CIFAR-10N asym 20 % at 20.8 % and aggre at 10.8 %
+    # (9.1 %); 0.7 called the nearly clean 20news slice (1.1 %) a lower bound.
     anchor_share: float = 0.5
     selection_confidence: float = 0.90  # confidence of the bound that chooses the threshold
     confidence: float = 0.95  # confidence of the reported interval
