@@ -10,7 +10,8 @@ cells, 2x2-cell blocks L2-Hys normalised) plus an HSV colour histogram (joint 8x
 (fitted on the images themselves, unsupervised) and every row is L2-normalised.
 
 Writes ``features.npy`` (float32, N x DIM), ``classes.txt`` and one labels CSV per noisy label set
-(``labels_aggre.csv``, ``labels_random1.csv``, ``labels_worst.csv``: ``given_label`` = that column,
+(``labels_aggre.csv``, ``labels_random1.csv``, ``labels_worst.csv``, and the held-out ``labels_random2.csv``
+and ``labels_random3.csv``: ``given_label`` = that column,
 ``gold_label`` = ``clean``) into ``--out``. Feed them to ``benchmarks/quality.py --embeddings ... --labels ...``.
 These are data, not code: do not commit them.
 """
@@ -26,7 +27,8 @@ import pandas as pd
 
 ASSET_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "assets" / "cifar10n"
 DEFAULT_ASSETS = ASSET_DIR if ASSET_DIR.is_dir() else Path("/work/shared/assets/cifar10n")
-LABEL_SETS = ("aggre", "random1", "worst")
+# random2 and random3 are held out: no estimator setting was chosen on them (docs/benchmarks.md).
+LABEL_SETS = ("aggre", "random1", "worst", "random2", "random3")
 DIM = 384
 ORIENTATIONS = 9
 CELL = 4
