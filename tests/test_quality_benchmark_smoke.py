@@ -49,3 +49,7 @@ def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> 
     assert abs(default["auroc_minus_cleanlab_default"] - (default["auroc"] - peer["auroc"])) < 1e-3
     low, high = default["auroc_minus_cleanlab_default_ci"]
     assert low <= default["auroc_minus_cleanlab_default"] <= high < 0.05
+    # The best cut in hindsight is the F1 ceiling of every cut on the same ranking (its AUROC is that ranking's).
+    hindsight = next(r for r in rows if r["method"] == quality.HINDSIGHT_ROW)
+    assert hindsight["auroc"] == default["auroc"]
+    assert hindsight["f1"] >= max(default["f1"], old_vote["f1"]) and hindsight["f1"] > 0.5
