@@ -41,6 +41,7 @@ SETTINGS = {
     "anchor_share=0.7": EstimateSettings(anchor_share=0.7),
     "symmetric_flatness=None": EstimateSettings(symmetric_flatness=None),
     "confused_sources=confusion": EstimateSettings(confused_sources="confusion"),
+    "confused_sources=uniform": EstimateSettings(confused_sources="uniform"),
     "mistake_origin=given": EstimateSettings(mistake_origin="given"),
     "min_injected_share=0.15": EstimateSettings(min_injected_share=0.15),
     "min_injected_share=0.2": EstimateSettings(min_injected_share=0.2),

@@ -3,15 +3,18 @@
 The shared text sets hold two-class data only with labelling-rule noise (wrench youtube/sms) or none to speak
 of (imdb), so the two cases this script draws had no benchmark row: symmetric noise on two classes (every
 synthetic mistake on a wrong label then repairs it, which the readings must count), and one-way noise, where
-mistakes leave one class only (positives that were missed). Four overlapping classes with 0.5 % symmetric
-noise show the cost of ``EstimateSettings(confused_sources="confusion")`` on nearly clean data. Six classes
+mistakes leave one class only (positives that were missed). With two classes the default
+(``confused_sources="auto"``, since estimator version 5) makes the synthetic mistakes leave each class as
+often as the data's confusions say; ``confused_sources="uniform"`` spreads them evenly, as before. Four
+overlapping classes with 0.5 % symmetric noise show the cost of ``EstimateSettings(confused_sources="confusion")``
+on nearly clean data with more classes. Six classes
 with class-pair noise (class c given c + 1) show what ``EstimateSettings(mistake_origin="given")``, the
 estimator before version 3, read there: mistakes made from a wrong label move it to c + 2;
 ``confusions_from="confident_joint"`` is where the estimator before version 4 sent the mistakes.
 
 Each set: 4,000 samples in 64 dimensions, class means on the unit sphere scaled by the separation, unit
 noise; the probe and the neighbour vote are labelaudit's own (``confident``, ``knn``), as the estimate reads
-them. Five settings: the default, ``--lower-bound-cut doubted``, ``confused_sources="confusion"``,
+them. Six settings: the default, ``--lower-bound-cut doubted``, ``confused_sources="confusion"``, ``"uniform"``,
 ``mistake_origin="given"`` and ``confusions_from="confident_joint"``.
 
     python benchmarks/two_class_noise.py --out benchmarks/results/two_class_noise
@@ -36,6 +39,7 @@ SETTINGS = {
     "default": EstimateSettings(),
     "--lower-bound-cut doubted": EstimateSettings(lower_bound_cut="doubted"),
     "confused_sources=confusion": EstimateSettings(confused_sources="confusion"),
+    "confused_sources=uniform": EstimateSettings(confused_sources="uniform"),
     "mistake_origin=given": EstimateSettings(mistake_origin="given"),
     "confusions_from=confident_joint": EstimateSettings(confusions_from="confident_joint"),
 }

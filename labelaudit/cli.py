@@ -79,6 +79,7 @@ class LowerBoundCut(str, Enum):
 
 
 class MistakeSources(str, Enum):
+    auto = "auto"
     uniform = "uniform"
     confusion = "confusion"
 
@@ -327,12 +328,12 @@ def audit(
     mistake_sources: Annotated[
         MistakeSources,
         typer.Option(
-            help="Which samples the estimate's synthetic mistakes are made on: uniform (every sample alike) or "
+            help="Which samples the estimate's synthetic mistakes are made on: uniform (every sample alike), "
             "confusion (a class's samples as often as the data say the class is mislabelled; for noise that "
-            "leaves one class, such as missed positives; on nearly clean data with hard classes it reads higher).",
+            "leaves one class, such as missed positives) or auto (confusion with two classes, else uniform).",
             rich_help_panel=METHODS,
         ),
-    ] = MistakeSources.uniform,
+    ] = MistakeSources.auto,
     fail_above: Annotated[
         float | None,
         typer.Option(

@@ -50,7 +50,8 @@ from .chunked import row_blocks
 # 2: the readings count the synthetic mistakes that repair a label; the power takes them out.
 # 3: confusion-weighted synthetic mistakes are made from the predicted class (EstimateSettings.mistake_origin).
 # 4: they go where the labels of anchor samples go, not where cleanlab's confident joint says (confusions_from).
-ESTIMATOR_VERSION = 4
+# 5: with two classes they leave each class as often as the anchors' labels say (confused_sources="auto").
+ESTIMATOR_VERSION = 5
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -68,16 +69,19 @@ class EstimateSettings:
     plausible_share: float = 0.7  # the "plausible mistakes" reading of the upper bound, at this share
     destination_smoothing: float = 0.5  # pseudo-count added to every confusion when choosing a mistake's label
     doubt_floor: float = 0.02  # doubt-weighted mistakes: weight = 1 - score + this floor
-    # Which samples get the confusion-weighted synthetic mistakes: every sample alike ("uniform", the default)
-    # or in proportion to how often the data's confusions (confusions_from) say its class is given another
-    # label ("confusion"). Where the mistakes leave one class only (positives missed, a rule that fires on one
-    # class), uniform sources put half of them on a class nobody mislabels, lower than any real mistake, and
-    # read the rate near 0: two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 3.7-14.2 %
-    # (benchmarks/two_class_noise.py); wrench_sms (tune rows) 2.8 % vs 3.8 % for 6.3 %, wrench_trec 0.8 %
-    # vs 1.9 %. Not the default: on nearly clean sets the joint's confusions are hard right labels, so the
-    # rate reads higher (imdb_test_cleanlab tune rows 0.7 % vs 1.1 % for 0.7 %; four overlapping Gaussian
-    # classes with 0.5 % wrong up to 0.4 points higher, 1 point in the audit test). `audit --mistake-sources`.
-    confused_sources: Literal["uniform", "confusion"] = "uniform"
+    # Which samples get the confusion-weighted synthetic mistakes: every sample alike ("uniform"), in
+    # proportion to how often the data's confusions (confusions_from) say its class is given another label
+    # ("confusion"), or "auto" (the default): "confusion" with two classes, "uniform" with more. Where the
+    # mistakes leave one class only (positives missed, a rule that fires on one class), uniform sources put
+    # half of them on a class nobody mislabels, lower than any real mistake, and read the rate near 0:
+    # two-class one-way noise 0.1-1.8 % for 6-14 %, "confusion" 5.3-14.2 % (benchmarks/two_class_noise.py).
+    # With two classes a mistake has one place to go, so which class it leaves is all the confusions can
+    # tell; read on anchors it no longer counts hard right labels (imdb_test_cleanlab, tune rows
+    # (benchmarks/tune_settings.py): 0.5 % uniform, 0.6 % confusion, for 0.7 %; the confident joint read
+    # 1.1 %); wrench_sms 2.3 -> 3.2 % for 6.0 %, flag F1 0.55 -> 0.62, youtube unchanged. With more classes
+    # the confusions already choose the destinations, and using them for the sources too called both nearly
+    # clean 20news sets (0.3 %, 1.1 %) lower bounds. `audit --mistake-sources`.
+    confused_sources: Literal["auto", "uniform", "confusion"] = "auto"
     # Which class a confusion-weighted synthetic mistake is made from: the class the methods predict
     # ("predicted", the default) or the given label ("given", before). Made from the given label, a mistake on
     # a label that is already wrong moves it a second step (under class-pair noise class i, given i + 1,
@@ -335,6 +339,13 @@ def mistake_origins(pred_probs: np.ndarray, labels: np.ndarray, settings: Estima
     return np.asarray(np.argmax(pred_probs, axis=1), dtype=np.int64)
 
 
+def confused_sources(settings: EstimateSettings, k: int) -> str:
+    """The ``selection`` of the confusion-weighted synthetic mistakes (EstimateSettings.confused_sources)."""
+    if settings.confused_sources == "auto":
+        return "confusion" if k == 2 else "uniform"
+    return settings.confused_sources
+
+
 def mistake_sources(
     selection: str, own: np.ndarray, labels: np.ndarray, settings: EstimateSettings, confusions: np.ndarray | None
 ) -> np.ndarray:
@@ -584,6 +595,7 @@ def estimate_error_rate(
     )
 
     origins = mistake_origins(pred_probs, labels, settings)
+    sources = confused_sources(settings, k)
 
     def mistakes(destination: str, selection: str, origin: np.ndarray | None = None) -> np.ndarray:
         return synthetic_mistake_histogram(pred_probs, labels, destination, selection, settings, confusions, origin)
@@ -591,10 +603,8 @@ def estimate_error_rate(
     def repaired(repairs: RepairChances, injected: np.ndarray) -> Callable[[float], float]:
         return repaired_share(repairs, observed, injected, own)
 
-    to_confused = mistakes("confusion", settings.confused_sources, origins)
-    confused_repairs = repair_chances(
-        pred_probs, labels, origins, "confusion", settings.confused_sources, settings, confusions
-    )
+    to_confused = mistakes("confusion", sources, origins)
+    confused_repairs = repair_chances(pred_probs, labels, origins, "confusion", sources, settings, confusions)
     confused_repaired = repaired(confused_repairs, to_confused)
     isolated = without_repairs(best_bin(observed, to_confused, n, settings), confused_repaired)
     # Mistakes to any class are made from the label: under symmetric noise a second mistake on a wrong label is
@@ -664,10 +674,8 @@ def estimate_error_rate(
     # classes read 0.99-1.00 that way (0.92 from the label).
     power_mistakes, power_repaired = main, main_repaired
     if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
-        power_mistakes = mistakes("confusion", settings.confused_sources)
-        from_labels = repair_chances(
-            pred_probs, labels, labels, "confusion", settings.confused_sources, settings, confusions
-        )
+        power_mistakes = mistakes("confusion", sources)
+        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
         power_repaired = repaired(from_labels, power_mistakes)
     power = _power(observed, power_mistakes, own, open_rows, n_flags, rate, power_repaired(rate))
     warnings: list[str] = []

@@ -230,4 +230,4 @@ def test_lower_bound_cut_and_mistake_sources_reach_the_estimate_settings(tmp_pat
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--lower-bound-cut", "deepest"]) == 2  # not a choice
     assert len(seen) == 2
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--mistake-sources", "confusion"]) == 2
-    assert [s.confused_sources for s in seen] == ["uniform", "uniform", "confusion"]
+    assert [s.confused_sources for s in seen] == ["auto", "auto", "confusion"]

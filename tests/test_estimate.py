@@ -168,17 +168,30 @@ def one_way_clusters(rate: float, n: int = 3000, seed: int = 0, spread: float = 
 
 @pytest.mark.parametrize("rate", [0.05, 0.1])
 def test_one_way_noise_is_read_where_the_mistakes_leave(rate: float) -> None:
-    """Mistakes that leave one class only: spread evenly over both classes (the default), half the synthetic
-    mistakes sit on the class nobody mislabels, score lower than any real mistake and read the rate as ~0, said
-    to be a lower bound; with ``confused_sources="confusion"`` a sample gets a synthetic mistake in proportion
-    to how often its class is left, and the rate and the flags follow."""
+    """Mistakes that leave one class only: spread evenly over both classes (``confused_sources="uniform"``),
+    half the synthetic mistakes sit on the class nobody mislabels, score lower than any real mistake and read
+    the rate as ~0, said to be a lower bound; by default, with two classes, a sample gets a synthetic mistake
+    in proportion to how often the anchors say its class is left, and the rate and the flags follow."""
     probs, given, truth = one_way_clusters(rate)
     true_rate, wrong = float(np.mean(given != truth)), given != truth
-    default = estimate_error_rate(probs, given)
-    assert default.rate < true_rate / 5 and default.is_lower_bound
-    estimate = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="confusion"))
+    uniform = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="uniform"))
+    assert uniform.rate < true_rate / 5 and uniform.is_lower_bound
+    estimate = estimate_error_rate(probs, given)
     assert true_rate / 2 < estimate.rate and estimate.lower <= true_rate <= estimate.upper
-    assert np.sum(estimate.is_issue & wrong) > 0.6 * np.sum(wrong) > np.sum(default.is_issue & wrong)
+    assert np.sum(estimate.is_issue & wrong) > 0.6 * np.sum(wrong) > np.sum(uniform.is_issue & wrong)
+    confusion = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="confusion"))
+    assert (confusion.rate, confusion.n_flags) == (estimate.rate, estimate.n_flags)
+
+
+def test_mistake_sources_follow_the_confusions_only_with_two_classes() -> None:
+    """With more classes the confusions already choose where a mistake goes; "auto" then spreads the mistakes
+    over every sample alike, as "uniform" does."""
+    probs, given, _ = chained_clusters(0.2)  # class-pair noise: not read as symmetric, so the sources matter
+    default = estimate_error_rate(probs, given)
+    uniform = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="uniform"))
+    confusion = estimate_error_rate(probs, given, settings=EstimateSettings(confused_sources="confusion"))
+    assert (default.rate, default.upper, default.n_flags) == (uniform.rate, uniform.upper, uniform.n_flags)
+    assert (default.rate, default.n_flags) != (confusion.rate, confusion.n_flags)
 
 
 def test_two_classes_with_symmetric_noise_are_no_lower_bound() -> None:
@@ -407,7 +420,7 @@ def test_a_lower_bound_cuts_the_ranking_under_the_doubted_reading() -> None:
     doubted = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_cut="doubted"))
     assert doubted.is_lower_bound and doubted.rate < 0.5 * wrong.mean()  # the rule's errors are mostly hidden
     assert doubted.rate == headline.rate  # the cut changes, the estimate does not
-    assert f1(headline) < 0.1 < 0.3 < f1(doubted)
+    assert f1(headline) < 0.15 < 0.3 < f1(doubted)
     assert doubted.n_flags <= doubted.upper * len(given)  # still inside what the interval allows
     # the default's lower-bound note names the option; with it, the note does not, and the details say which cut
     assert any("--lower-bound-cut doubted" in w for w in headline.warnings)
