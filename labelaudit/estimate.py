@@ -94,15 +94,15 @@ class EstimateSettings:
     # symmetric and instance-dependent rows within 0.2 points. The interval's upper end is lower (trec 13.4 ->
     # 7.3 %).
     mistake_origin: Literal["given", "predicted"] = "predicted"
-    # Where the confusion-weighted synthetic mistakes go (and, with confused_sources="confusion", which classes
-    # they leave): the given labels of anchor samples ("anchors", the default; see anchor_confusions), or
-    # cleanlab's confident joint ("confident_joint", before). The confident joint also counts the hard right
-    # labels that the methods put in a neighbouring class, so it sends mistakes where the *model* errs, not
-    # where the *labels* went: on CIFAR-10N's proxy features a third of them went to the real class-pair noise's
-    # class. Tune rows (benchmarks/tune_settings.py), confident joint -> anchors: CIFAR-10N worst 30.3 -> 34.4 %
-    # (truth 41.0 %), aggre 9.7 -> 10.2 % (9.1 %), random1 18.0 -> 19.2 % (17.8 %); seed-1 class-pair rows:
-    # CIFAR-10N asym 10/20/40 % 9.6/14.1/11.0 -> 11.4/18.0/15.5 %, wrench_trec asym 10/20 % 5.6/5.9 ->
-    # 7.6/10.6 %; the nearly clean sets, symmetric and instance-dependent rows within 0.6 points.
+    # Where the confusion-weighted synthetic mistakes go (and, where the sources follow the confusions, see
+    # confused_sources, which classes they leave): the given labels of anchor samples ("anchors", the default; see
+    # anchor_confusions), or cleanlab's confident joint ("confident_joint", before). The confident joint also counts
+    # the hard right labels that the methods put in a neighbouring class, so it sends mistakes where the *model*
+    # errs, not where the *labels* went: on CIFAR-10N's proxy features a third of them went to the real class-pair
+    # noise's class. Tune rows (benchmarks/tune_settings.py), confident joint -> anchors: CIFAR-10N worst 30.3 ->
+    # 34.4 % (truth 41.0 %), aggre 9.7 -> 10.2 % (9.1 %), random1 18.0 -> 19.2 % (17.8 %); seed-1 class-pair rows:
+    # CIFAR-10N asym 10/20/40 % 9.6/14.1/11.0 -> 11.4/18.0/15.5 %, wrench_trec asym 10/20 % 5.6/5.9 -> 7.6/10.6 %;
+    # the nearly clean sets, symmetric and instance-dependent rows within 0.6 points.
     confusions_from: Literal["anchors", "confident_joint"] = "anchors"
     # The anchors of a class: this share of the samples the methods predict as it, those they are surest of.
     # Tune rows: 0.35 reads class-pair noise higher still but CIFAR-10N asym 20 % at 20.8 % and aggre at 10.8 %
@@ -363,8 +363,8 @@ def mistake_sources(
 
 def flip_out_rates(confusions: np.ndarray, settings: EstimateSettings) -> np.ndarray:
     """(K,): the share of each true class that the confusions (confusions_from) say was given another label,
-    smoothed like the destinations. Mistakes leave some classes more than others (one-way confusions, a rule that fires
-    on one class); a sample of such a class then gets a synthetic mistake more often."""
+    smoothed like the destinations. Mistakes leave some classes more than others (one-way confusions, a rule
+    that fires on one class); a sample of such a class then gets a synthetic mistake more often."""
     k = len(confusions)
     smoothing = settings.destination_smoothing
     of_true = confusions.sum(axis=0) + smoothing * k
