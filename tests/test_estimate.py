@@ -205,6 +205,11 @@ def test_two_classes_with_symmetric_noise_are_no_lower_bound() -> None:
     assert not estimate.is_lower_bound
 
 
+def flag_f1(estimate, wrong: np.ndarray) -> float:
+    """F1 of the estimate's own flags (``is_issue``) against the wrong labels."""
+    return 2.0 * float(np.sum(estimate.is_issue & wrong)) / (estimate.n_flags + int(wrong.sum()))
+
+
 def paired_clusters(rate: float, mode: str, n: int = 3000, k: int = 8, seed: int = 0):
     """Eight classes in four pairs of close clusters, so the data's own confusions sit within a pair.
     ``mode`` "sym": a wrong label is any other class; "pair": class c is mislabelled c + 1."""
@@ -330,11 +335,8 @@ def test_class_pair_mistakes_are_made_from_the_predicted_class() -> None:
     from_label = estimate_error_rate(probs, given, settings=EstimateSettings(mistake_origin="given"))
     default = estimate_error_rate(probs, given)
 
-    def f1(estimate) -> float:
-        return 2 * float(np.sum(estimate.is_issue & wrong)) / (estimate.n_flags + int(wrong.sum()))
-
     assert from_label.rate < 0.02 and default.rate > 3 * from_label.rate
-    assert f1(default) > f1(from_label) + 0.4
+    assert flag_f1(default, wrong) > flag_f1(from_label, wrong) + 0.4
     # still far below the truth, and said to be a lower bound
     assert default.is_lower_bound and default.lower <= wrong.mean() <= default.upper + 0.01
     # the audit power reads mistakes made from the label either way
@@ -413,14 +415,11 @@ def test_a_lower_bound_cuts_the_ranking_under_the_doubted_reading() -> None:
     probs, given, truth = rule_noise()
     wrong = given != truth
 
-    def f1(estimate) -> float:
-        return 2.0 * float(np.sum(estimate.is_issue & wrong)) / (estimate.n_flags + wrong.sum())
-
     headline = estimate_error_rate(probs, given)  # the default
     doubted = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_cut="doubted"))
     assert doubted.is_lower_bound and doubted.rate < 0.5 * wrong.mean()  # the rule's errors are mostly hidden
     assert doubted.rate == headline.rate  # the cut changes, the estimate does not
-    assert f1(headline) < 0.15 < 0.3 < f1(doubted)
+    assert flag_f1(headline, wrong) < 0.15 < 0.3 < flag_f1(doubted, wrong)
     assert doubted.n_flags <= doubted.upper * len(given)  # still inside what the interval allows
     # the default's lower-bound note names the option; with it, the note does not, and the details say which cut
     assert any("--lower-bound-cut doubted" in w for w in headline.warnings)
