@@ -28,7 +28,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labelaudit.consensus import combine, follow_estimate  # noqa: E402
+from labelaudit.consensus import Consensus, combine, follow_estimate  # noqa: E402
 from labelaudit.estimate import ErrorEstimate, EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
 from labelaudit.scorers.deft import DeftSettings  # noqa: E402
@@ -412,6 +412,11 @@ def run_dataset(data: BenchData, which_rows: str, seed: int) -> list[dict[str, o
     return table
 
 
+def default_consensus(data: BenchData, results: dict[str, ScorerResult]) -> Consensus:
+    """The consensus of the methods `labelaudit audit` runs by default (those of them that ran)."""
+    return combine({k: results[k] for k in DEFAULT_MEMBERS if k in results}, data.given)
+
+
 HINDSIGHT_ROW = "consensus ranking, best cut in hindsight (chosen with the true labels)"
 
 
@@ -421,8 +426,7 @@ def hindsight_row(
     """The default consensus ranking cut where F1 on ``rows`` is highest, chosen with the true labels: the
     ceiling of every flag rule on that ranking (no audit can know this cut). A target above it needs a better
     ranking, not a better cut."""
-    members = [m for m in DEFAULT_MEMBERS if m in results]
-    consensus = combine({k: results[k] for k in members}, data.given)
+    consensus = default_consensus(data, results)
     on_rows = np.flatnonzero(rows)
     order = on_rows[np.argsort(consensus.score[on_rows], kind="stable")]
     hits = np.cumsum(wrong[order])
@@ -452,8 +456,7 @@ def calibrated_row(
     the calibrated estimate (on every row, as an audit sees them) and the flag cut it sets, measured on
     ``rows``; ``with_estimate``: also the estimate's interval, power and the truth on every row."""
     start = time.perf_counter()
-    members = [m for m in DEFAULT_MEMBERS if m in results]
-    consensus = combine({k: results[k] for k in members}, data.given)
+    consensus = default_consensus(data, results)
     old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
     read = [
         results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
