@@ -51,7 +51,8 @@ from .chunked import row_blocks
 # 3: confusion-weighted synthetic mistakes are made from the predicted class (EstimateSettings.mistake_origin).
 # 4: they go where the labels of anchor samples go, not where cleanlab's confident joint says (confusions_from).
 # 5: with two classes they leave each class as often as the anchors' labels say (confused_sources="auto").
-ESTIMATOR_VERSION = 5
+# 6: the interval's upper end also holds the reading of the methods that never see the labels (label_free_methods).
+ESTIMATOR_VERSION = 6
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -65,6 +66,16 @@ class EstimateSettings:
     # ran). The probe and the neighbour vote learn from the labels out of fold; zero-shot ignores the labels,
     # and its flatter probabilities blur the line between right and wrong labels.
     methods: tuple[str, ...] = ("confident", "knn")
+    # Methods that never see the labels (zero-shot prompts). The same estimate read on their probabilities cannot
+    # be fooled by mistakes the other methods have learnt from the labels, only by right labels the encoder finds
+    # hard, so it reads high rather than low and is one more upper end of the interval, never the point
+    # (label_free_reading). Ignored where its own audit power is below ``low_power_auroc`` (such a view cannot
+    # tell a mistake from a right label, and its reading is mostly right labels), or where it calls at least
+    # ``label_free_max_rate`` of the labels wrong: a view that disagrees with most labels is itself what is
+    # wrong (random probabilities read as the most noise there can be, (K - 1) / K, and there the power, taken
+    # apart from that rate, means nothing).
+    label_free_methods: tuple[str, ...] = ("zeroshot",)
+    label_free_max_rate: float = 0.5
     min_injected_share: float = 0.1  # the threshold search starts where 10 % of synthetic mistakes lie below it
     plausible_share: float = 0.7  # the "plausible mistakes" reading of the upper bound, at this share
     destination_smoothing: float = 0.5  # pseudo-count added to every confusion when choosing a mistake's label
@@ -577,12 +588,15 @@ def estimate_error_rate(
     verified: np.ndarray | None = None,
     settings: EstimateSettings | None = None,
     ranking: np.ndarray | None = None,
+    label_free_probs: np.ndarray | None = None,
 ) -> ErrorEstimate:
     """Estimate the label-error rate from out-of-sample ``pred_probs`` (N, K) and the given ``labels``.
 
     ``verified`` (optional, (N,)): -1 not reviewed, 0 reviewed and right, 1 reviewed and wrong. ``ranking``
     (optional, (N,)): the order the flags will be taken in, low = most suspect (the consensus score); the
-    flag cut is chosen along it. Without it, along the error probability."""
+    flag cut is chosen along it. Without it, along the error probability. ``label_free_probs`` (optional,
+    (N, K)): the probabilities of methods that never see the labels (``EstimateSettings.label_free_methods``),
+    whose reading can raise the interval's upper end (``label_free_reading``)."""
     settings = settings or EstimateSettings()
     labels = np.asarray(labels, dtype=np.int64)
     n, k = pred_probs.shape
@@ -653,6 +667,15 @@ def estimate_error_rate(
     rate = float(posterior.mean()) if n else 0.0
     lower = min(rate, point.lower, visible.lower)
     upper = max(rate, point.upper, isolated.upper, doubted.upper, plausible.upper)
+    label_free = None if label_free_probs is None else label_free_reading(label_free_probs, labels, settings)
+    label_free_counts = (
+        label_free is not None
+        and label_free.power >= settings.low_power_auroc
+        and label_free.rate < settings.label_free_max_rate
+    )
+    label_free_sets_upper = label_free_counts and label_free.rate > upper
+    if label_free_sets_upper:
+        upper = label_free.rate
 
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
     # A lower bound whose doubted-samples reading says more: EstimateSettings.lower_bound_cut picks which of the
@@ -681,12 +704,14 @@ def estimate_error_rate(
         power_repaired = repaired(from_labels, power_mistakes)
     power = _power(observed, power_mistakes, own, open_rows, n_flags, rate, power_repaired(rate))
     warnings: list[str] = []
+    label_free_names = ", ".join(settings.label_free_methods)
     if lower_bound:
         warnings.append(
             f"The data alone cannot pin the error rate down: isolated mistakes explain {point.rate:.1%}, mistakes "
             f"on samples the methods already doubt {doubted.rate:.1%}, and if the real mistakes are systematic it "
-            f"may be as high as {upper:.1%}. Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the "
-            "rate on a reviewed sample."
+            f"may be as high as {upper:.1%}"
+            + (f" (what {label_free_names}, which never sees the labels, reads)" if label_free_sets_upper else "")
+            + f". Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."
             + (
                 " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "
                 f"flags deeper, as the doubted-samples reading ({doubted.rate:.1%}) suggests."
@@ -697,7 +722,14 @@ def estimate_error_rate(
     elif upper - lower > max(settings.wide_interval, rate):
         warnings.append(
             f"The estimate is uncertain with {n:,} samples: the error rate is between {lower:.1%} and {upper:.1%}. "
-            "`labelaudit verify` narrows it with a reviewed sample."
+            + (
+                f"The upper end is what the methods that never see the labels ({label_free_names})"
+                " read: they cannot learn systematic mistakes, but they also count right labels the encoder finds"
+                " hard. "
+                if label_free_sets_upper
+                else ""
+            )
+            + "`labelaudit verify` narrows it with a reviewed sample."
         )
     if power.auroc < settings.low_power_auroc:
         lower_bound = True
@@ -715,12 +747,43 @@ def estimate_error_rate(
         "any_class_mistakes_rate": round(visible.rate, 6),
         "doubted_samples_rate": round(doubted.rate, 6),
         "plausible_mistakes_rate": round(plausible.rate, 6),
+        # None where no label-free method ran; "counts": its audit power reached low_power_auroc (and it read
+        # less than label_free_max_rate), so it may set the upper end
+        "label_free_reading": None
+        if label_free is None
+        else {
+            "methods": list(settings.label_free_methods),
+            "rate": round(label_free.rate, 6),
+            "audit_power": round(label_free.power, 4),
+            "counts": label_free_counts,
+            "sets_upper_end": label_free_sets_upper,
+        },
         "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
         "flag_cut": f"{settings.flag_cut} along the ranking, under the "
         + ("doubted-samples reading's" if cut_on_doubted else "headline's")
         + " error probabilities",
     }
     return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
+
+
+@dataclass(frozen=True)
+class LabelFreeReading:
+    rate: float  # the estimate read on the label-free methods' probabilities
+    power: float  # their audit power (AUROC of synthetic mistakes against right labels)
+
+
+def label_free_reading(probs: np.ndarray, labels: np.ndarray, settings: EstimateSettings) -> LabelFreeReading:
+    """The whole estimate, read on the probabilities of methods that never see the labels (zero-shot prompts).
+
+    A method that learns from the labels, however cross-fitted, learns the mistakes that recur (labelling
+    rules, one class to its neighbour): they score like right labels and the point reads low. A label-free
+    view sees a real mistake exactly as it sees a synthetic one, so what fools it is the opposite: right
+    labels it finds as unlikely as mistakes, which raise every reading. So its rate is an upper end. Measured
+    with MiniLM (docs/benchmarks.md): it read at or above the truth on every shared text set (wrench_youtube
+    16.8 % for 13.5 %, where the other readings reached 11.6 %; imdb 13.6 % for 0.7 %, a weak view of
+    sentiment), and below it where the noise follows what the encoder finds ambiguous (instance-dependent)."""
+    inner = estimate_error_rate(probs, labels, settings=settings)
+    return LabelFreeReading(inner.rate, inner.power.auroc)
 
 
 def calibrated_posterior(

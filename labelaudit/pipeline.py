@@ -14,7 +14,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -150,6 +150,7 @@ class Scored:
     score_cache: ScoreCache | None = None
     settings_keys: dict[str, str] = field(default_factory=dict)  # method -> its settings' cache key
     estimate_probs: np.ndarray | None = None  # mean probabilities of the methods the estimate reads
+    label_free_probs: np.ndarray | None = None  # ... of those that never see the labels (an upper end), if any ran
     estimate: ErrorEstimate | None = None  # set by estimate_stage
 
 
@@ -430,11 +431,16 @@ def score_stage(
         + [str(label) for label in labels.tolist()],
     )
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
-    read_by_estimate = ProbabilityMean()
-    estimate_methods = () if scoring.estimate is None else scoring.estimate.methods
-    results, mean_probs, from_cache = score_methods(
-        settings, context, score_cache, run.timer, read_by_estimate, estimate_methods
+    read_by_estimate, read_label_free = ProbabilityMean(), ProbabilityMean()
+    gathered = (
+        []
+        if scoring.estimate is None
+        else [
+            (read_by_estimate, scoring.estimate.methods),
+            (read_label_free, scoring.estimate.label_free_methods),
+        ]
     )
+    results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer, gathered)
     consensus = combine(results, labels, mean_probs)
     estimate_probs = read_by_estimate.mean()
     return Scored(
@@ -448,6 +454,7 @@ def score_stage(
         score_cache=score_cache,
         settings_keys={name: settings_key(value) for name, value in settings.items()},
         estimate_probs=estimate_probs if estimate_probs is not None else consensus.pred_probs,
+        label_free_probs=read_label_free.mean(),
     )
 
 
@@ -499,7 +506,14 @@ def _estimate_cached(
         return ErrorEstimate.from_arrays(stored), True
     positions = np.empty(len(order), dtype=np.int64)
     positions[order] = np.arange(len(order))
-    estimate = estimate_error_rate(scored.estimate_probs, scored.labels, verified, settings, ranking=positions)
+    estimate = estimate_error_rate(
+        scored.estimate_probs,
+        scored.labels,
+        verified,
+        settings,
+        ranking=positions,
+        label_free_probs=scored.label_free_probs,
+    )
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
     return estimate, False
@@ -564,12 +578,12 @@ def score_methods(
     context: ScoreContext,
     score_cache: ScoreCache,
     timer: _Timer | None = None,
-    subset_probs: ProbabilityMean | None = None,
-    subset: tuple[str, ...] = (),
+    gathered: Sequence[tuple[ProbabilityMean, tuple[str, ...]]] = (),
 ) -> tuple[dict[str, ScorerResult], np.ndarray | None, dict[str, bool]]:
     """Run (or read back) every scorer, each with its Settings (``settings``: method name -> Settings, in
     run order): their results, the mean of their probabilities, and which of them came from the score cache.
-    ``subset_probs`` (optional) also gathers the mean over the methods named in ``subset`` (the estimate's).
+    ``gathered`` (optional): each running mean also gathers the methods named beside it (the estimate's, and
+    the label-free ones its upper end reads).
 
     Each scorer's (N, K) table is folded into one running mean and dropped from its result right away, so
     the scoring stage holds one such table however many methods run.
@@ -583,8 +597,9 @@ def score_methods(
             result, from_cache[name] = _score_cached(name, method_settings, context, score_cache)
             if result.pred_probs is not None:
                 probs.add(result.pred_probs)
-                if subset_probs is not None and name in subset:
-                    subset_probs.add(result.pred_probs)
+                for subset_probs, subset in gathered:
+                    if name in subset:
+                        subset_probs.add(result.pred_probs)
                 result.pred_probs = None
                 result.folded_probs = True
             results[name] = result

@@ -157,3 +157,16 @@ def test_a_flag_whose_best_class_is_its_own_label_is_suggested_the_likeliest_oth
     assert followed.is_issue.tolist() == [True, False, False]
     assert followed.suggested[0] == 1 and followed.suggested_prob[0] == pytest.approx(0.3)  # not "keep label 0"
     assert followed.suggested[1:].tolist() == [1, 2]  # unflagged rows keep their suggestion
+
+
+def test_the_label_free_reading_comes_from_zero_shot_and_can_only_raise_the_upper_end(tmp_path: Path) -> None:
+    frame, encoder, _ = overlapping_classes(400, wrong=40)
+    with_prompts = audit(frame, encoder=encoder, methods=f"{METHODS},zeroshot", cache_dir=None, id_col="id")
+    block = with_prompts.summary.error_rate
+    assert block is not None
+    reading = block.details["label_free_reading"]  # zero-shot's class prompts never see the labels
+    assert reading["methods"] == ["zeroshot"] and 0.0 <= reading["rate"] <= 1.0
+    assert block.upper >= reading["rate"] or not reading["counts"]
+    without = audit(frame, encoder=encoder, methods=METHODS, cache_dir=None, id_col="id").summary.error_rate
+    assert without is not None and without.details["label_free_reading"] is None  # no label-free method ran
+    assert without.lower == block.lower  # the probe and the neighbour vote's readings are the same in both

@@ -425,3 +425,55 @@ def test_a_lower_bound_cuts_the_ranking_under_the_doubted_reading() -> None:
     assert any("--lower-bound-cut doubted" in w for w in headline.warnings)
     assert not any("--lower-bound-cut" in w for w in doubted.warnings)
     assert "doubted" in doubted.details["flag_cut"] and "headline" in headline.details["flag_cut"]
+
+
+def probability_view(anchor: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities that put Beta(6, 2) on ``anchor`` (per sample) and spread the rest over the other classes."""
+    n = len(anchor)
+    top = rng.beta(6.0, 2.0, n)
+    rest = rng.dirichlet(np.ones(k - 1), n) * (1.0 - top)[:, None]
+    others = (anchor[:, None] + np.arange(1, k)[None, :]) % k
+    probs = np.empty((n, k))
+    probs[np.arange(n), anchor] = top
+    probs[np.arange(n)[:, None], others] = rest
+    return probs
+
+
+def learnt_noise(seed: int = 0, n: int = 3000, k: int = 3, rate: float = 0.12):
+    """12 % wrong labels that the label-trained methods have learnt completely (a wrong label scores like a
+    right one), and a view that never saw the labels (zero-shot prompts), which scores the true class."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    given = truth.copy()
+    hit = rng.random(n) < rate
+    given[hit] = (truth[hit] + rng.integers(1, k, hit.sum())) % k
+    return probability_view(given, k, rng), probability_view(truth, k, rng), given, truth
+
+
+def test_a_label_free_view_raises_the_upper_end_that_learnt_mistakes_hide() -> None:
+    learnt, label_free, given, truth = learnt_noise()
+    true_rate = float(np.mean(given != truth))
+    alone = estimate_error_rate(learnt, given)
+    assert alone.upper < 0.01 < true_rate  # every reading of the label-trained view misses them
+    both = estimate_error_rate(learnt, given, label_free_probs=label_free)
+    assert both.lower <= true_rate <= both.upper + 0.02  # the label-free reading sees them
+    assert both.rate == alone.rate and both.n_flags == alone.n_flags  # an upper end only: point and cut stay
+    reading = both.details["label_free_reading"]
+    assert reading["counts"] and reading["sets_upper_end"] and reading["rate"] == pytest.approx(both.upper, abs=1e-6)
+    assert any("never see the labels" in w for w in both.warnings)
+    assert alone.details["label_free_reading"] is None
+
+
+def test_a_label_free_view_that_knows_nothing_is_ignored() -> None:
+    learnt, label_free, given, _ = learnt_noise()
+    random_view = np.random.default_rng(1).dirichlet(np.ones(3), len(given))
+    alone = estimate_error_rate(learnt, given)
+    estimate = estimate_error_rate(learnt, given, label_free_probs=random_view)
+    reading = estimate.details["label_free_reading"]
+    assert reading["rate"] > 0.5 and not reading["counts"]  # it calls most labels wrong: itself is what is wrong
+    assert estimate.upper == alone.upper
+    # a weak view, a fifth of the label-free one: its own audit power is below low_power_auroc
+    weak = estimate_error_rate(learnt, given, label_free_probs=0.2 * label_free + 0.8 * random_view)
+    reading = weak.details["label_free_reading"]
+    assert reading["rate"] < 0.5 and reading["audit_power"] < EstimateSettings().low_power_auroc
+    assert not reading["counts"] and weak.upper == alone.upper
