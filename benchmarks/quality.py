@@ -443,6 +443,12 @@ DEFAULT_MEMBERS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot"
 RULES_ROW = "labelaudit --lower-bound-cut doubted (for labels made by rules)"
 
 
+def mean_probabilities(results: dict[str, ScorerResult], methods: tuple[str, ...]) -> np.ndarray | None:
+    """The mean of the named methods' probabilities, as an audit gathers them for the estimate (None: none ran)."""
+    read = [results[m].pred_probs for m in methods if m in results and results[m].pred_probs is not None]
+    return np.mean(read, axis=0) if read else None
+
+
 def calibrated_row(
     data: BenchData,
     results: dict[str, ScorerResult],
@@ -458,11 +464,15 @@ def calibrated_row(
     start = time.perf_counter()
     consensus = default_consensus(data, results)
     old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
-    read = [
-        results[m].pred_probs for m in EstimateSettings().methods if m in results and results[m].pred_probs is not None
-    ]
-    probs = np.mean(read, axis=0) if read else consensus.pred_probs
-    estimate = estimate_error_rate(probs, data.given, settings=settings, ranking=consensus.score)
+    chosen = settings or EstimateSettings()
+    probs = mean_probabilities(results, chosen.methods)
+    estimate = estimate_error_rate(
+        consensus.pred_probs if probs is None else probs,
+        data.given,
+        settings=settings,
+        ranking=consensus.score,
+        label_free_probs=mean_probabilities(results, chosen.label_free_methods),
+    )
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
     row: dict[str, object] = {
@@ -487,6 +497,9 @@ def calibrated_row(
                 "truth_in_interval": bool(round(estimate.lower, 4) <= round(truth, 4) <= round(estimate.upper, 4)),
             }
         )
+        label_free = estimate.details.get("label_free_reading") or {}  # zero-shot's reading (an upper end)
+        row["label_free_rate"] = label_free.get("rate")
+        row["label_free_audit_power"] = label_free.get("audit_power")
     print(
         f"  {row['method']:48s} " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("dataset", "method")),
         flush=True,
@@ -616,6 +629,8 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
         "truth_in_interval",
         "estimate_is_lower_bound",
         "audit_power_auroc",
+        "label_free_rate",
+        "label_free_audit_power",
     ]
     if "estimate_lower" in frame:
         calibrated = frame[frame["estimate_lower"].notna()][estimate_columns]

@@ -13,7 +13,9 @@ The estimate sees every row, as an audit does; its error rate is compared with t
 flags' F1 on the tune rows. The flags here are the estimate's own cut ranked by its error probabilities
 (``ErrorEstimate.is_issue``); an audit ranks by the consensus of all methods, so F1 here is for comparing
 settings, not for quoting against quality.py. Probabilities are cached in ``--cache`` (a rerun with other
-settings skips the scoring).
+settings skips the scoring). Zero-shot is not among them, so the intervals here leave out its label-free
+upper end (``EstimateSettings.label_free_methods``, estimator version 6), which moves no point, flag or
+lower-bound call; quality.py's intervals include it.
 
     python benchmarks/tune_settings.py --cifar aggre random1 worst --synthetic sym asym inst \\
         --out benchmarks/results/tune_settings
