@@ -781,7 +781,8 @@ def label_free_reading(probs: np.ndarray, labels: np.ndarray, settings: Estimate
     labels it finds as unlikely as mistakes, which raise every reading. So its rate is an upper end. Measured
     with MiniLM (docs/benchmarks.md): it read at or above the truth on every shared text set (wrench_youtube
     16.8 % for 13.5 %, where the other readings reached 11.6 %; imdb 13.6 % for 0.7 %, a weak view of
-    sentiment), and below it where the noise follows what the encoder finds ambiguous (instance-dependent)."""
+    sentiment), and below it where the noise follows what the encoder itself finds ambiguous (instance-dependent
+    noise, or class-pair noise between classes the prompts confuse too), so it is an upper end, not a bound."""
     inner = estimate_error_rate(probs, labels, settings=settings)
     return LabelFreeReading(inner.rate, inner.power.auroc)
 
