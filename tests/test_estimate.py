@@ -477,3 +477,20 @@ def test_a_label_free_view_that_knows_nothing_is_ignored() -> None:
     reading = weak.details["label_free_reading"]
     assert reading["rate"] < 0.5 and reading["audit_power"] < EstimateSettings().low_power_auroc
     assert not reading["counts"] and weak.upper == alone.upper
+
+
+def test_a_two_class_view_that_only_leans_to_one_class_is_ignored() -> None:
+    """Class names that are codes ("0", "1") give zero-shot prompts nothing to read: the view leans a little to
+    one class for every sample. Near chance, (K - 1) / K = 50 % with two classes, its audit power means nothing
+    and reads high, so a cap of one half let it set the upper end (wrench_youtube: 42.4 %, power 0.99)."""
+    settings = EstimateSettings()
+    would_have_counted = 0
+    for seed in range(6):
+        learnt, _, given, _ = learnt_noise(seed=seed, k=2)
+        lean = np.clip(0.6 + 0.03 * np.random.default_rng(seed + 10).standard_normal(len(given)), 0.01, 0.99)
+        estimate = estimate_error_rate(learnt, given, label_free_probs=np.stack([lean, 1.0 - lean], axis=1))
+        reading = estimate.details["label_free_reading"]
+        would_have_counted += reading["rate"] < 0.5 and reading["audit_power"] >= settings.low_power_auroc
+        assert reading["rate"] > settings.label_free_max_chance_share * 0.5 and not reading["counts"]
+        assert estimate.upper == estimate_error_rate(learnt, given).upper
+    assert would_have_counted >= 2  # what the cap is for: these passed the power check and the flat cap
