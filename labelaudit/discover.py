@@ -800,3 +800,19 @@ def _class_list(samples: pd.DataFrame, classes_file: str | Path | None) -> tuple
     if singletons:
         warnings.append(f"{len(singletons)} class(es) have a single sample: {', '.join(singletons[:10])}")
     return classes, names, warnings
+
+
+def code_names_warning(prompt_names: list[str], from_file: bool) -> list[str]:
+    """A warning where no class name holds a letter ("0", "1", "17"): codes, which the zero-shot prompts
+    (and DeFT's starting prompts) read as text and learn nothing from. Measured on wrench_youtube (MiniLM):
+    zero-shot's AUROC 0.79 with the names HAM and SPAM, 0.69 with "0" and "1", and the flags' F1 0.20 vs 0.10
+    (docs/benchmarks.md)."""
+    if any(any(ch.isalpha() for ch in name) for name in prompt_names):
+        return []
+    shown = ", ".join(repr(name) for name in prompt_names[:5]) + (", ..." if len(prompt_names) > 5 else "")
+    where = "the --classes file names them" if from_file else "they are the label values"
+    return [
+        f"the class names are codes, not words ({shown}; {where}): the zeroshot method's prompts read a class's"
+        " name and learn nothing from a code, so its scores and its label-free reading of the error rate are"
+        " weak. Name the classes with --classes FILE, lines of 'key,name' (e.g. '0,ham'); docs/audit.md"
+    ]

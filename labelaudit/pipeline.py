@@ -29,7 +29,7 @@ from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
 from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
 from .consensus import Consensus, ProbabilityMean, combine, follow_estimate, suspect_order
-from .discover import Dataset, discover, resolved_spec
+from .discover import Dataset, code_names_warning, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
 from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
@@ -270,6 +270,7 @@ def audit(
             raise DataError("--verified settles single labels; a multi-label audit cannot take it yet")
         rebuild = config.encoder if encoder is None else None  # how other processes build the same encoder
         encoder, notes = encoder_stage(dataset.modality, config.encoder, encoder, run.timer, reporter)
+        notes = notes + prompt_warnings(dataset, config, reporter)
         run.cache = EmbeddingCache(cache_root, encoder.identity)
         if isinstance(encoder, LazyEncoder):
             encoder.remember_in(run.cache.folder)
@@ -344,6 +345,16 @@ def discover_stage(
     for warning in dataset.warnings:
         reporter.note(f"[yellow]warning:[/] {warning}")
     return dataset
+
+
+def prompt_warnings(dataset: Dataset, config: AuditConfig, reporter: Reporter) -> list[str]:
+    """What the user should know about the class names the prompts read, where a method reads them."""
+    if dataset.is_multilabel or "zeroshot" not in config.scoring.methods:
+        return []
+    warnings = code_names_warning(dataset.prompt_names(), config.data.classes_file is not None)
+    for warning in warnings:
+        reporter.note(f"[yellow]warning:[/] {warning}")
+    return warnings
 
 
 def encoder_stage(

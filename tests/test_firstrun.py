@@ -295,6 +295,28 @@ def test_integer_labels_named_by_a_classes_file_show_as_names_in_every_output(
     assert task["data"]["given_name"] == named[task["data"]["given_label"]]
 
 
+def test_integer_labels_without_names_are_called_codes_where_zero_shot_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = sorted(SAMPLE_TEXT.glob("*/*.txt"))
+    keys = {"cooking": "0", "finance": "1", "space": "2", "sports": "3"}
+    frame = pd.DataFrame({"text": [t.read_text() for t in texts], "label": [keys[t.parent.name] for t in texts]})
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "classes.txt").write_text("0\tCOOKING\n1\tFINANCE\n2\tSPACE\n3\tSPORTS\n")
+
+    def warnings(*options: str) -> list[str]:
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
+        assert main(["audit", str(tmp_path / "m.csv"), "--out", str(out), "--no-cache", *options, *TINY]) == 0
+        return [w for w in json.loads((out / "summary.json").read_text())["warnings"] if "codes" in w]
+
+    coded = warnings("--methods", "knn,zeroshot")
+    assert len(coded) == 1 and "'0', '1', '2', '3'" in coded[0] and "--classes" in coded[0]
+    told = capsys.readouterr()
+    assert "class names are codes" in " ".join((told.out + told.err).split())  # said on the terminal too
+    assert warnings("--methods", "knn,zeroshot", "--classes", str(tmp_path / "classes.txt")) == []
+    assert warnings("--methods", "knn") == []  # no method reads the names
+
+
 def test_missing_default_weights_fail_before_torch_is_imported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import labelaudit.encoders as encoders
 
