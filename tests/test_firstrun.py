@@ -307,7 +307,9 @@ def test_integer_labels_without_names_are_called_codes_where_zero_shot_reads_the
     def warnings(*options: str) -> list[str]:
         out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
         assert main(["audit", str(tmp_path / "m.csv"), "--out", str(out), "--no-cache", *options, *TINY]) == 0
-        return [w for w in json.loads((out / "summary.json").read_text())["warnings"] if "codes" in w]
+        coded = [w for w in json.loads((out / "summary.json").read_text())["warnings"] if "codes" in w]
+        assert ("class names are codes" in (out / "report.html").read_text()) == bool(coded)  # the page says it too
+        return coded
 
     coded = warnings("--methods", "knn,zeroshot")
     assert len(coded) == 1 and "'0', '1', '2', '3'" in coded[0] and "--classes" in coded[0]

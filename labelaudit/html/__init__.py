@@ -299,6 +299,10 @@ def _overview(samples: pd.DataFrame, classes: list[dict[str, Any]], summary: Sum
     if summary.error_rate is not None:
         for warning in summary.error_rate.warnings:
             parts.append(f'<p class="estimate-note" role="note">{escape(warning)}</p>')
+    # The audit's own warnings (class names that are codes, single-sample classes, skipped files): the terminal
+    # says them once, and a reviewer who only opens the page must see them too.
+    for warning in summary.warnings:
+        parts.append(f'<p class="estimate-note audit-warning" role="note">{escape(warning)}</p>')
 
     top = classes[:40]
     peak = max([c["rate"] for c in top] + [1e-9])
