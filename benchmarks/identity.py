@@ -12,7 +12,8 @@ error messages), and the files a follow-up command (gate, export, apply --dry-ru
 ``summary.json`` may gain keys a change adds on purpose (``ADDED_SUMMARY_KEYS``): the file is compared as
 it is, and, when that differs, as it reads with those keys taken out, serialised as labelaudit writes it.
 The digests depend on the library versions and the machine (floating-point reductions), so the golden
-records both and ``check`` says when they differ. The golden lives in benchmarks/results/identity_golden.json.
+records both (the CPU model and its vector extensions too) and ``check`` says when they differ. The golden
+lives in benchmarks/results/identity_golden.json.
 """
 
 from __future__ import annotations
@@ -320,7 +321,26 @@ def environment() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"python": platform.python_version(), "machine": platform.machine(), "versions": versions}
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": cpu_description(),
+        "versions": versions,
+    }
+
+
+def cpu_description() -> str | None:
+    """The CPU model and its widest vector extensions: BLAS and torch pick kernels by them, so the same
+    library versions on another CPU give other float reductions, and other digests."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags_line = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    flags = set(flags_line.split(":", 1)[1].split()) if ":" in flags_line else set()
+    vector = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if name in flags]
+    return " ".join([model, *vector]).strip() or None
 
 
 def run_cases(work: Path, names: list[str]) -> dict[str, dict[str, str]]:

@@ -84,7 +84,7 @@ class MistakeSources(str, Enum):
     confusion = "confusion"
 
 
-class VerifiedBound(str, Enum):
+class EstimateBound(str, Enum):
     upper = "upper"
     point = "point"
 
@@ -483,9 +483,14 @@ def gate(
         ),
     ] = ErrorRateSource.model,
     on: Annotated[
-        VerifiedBound,
-        typer.Option(help="With a verified estimate: gate on the upper end of its interval or on the point."),
-    ] = VerifiedBound.upper,
+        EstimateBound | None,
+        typer.Option(
+            help="Gate --max-error-rate on the upper end of the estimate's interval or on its point. Default: the "
+            "upper end of a verified estimate, the point of the model's; --on upper with the model's fails unless "
+            "the audit rules out a rate above the limit.",
+            show_default=False,
+        ),
+    ] = None,
     estimate_file: Annotated[
         Path | None,
         typer.Option(
@@ -516,7 +521,7 @@ def gate(
         max_new_flagged=max_new_flagged,
         allow_different_baseline=allow_different_baseline,
         use=use.value,
-        on=on.value,
+        on=None if on is None else on.value,
         estimate_file=estimate_file,
     )
     for note in result.notes:

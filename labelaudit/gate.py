@@ -80,8 +80,9 @@ class GateResult:
     newly_flagged: list[dict[str, Any]] = field(default_factory=list)
     n_newly_flagged: int = 0
     baseline_warnings: list[str] = field(default_factory=list)
-    # Which number --max-error-rate judged: "model" (the report's estimate) or "verified (upper end of the
-    # 95% interval)" / "verified (point estimate)". The regression always compares model estimates.
+    # Which number --max-error-rate judged: "model" (the report's point estimate), "model, upper end of the
+    # 95% interval" (--on upper), or "verified (upper end of the 95% interval)" / "verified (point estimate)".
+    # The regression always compares model points.
     error_rate_source: str = "model"
     verified: dict[str, Any] | None = None  # the verified estimate's rate, interval and counts, when used
     notes: list[str] = field(default_factory=list)  # said on stderr: e.g. why auto fell back to the model
@@ -190,15 +191,16 @@ def check_gate(
     worst: int = 5,
     allow_different_baseline: bool = False,
     use: str = "model",
-    on: str = "upper",
+    on: str | None = None,
     estimate_file: Path | None = None,
 ) -> GateResult:
     """Measure a report against the given limits. Raises LabelAuditError when no limit is given.
 
     ``use``: which error rate the error-rate limits judge: ``model`` (summary.json), ``verified`` (the report's
-    verified estimate from `labelaudit estimate`; ``on`` = ``upper`` end of its interval or ``point``) or
-    ``auto`` (verified when a current one exists); ``estimate_file`` reads it from elsewhere than
-    REPORT/verification/estimate.json (e.g. one kept in the repository for CI)."""
+    verified estimate from `labelaudit estimate`) or ``auto`` (verified when a current one exists);
+    ``estimate_file`` reads it from elsewhere than REPORT/verification/estimate.json (e.g. one kept in the
+    repository for CI). ``on``: the ``upper`` end of the estimate's interval or its ``point``; by default
+    the upper end of a verified estimate and the point of the model's."""
     if max_error_rate is None and max_class_error_rate is None and max_flagged is None and baseline_dir is None:
         raise LabelAuditError(
             "no limit to gate on: pass --max-error-rate, --max-class-error-rate, --max-flagged or --baseline"
@@ -209,7 +211,7 @@ def check_gate(
     check_rate("--max-class-error-rate", max_class_error_rate)
     check_rate("--tolerance", tolerance)
 
-    if use not in ("model", "verified", "auto") or on not in ("upper", "point"):
+    if use not in ("model", "verified", "auto") or on not in (None, "upper", "point"):
         raise LabelAuditError(f"--use is model, verified or auto and --on upper or point, got {use!r}, {on!r}")
 
     samples, classes, summary = _load(report_dir)
@@ -217,7 +219,8 @@ def check_gate(
     rate_name = SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
     if estimate_file is not None and use == "model":
         raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
-    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, use, on, estimate_file)
+    model_estimate = _model_estimate(summary)
+    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, model_estimate, use, on, estimate_file)
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
     worst_rows = _worst_classes(classes, worst)
     checks: list[Check] = []
@@ -225,7 +228,9 @@ def check_gate(
         checks.append(
             Check(
                 "max-error-rate",
-                f"estimated {rate_name}" if source == "model" else f"verified {rate_name}, {source}",
+                f"estimated {rate_name}{source.removeprefix('model')}"
+                if source.startswith("model")
+                else f"verified {rate_name}, {source}",
                 max_error_rate,
                 rate,
                 not exceeds(rate, max_error_rate),
@@ -255,8 +260,7 @@ def check_gate(
             )
         )
 
-    model_estimate = _model_estimate(summary)
-    if model_estimate is not None and source == "model" and max_error_rate is not None:
+    if model_estimate is not None and source.startswith("model") and max_error_rate is not None:
         notes = notes + [f"about the estimate: {w}" for w in model_estimate.warnings]
     result = GateResult(
         report_dir=str(report_dir),
@@ -266,7 +270,7 @@ def check_gate(
         n_flagged=n_flagged,
         n_samples=summary.dataset.n_samples,
         worst_classes=worst_rows,
-        error_rate_source="model" if source == "model" else f"verified ({source})",
+        error_rate_source=source if source.startswith("model") else f"verified ({source})",
         verified=verified,
         notes=notes,
         model_estimate=model_estimate,
@@ -322,12 +326,18 @@ def check_gate(
 
 
 def _error_rate(
-    report_dir: Path, samples: pd.DataFrame, model_rate: float, use: str, on: str, file: Path | None = None
+    report_dir: Path,
+    samples: pd.DataFrame,
+    model_rate: float,
+    model_estimate: ModelEstimate | None,
+    use: str,
+    on: str | None,
+    file: Path | None = None,
 ) -> tuple[float, str, dict[str, Any] | None, list[str]]:
-    """The rate the error-rate limits judge, what it is ("model", or which end of the verified interval),
-    the verified estimate's numbers when used, and notes for the user."""
+    """The rate the error-rate limits judge, what it is ("model", "model, upper end of ...", or which end of
+    the verified interval), the verified estimate's numbers when used, and notes for the user."""
     if use == "model":
-        return model_rate, "model", None, []
+        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [])
     from .verification import StaleEstimate, load_estimate
 
     try:
@@ -335,14 +345,17 @@ def _error_rate(
     except StaleEstimate as exc:
         if use == "verified":
             raise
-        return model_rate, "model", None, [f"{exc}. Gating on the model's estimate instead (--use auto)."]
+        note = f"{exc}. Gating on the model's estimate instead (--use auto)."
+        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [note])
     if estimate is None:
         if use == "verified":
             raise LabelAuditError(
                 f"{report_dir} has no verified estimate: run `labelaudit verify {report_dir}`, review the queue, "
                 f"then `labelaudit estimate {report_dir} --verified FILE` (or gate with --use model)"
             )
-        return model_rate, "model", None, ["no verified estimate in the report: gating on the model's estimate"]
+        note = "no verified estimate in the report: gating on the model's estimate"
+        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [note])
+    on = on or "upper"  # a reviewed sample's interval is exact: its upper end is what it can vouch for
     interval = estimate["error_rate"]
     level = float(estimate.get("level", 0.95))
     value = float(interval["upper"] if on == "upper" else interval["estimate"])
@@ -356,6 +369,22 @@ def _error_rate(
         "on": on,
     }
     return value, what, verified, []
+
+
+def _model_rate(
+    report_dir: Path, model_rate: float, model_estimate: ModelEstimate | None, on: str | None
+) -> tuple[float, str]:
+    """The model's rate the limits judge: its point by default; with ``on="upper"`` the upper end of its
+    interval, for a gate that passes only when the audit cannot put the rate above the limit (labelling-rule
+    noise the methods learn reads a low point; its upper end is where it shows, docs/method.md)."""
+    if on != "upper":
+        return model_rate, "model"
+    if model_estimate is None:
+        raise LabelAuditError(
+            f"{report_dir} has no interval for its estimate (a report of an older labelaudit or of an audit without "
+            "the calibrated estimate): gate on its point with --on point, or audit again"
+        )
+    return model_estimate.upper, f"model, upper end of the {model_estimate.confidence:.0%} interval"
 
 
 def _model_estimate(summary: Summary) -> ModelEstimate | None:

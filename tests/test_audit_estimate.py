@@ -16,8 +16,11 @@ import pytest
 import torch
 
 from labelaudit import audit, pipeline
+from labelaudit.cli import main
 from labelaudit.estimate import flag_count
 from labelaudit.gate import check_gate, describe
+
+from .report_factory import write_report
 
 METHODS = "confident,knn"  # the two the estimate reads: enough for the stage, and fast
 
@@ -118,7 +121,9 @@ def test_the_audit_cuts_its_flags_where_the_expected_f1_along_the_report_is_high
     assert best != round(probability.sum())  # on this data the rule differs from the expected count
 
 
-def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_summary_gate_and_cached_rerun_carry_the_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame, encoder, wrong = overlapping_classes(400, wrong=40)
     out = tmp_path / "report"
     first = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id", out=out)
@@ -138,6 +143,27 @@ def test_summary_gate_and_cached_rerun_carry_the_interval(tmp_path: Path, monkey
     gate = check_gate(out, max_error_rate=0.5)
     assert gate.model_estimate is not None and gate.model_estimate.upper == block["upper"]
     assert any("interval" in line for line in describe(gate))
+
+    # --on upper judges the interval's upper end: a limit between the point and that end passes on the point only
+    limit = f"{(payload['estimated_error_rate'] + block['upper']) / 2:.4f}"
+    assert block["upper"] - payload["estimated_error_rate"] > 0.002  # room for a limit between them
+    assert main(["gate", str(out), "--max-error-rate", limit, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["error_rate_source"] == "model"
+    assert main(["gate", str(out), "--max-error-rate", limit, "--on", "upper", "--json"]) == 1
+    strict = json.loads(capsys.readouterr().out)
+    assert strict["error_rate_source"] == "model, upper end of the 95% interval"
+    assert strict["checks"][0]["value"] == pytest.approx(block["upper"])
+    assert main(["gate", str(out), "--max-error-rate", f"{block['upper']:.6f}", "--on", "upper"]) == 0  # inclusive
+
+
+def test_gating_on_the_upper_end_of_a_report_without_an_interval_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [dict(sample_id=f"s{i}", given_label="ab"[i % 2], consensus_score=0.5, is_issue=False) for i in range(8)]
+    report = write_report(tmp_path / "old", rows)  # planted scores: no calibrated estimate, so no interval
+    assert main(["gate", str(report), "--max-error-rate", "0.5", "--on", "upper"]) == 2
+    assert "--on point" in capsys.readouterr().err
+    assert main(["gate", str(report), "--max-error-rate", "0.5"]) == 0  # the point still gates
 
 
 def test_a_flag_whose_best_class_is_its_own_label_is_suggested_the_likeliest_other() -> None:
