@@ -39,7 +39,28 @@ from .scorers import DEFAULT_METHODS, parse_methods
 from .scorers.confident import ConfidentSettings
 from .scorers.deft import EMBEDDING_LR, PROMPT_LR, DeftSettings
 
+
+def _without_flag_types(params: list[typer.core.TyperOption | typer.core.TyperArgument]) -> list:
+    """A flag takes no value, so --help shows no type beside it: typer 0.29 prints `<bool>` beside every flag
+    (--json, --quiet, --help), which reads as if it wanted one. An empty metavar is what typer shows instead."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx: typer.Context) -> list:  # type: ignore[override]
+        return _without_flag_types(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx: typer.Context) -> list:  # type: ignore[override]
+        return _without_flag_types(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="labelaudit",
     help="Find wrong labels in a labelled dataset (image folder, text folder or CSV/Parquet manifest).",
     no_args_is_help=True,
@@ -477,9 +498,9 @@ def gate(
     use: Annotated[
         ErrorRateSource,
         typer.Option(
-            help="Which error rate --max-error-rate and --baseline judge: model (the report's estimate), verified "
-            "(from `labelaudit estimate`; refused when missing or stale) or auto (verified when there is a "
-            "current one, else model).",
+            help="Which error rate --max-error-rate judges: model (the report's estimate), verified (from "
+            "`labelaudit estimate`; refused when missing or stale) or auto (verified when there is a current one, "
+            "else model). --baseline always compares the model's estimates.",
         ),
     ] = ErrorRateSource.model,
     on: Annotated[
@@ -909,6 +930,8 @@ def reflowed_help(doc: str | None) -> str | None:
 
 for _command in app.registered_commands:
     _command.help = _command.help or reflowed_help(_command.callback.__doc__ if _command.callback else None)
+    if _command.cls is typer.core.TyperCommand:  # typer fills in its own class; a command that chose one keeps it
+        _command.cls = _Command
 
 
 def main(argv: list[str] | None = None) -> int:

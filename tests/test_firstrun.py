@@ -247,6 +247,22 @@ def test_audit_help_groups_its_options_and_shows_defaults_one_way(
     assert "zeroshot, knn" in text and max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_help_shows_no_value_type_beside_a_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """typer printed `<bool>` beside every flag (--json, --quiet, --help), as if each wanted a value."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "dumb")
+    for command in ([], ["audit"], ["gate"], ["export"], ["apply"], ["verify"], ["estimate"], ["view"]):
+        assert main([*command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "<bool>" not in text, command
+        assert "--help" in text and ("<float>" in text or "<path>" in text or not command), command
+    assert main(["gate", "--help"]) == 0
+    json_line = next(line for line in capsys.readouterr().out.splitlines() if "--json" in line)
+    assert json_line.split("--json")[1].split("Print")[0].strip(" │") == ""  # nothing between the flag and its help
+
+
 @pytest.mark.parametrize("columns", ["80", "120"])
 def test_command_help_prose_wraps_to_the_terminal_not_to_the_source(
     columns: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
