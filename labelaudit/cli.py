@@ -363,6 +363,15 @@ def audit(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    fail_on: Annotated[
+        EstimateBound | None,
+        typer.Option(
+            help="What --fail-above judges: the estimate's point, or the upper end of its 95 % interval (exit 1 "
+            "unless the audit rules out a rate above the limit; docs/gate.md). Default: the point.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -388,6 +397,8 @@ def audit(
     from .limits import check_rate, exceeds
 
     check_rate("--fail-above", fail_above)  # before the audit: a bad limit must not cost a whole run
+    if fail_on is not None and fail_above is None:
+        raise LabelAuditError("--fail-on says which number --fail-above judges: pass --fail-above RATE with it")
 
     from . import audit as run_audit
     from .progress import Reporter
@@ -440,11 +451,20 @@ def audit(
         if result.summary.n_skipped:
             err.print(f"[yellow]{result.summary.n_skipped} file(s) were skipped; see {out / 'skipped.csv'}[/]")
         err.print(f"Report written to [bold]{out}[/]")
-    if fail_above is not None and exceeds(result.estimated_error_rate, fail_above):
-        err.print(
-            f"[red]gate failed:[/] estimated label-error rate {result.estimated_error_rate:.2%} "
-            f"is above --fail-above {fail_above:.2%}"
-        )
+    if fail_above is None:
+        return
+    from .gate import judged_model_rate, model_estimate_of
+
+    rate, source = judged_model_rate(
+        str(out),
+        result.estimated_error_rate,
+        model_estimate_of(result.summary),
+        None if fail_on is None else fail_on.value,
+        flag="--fail-on",
+    )
+    if exceeds(rate, fail_above):
+        what = f"estimated label-error rate{source.removeprefix('model')}"  # ", upper end of the 95% interval"
+        err.print(f"[red]gate failed:[/] {what} {rate:.2%} is above --fail-above {fail_above:.2%}")
         raise typer.Exit(EXIT_GATE_FAILED)
 
 

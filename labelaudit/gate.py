@@ -219,7 +219,7 @@ def check_gate(
     rate_name = SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
     if estimate_file is not None and use == "model":
         raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
-    model_estimate = _model_estimate(summary)
+    model_estimate = model_estimate_of(summary)
     rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, model_estimate, use, on, estimate_file)
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
     worst_rows = _worst_classes(classes, worst)
@@ -337,7 +337,7 @@ def _error_rate(
     """The rate the error-rate limits judge, what it is ("model", "model, upper end of ...", or which end of
     the verified interval), the verified estimate's numbers when used, and notes for the user."""
     if use == "model":
-        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [])
+        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [])
     from .verification import StaleEstimate, load_estimate
 
     try:
@@ -346,7 +346,7 @@ def _error_rate(
         if use == "verified":
             raise
         note = f"{exc}. Gating on the model's estimate instead (--use auto)."
-        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [note])
+        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note])
     if estimate is None:
         if use == "verified":
             raise LabelAuditError(
@@ -354,7 +354,7 @@ def _error_rate(
                 f"then `labelaudit estimate {report_dir} --verified FILE` (or gate with --use model)"
             )
         note = "no verified estimate in the report: gating on the model's estimate"
-        return (*_model_rate(report_dir, model_rate, model_estimate, on), None, [note])
+        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note])
     on = on or "upper"  # a reviewed sample's interval is exact: its upper end is what it can vouch for
     interval = estimate["error_rate"]
     level = float(estimate.get("level", 0.95))
@@ -371,23 +371,24 @@ def _error_rate(
     return value, what, verified, []
 
 
-def _model_rate(
-    report_dir: Path, model_rate: float, model_estimate: ModelEstimate | None, on: str | None
+def judged_model_rate(
+    report: str, model_rate: float, model_estimate: ModelEstimate | None, on: str | None, flag: str = "--on"
 ) -> tuple[float, str]:
-    """The model's rate the limits judge: its point by default; with ``on="upper"`` the upper end of its
-    interval, for a gate that passes only when the audit cannot put the rate above the limit (labelling-rule
-    noise the methods learn reads a low point; its upper end is where it shows, docs/method.md)."""
+    """The model's rate a limit judges (``gate --max-error-rate``, ``audit --fail-above``) and what it is: its
+    point by default; with ``on="upper"`` the upper end of its interval, for a gate that passes only when the
+    audit cannot put the rate above the limit (labelling-rule noise the methods learn reads a low point; its
+    upper end is where it shows, docs/method.md). ``report`` and ``flag`` name them in the error."""
     if on != "upper":
         return model_rate, "model"
     if model_estimate is None:
         raise LabelAuditError(
-            f"{report_dir} has no interval for its estimate (a report of an older labelaudit or of an audit without "
-            "the calibrated estimate): gate on its point with --on point, or audit again"
+            f"{report} has no interval for its estimate (a tag-set audit has none, nor has a report of an older "
+            f"labelaudit): judge its point with {flag} point"
         )
     return model_estimate.upper, f"model, upper end of the {model_estimate.confidence:.0%} interval"
 
 
-def _model_estimate(summary: Summary) -> ModelEstimate | None:
+def model_estimate_of(summary: Summary) -> ModelEstimate | None:
     error_rate = summary.error_rate
     if error_rate is None:
         return None

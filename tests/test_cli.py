@@ -105,6 +105,31 @@ def test_json_output_parses_and_fail_above_gates(tmp_path: Path, capsys) -> None
     assert code == 1
 
 
+def test_fail_on_upper_judges_the_upper_end_of_the_interval(tmp_path: Path, capsys) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "r"
+    assert main(["audit", str(SAMPLE_TEXT), "--out", str(out), "--cache-dir", str(cache), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    point, upper = summary["estimated_error_rate"], summary["error_rate"]["upper"]
+    assert upper > point + 0.02  # 48 samples: a wide interval
+    between = f"{(point + upper) / 2:.4f}"
+    run = ["audit", str(SAMPLE_TEXT), "--out", str(out), "--cache-dir", str(cache), "--quiet", "--overwrite"]
+
+    assert main([*run, "--fail-above", between]) == 0  # the point is below the limit
+    assert main([*run, "--fail-above", between, "--fail-on", "point"]) == 0
+    capsys.readouterr()
+    assert main([*run, "--fail-above", between, "--fail-on", "upper"]) == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"upper end of the 95% interval {upper:.2%} is above --fail-above" in message
+    assert main([*run, "--fail-above", f"{upper:.6f}", "--fail-on", "upper"]) == 0  # inclusive, like every limit
+
+
+def test_fail_on_without_fail_above_is_refused_before_the_audit(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r"
+    assert main(["audit", str(SAMPLE_TEXT), "--out", str(out), "--no-cache", "--fail-on", "upper"]) == 2
+    assert "pass --fail-above RATE with it" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("limit", ["5", "-0.1", "1.5", "nan"])
 def test_fail_above_outside_0_1_is_refused_before_the_audit(tmp_path: Path, capsys, limit: str) -> None:
     # sample_data/text's estimated rate is 6.25 %: `--fail-above 5` meant 5 % and passed it silently
