@@ -262,6 +262,18 @@ def check_gate(
 
     if model_estimate is not None and source.startswith("model") and max_error_rate is not None:
         notes = notes + [f"about the estimate: {w}" for w in model_estimate.warnings]
+        if (
+            source == "model"
+            and model_estimate.is_lower_bound
+            and not exceeds(model_rate, max_error_rate)
+            and exceeds(model_estimate.upper, max_error_rate)
+        ):
+            # The case a passing point says least about: said where the user reads the pass, with the way out.
+            notes.append(
+                f"the point passes, but it is a lower bound and the upper end of its interval, "
+                f"{model_estimate.upper:.2%}, is above the limit: --on upper gates on that end "
+                "(or gate on a verified estimate, docs/verify.md)"
+            )
     result = GateResult(
         report_dir=str(report_dir),
         passed=True,

@@ -166,6 +166,30 @@ def test_gating_on_the_upper_end_of_a_report_without_an_interval_is_a_usage_erro
     assert main(["gate", str(report), "--max-error-rate", "0.5"]) == 0  # the point still gates
 
 
+def test_a_lower_bound_that_passes_the_gate_says_its_upper_end_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A passing lower bound says little (wrench_youtube: 0.7 % for 13.5 %, upper end 16.8 %): the gate says so
+    where the pass is read, and names --on upper."""
+    rows = [dict(sample_id=f"s{i}", given_label="ab"[i % 2], consensus_score=0.5, is_issue=i == 0) for i in range(40)]
+    report = write_report(tmp_path / "r", rows)
+    summary_path = report / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["estimated_error_rate"] = 0.01
+    interval = dict(lower=0.005, upper=0.17, confidence=0.95, is_lower_bound=True, warnings=[], details={})
+    summary["error_rate"] = interval
+    summary_path.write_text(json.dumps(summary))
+
+    assert main(["gate", str(report), "--max-error-rate", "0.05"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "lower bound and the upper end of its interval, 17.00%, is above the limit: --on upper" in said
+    assert main(["gate", str(report), "--max-error-rate", "0.2"]) == 0  # the upper end passes too: nothing to say
+    assert "--on upper" not in capsys.readouterr().err
+    summary_path.write_text(json.dumps({**summary, "error_rate": {**interval, "is_lower_bound": False}}))
+    assert main(["gate", str(report), "--max-error-rate", "0.05"]) == 0  # a point, not a bound: the interval says it
+    assert "--on upper" not in capsys.readouterr().err
+
+
 def test_a_flag_whose_best_class_is_its_own_label_is_suggested_the_likeliest_other() -> None:
     from labelaudit.consensus import Consensus, follow_estimate
 
