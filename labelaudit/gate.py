@@ -214,7 +214,7 @@ def check_gate(
     if use not in ("model", "verified", "auto") or on not in (None, "upper", "point"):
         raise LabelAuditError(f"--use is model, verified or auto and --on upper or point, got {use!r}, {on!r}")
 
-    samples, classes, summary = _load(report_dir)
+    samples, classes, summary = load_report(Path(report_dir))
     model_rate = summary.estimated_error_rate
     rate_name = SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
     if estimate_file is not None and use == "model":
@@ -289,7 +289,7 @@ def check_gate(
         error_rate_name=SAMPLE_ERROR_RATE if summary.multilabel is not None else None,
     )
     if baseline_dir is not None:
-        base_samples, _, base_summary = _load(baseline_dir)
+        base_samples, _, base_summary = load_report(Path(baseline_dir))
         blocking, notes = compare_baseline(summary, base_summary)
         if blocking and not allow_different_baseline:
             raise LabelAuditError(
@@ -427,19 +427,6 @@ def model_estimate_text(result: GateResult) -> str | None:
     if m is None:
         return None
     return f"{'at least ' if m.is_lower_bound else ''}{m.estimate:.2%} ({m.interval_text()})"
-
-
-def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, Summary]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
-    try:
-        samples, classes, summary = load_report(folder)
-    except LabelAuditError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise LabelAuditError(f"cannot read the report in {folder}: {exc}") from None
-    return samples, classes, summary
 
 
 def _worst_classes(classes: pd.DataFrame, worst: int) -> list[dict[str, Any]]:

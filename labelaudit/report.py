@@ -287,7 +287,12 @@ def load_summary(folder: Path) -> Summary:
         payload = json.loads(summary_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise _damaged(summary_file, exc) from None
-    return Summary.from_json(payload, str(summary_file))
+    try:
+        return Summary.from_json(payload, str(summary_file))
+    except LabelAuditError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # valid JSON, wrong shape: edited by hand
+        raise _damaged(summary_file, exc) from None
 
 
 def _damaged(path: Path, exc: BaseException) -> LabelAuditError:

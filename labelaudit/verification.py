@@ -62,14 +62,7 @@ def read_report(report_dir: Path) -> tuple[pd.DataFrame, Summary]:
     from .report import load_report
 
     folder = Path(report_dir)
-    if not folder.is_dir():
-        raise LabelAuditError(f"report folder {folder} does not exist (run `labelaudit audit DATA --out {folder}`)")
-    try:
-        samples, _, summary = load_report(folder)
-    except LabelAuditError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise LabelAuditError(f"cannot read the report in {folder}: {exc}") from None
+    samples, _, summary = load_report(folder)  # missing, damaged or foreign: a LabelAuditError naming the file
     required = ("sample_id", "given_label", "suggested_label", "consensus_score", "is_issue", "rank")
     missing = [c for c in required if c not in samples]
     if missing:

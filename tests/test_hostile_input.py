@@ -3,6 +3,7 @@ is a message naming the file (exit 2), never a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -226,6 +227,18 @@ def test_a_damaged_summary_json_is_a_message_naming_it_for_every_command(
     (report / "summary.json").write_bytes(b"\xff\xfe not utf-8")
     assert main(["export", str(report), "--out", str(tmp_path / "q.csv")]) == 2
     assert "summary.json" in _no_traceback(capsys)
+    # Valid JSON of the wrong shape (edited by hand): export and view raised a ValueError traceback.
+    damages = ('"estimated_error_rate": "n/a"', '"n_flagged": [1]', '"error_rate": {"lower": "low"}')
+    for number, damage in enumerate(damages):
+        edited = write_report(tmp_path / f"edited{number}", _rows())
+        payload = json.loads((edited / "summary.json").read_text())
+        payload.update(json.loads("{" + damage + "}"))
+        (edited / "summary.json").write_text(json.dumps(payload))
+        for command in commands[:4]:
+            command = [str(edited) if part == str(report) else part for part in command]
+            assert main(command) == 2, (command, damage)
+            err = _no_traceback(capsys)
+            assert "summary.json" in err and "damaged" in err, (command, damage, err)
 
 
 # --- Resource limits and correctness -------------------------------------------------------------------------
