@@ -494,3 +494,46 @@ def test_a_two_class_view_that_only_leans_to_one_class_is_ignored() -> None:
         assert reading["rate"] > settings.label_free_max_chance_share * 0.5 and not reading["counts"]
         assert estimate.upper == estimate_error_rate(learnt, given).upper
     assert would_have_counted >= 2  # what the cap is for: these passed the power check and the flat cap
+
+
+def _anchor_case(rng: np.random.Generator, n: int = 6000, k: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Methods whose confidence varies from sample to sample and who err more where they are less sure:
+    (true classes, their predicted probabilities, whether each prediction is wrong)."""
+    true = rng.integers(0, k, n)
+    confidence = rng.uniform(0.4, 1.0, n)
+    wrong = rng.random(n) < 0.6 * (1.0 - confidence)  # sure and wrong sometimes, unsure and wrong more often
+    predicted = np.where(wrong, (true + rng.integers(1, k, n)) % k, true)
+    probs = np.full((n, k), 0.0)
+    probs += ((1.0 - confidence) / (k - 1))[:, None]
+    probs[np.arange(n), predicted] = confidence
+    return true, probs, wrong
+
+
+def test_the_anchor_reading_extrapolated_to_no_anchors_keeps_label_noise_and_drops_the_methods_errors() -> None:
+    from labelaudit.estimate import anchor_confusions, anchor_extrapolated_rate
+
+    rng = np.random.default_rng(3)
+    true, probs, _ = _anchor_case(rng)
+    shares = (0.25, 0.5)
+
+    def one_share(labels: np.ndarray, share: float) -> float:
+        counts = anchor_confusions(labels, probs, share)
+        return float((counts.sum() - np.trace(counts)) / counts.sum())
+
+    # Right labels: at either share the anchors hold the methods' sure mistakes, more at the larger share.
+    assert one_share(true, 0.5) > one_share(true, 0.25) > 0.02
+    assert anchor_extrapolated_rate(true, probs, shares) < 0.4 * one_share(true, 0.25)
+    # 20 % class-pair noise on the labels, which the methods do not see: the anchors carry it at every share.
+    noisy = true.copy()
+    flipped = rng.random(len(true)) < 0.2
+    noisy[flipped] = (true[flipped] + 1) % probs.shape[1]
+    assert anchor_extrapolated_rate(noisy, probs, shares) == pytest.approx(0.2, abs=0.025)
+    assert one_share(noisy, 0.5) > 0.2 + 0.025  # one share alone reads the methods' errors on top
+
+
+def test_the_anchor_headline_is_off_by_default_and_leaves_the_details_as_they_were() -> None:
+    rng = np.random.default_rng(4)
+    true, probs, _ = _anchor_case(rng, n=2000)
+    default = estimate_error_rate(probs, true)
+    assert "anchor_extrapolated_rate" not in default.details
+    assert EstimateSettings().anchor_headline_shares is None
