@@ -537,3 +537,31 @@ def test_the_anchor_headline_is_off_by_default_and_leaves_the_details_as_they_we
     default = estimate_error_rate(probs, true)
     assert "anchor_extrapolated_rate" not in default.details
     assert EstimateSettings().anchor_headline_shares is None
+
+
+def test_the_opt_in_anchor_headline_heads_a_lower_bound_with_the_extrapolated_anchors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import labelaudit.estimate as estimate_module
+
+    rng = np.random.default_rng(6)
+    true, probs, _ = _anchor_case(rng, n=4000)
+    given = true.copy()
+    flipped = rng.random(len(true)) < 0.25
+    given[flipped] = (true[flipped] + 1) % probs.shape[1]
+    opt_in = EstimateSettings(anchor_headline_shares=(0.25, 0.5))
+    extrapolated = estimate_module.anchor_extrapolated_rate(given, probs, (0.25, 0.5))
+
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair rows
+    default, opted = estimate_error_rate(probs, given), estimate_error_rate(probs, given, settings=opt_in)
+    assert default.is_lower_bound and default.details["headline_reading"] != "anchors, extrapolated"
+    if extrapolated > default.rate:
+        assert opted.details["headline_reading"] == "anchors, extrapolated"
+        assert opted.rate == pytest.approx(extrapolated, abs=0.01)  # the error probabilities average to it
+        assert opted.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
+    else:
+        pytest.fail(f"the case should read the anchors above the point: {extrapolated} vs {default.rate}")
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # no lower bound: no change
+    assert estimate_error_rate(probs, given, settings=opt_in).rate == pytest.approx(
+        estimate_error_rate(probs, given).rate
+    )
