@@ -27,17 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from labelaudit.estimate import ErrorEstimate, anchor_confusions, anchor_extrapolated_rate  # noqa: E402
+from labelaudit.estimate import ErrorEstimate, anchor_error_share, anchor_extrapolated_rate  # noqa: E402
 
 SHARES = (0.1, 0.15, 0.25, 0.5)
 EXTRAPOLATED_FROM = (0.25, 0.5)
-
-
-def anchor_share_reading(labels: np.ndarray, pred_probs: np.ndarray, share: float) -> float:
-    """The off-diagonal share of ``anchor_confusions`` at one anchor share."""
-    counts = anchor_confusions(labels, pred_probs, share)
-    total = counts.sum()
-    return float((total - np.trace(counts)) / total) if total > 0 else 0.0
 
 
 def readings(pred_probs: np.ndarray, labels: np.ndarray, estimate: ErrorEstimate) -> dict[str, Any]:
@@ -48,7 +41,7 @@ def readings(pred_probs: np.ndarray, labels: np.ndarray, estimate: ErrorEstimate
         "point": round(float(estimate.rate), 4),
         "upper": round(float(estimate.upper), 4),
         "lower_bound": bool(estimate.is_lower_bound),
-        **{f"anchors_{share}": round(anchor_share_reading(labels, pred_probs, share), 4) for share in SHARES},
+        **{f"anchors_{share}": round(anchor_error_share(labels, pred_probs, share), 4) for share in SHARES},
         "extrapolated": round(extrapolated, 4),
         "with_anchor_headline": round(max(float(estimate.rate), extrapolated), 4)
         if estimate.is_lower_bound

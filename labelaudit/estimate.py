@@ -321,18 +321,20 @@ def anchor_confusions(labels: np.ndarray, pred_probs: np.ndarray, share: float) 
     return counts
 
 
+def anchor_error_share(labels: np.ndarray, pred_probs: np.ndarray, share: float) -> float:
+    """The labels' error rate read on anchors at one ``share``: anchor_confusions' off-diagonal share."""
+    counts = anchor_confusions(labels, pred_probs, share)
+    total = counts.sum()
+    return float((total - np.trace(counts)) / total) if total > 0 else 0.0
+
+
 def anchor_extrapolated_rate(labels: np.ndarray, pred_probs: np.ndarray, shares: tuple[float, float]) -> float:
-    """The labels' error rate read on anchors (anchor_confusions' off-diagonal share), extrapolated to anchors
-    of no size. Read at one share it also counts where the methods are sure and wrong (imdb 2.4 % for 0.7 %,
-    CIFAR-10N aggre 18.5 % for 9.1 % at share 0.25, tune rows), which grows with the share while class-conditional
-    label noise does not; the line through the readings at two shares, taken at share 0, keeps the noise."""
+    """The labels' error rate read on anchors (anchor_error_share), extrapolated to anchors of no size. Read at
+    one share it also counts where the methods are sure and wrong (imdb 2.4 % for 0.7 %, CIFAR-10N aggre 18.5 %
+    for 9.1 % at share 0.25, tune rows), which grows with the share while class-conditional label noise does
+    not; the line through the readings at two shares, taken at share 0, keeps the noise."""
     small, large = sorted(shares)
-    readings = []
-    for share in (small, large):
-        counts = anchor_confusions(labels, pred_probs, share)
-        total = counts.sum()
-        readings.append(float((total - np.trace(counts)) / total) if total > 0 else 0.0)
-    at_small, at_large = readings
+    at_small, at_large = (anchor_error_share(labels, pred_probs, share) for share in (small, large))
     return float(np.clip(at_small - (at_large - at_small) * small / (large - small), 0.0, 1.0))
 
 
