@@ -453,18 +453,18 @@ def audit(
         err.print(f"Report written to [bold]{out}[/]")
     if fail_above is None:
         return
-    from .gate import judged_model_rate, model_estimate_of
+    from .gate import LABEL_ERROR_RATE, SAMPLE_ERROR_RATE, judged_model_rate, model_estimate_of
 
-    rate, source = judged_model_rate(
+    judged = judged_model_rate(
         str(out),
         result.estimated_error_rate,
         model_estimate_of(result.summary),
         None if fail_on is None else fail_on.value,
         flag="--fail-on",
     )
-    if exceeds(rate, fail_above):
-        what = f"estimated label-error rate{source.removeprefix('model')}"  # ", upper end of the 95% interval"
-        err.print(f"[red]gate failed:[/] {what} {rate:.2%} is above --fail-above {fail_above:.2%}")
+    if exceeds(judged.value, fail_above):
+        what = judged.describe(SAMPLE_ERROR_RATE if result.summary.multilabel is not None else LABEL_ERROR_RATE)
+        err.print(f"[red]gate failed:[/] {what} {judged.value:.2%} is above --fail-above {fail_above:.2%}")
         raise typer.Exit(EXIT_GATE_FAILED)
 
 

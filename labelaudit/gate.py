@@ -66,6 +66,32 @@ class ModelEstimate:
         return text
 
 
+@dataclass(frozen=True)
+class JudgedRate:
+    """The rate an error-rate limit judges and which number it is, kept apart so that every message is built
+    from the parts instead of by parsing a string."""
+
+    value: float
+    verified: bool = False  # False: the report's model estimate; True: the verified estimate (`labelaudit verify`)
+    # Which end: None for the model's point; else words such as "upper end of the 95% interval" (--on upper),
+    # or for a verified estimate "upper end of the 95% interval" / "point estimate".
+    end: str | None = None
+
+    @property
+    def source(self) -> str:
+        """``--json``'s ``error_rate_source``: "model", "model, upper end of the 95% interval", or
+        "verified (upper end of the 95% interval)" / "verified (point estimate)"."""
+        if self.verified:
+            return f"verified ({self.end})"
+        return "model" if self.end is None else f"model, {self.end}"
+
+    def describe(self, rate_name: str) -> str:
+        """The rate in words for a check line, e.g. "estimated label-error rate, upper end of the 95% interval"."""
+        if self.verified:
+            return f"verified {rate_name}, {self.end}"
+        return f"estimated {rate_name}" + ("" if self.end is None else f", {self.end}")
+
+
 @dataclass
 class GateResult:
     report_dir: str
@@ -80,10 +106,8 @@ class GateResult:
     newly_flagged: list[dict[str, Any]] = field(default_factory=list)
     n_newly_flagged: int = 0
     baseline_warnings: list[str] = field(default_factory=list)
-    # Which number --max-error-rate judged: "model" (the report's point estimate), "model, upper end of the
-    # 95% interval" (--on upper), or "verified (upper end of the 95% interval)" / "verified (point estimate)".
-    # The regression always compares model points.
-    error_rate_source: str = "model"
+    # Which number --max-error-rate judged (None: the model's point). The regression always compares model points.
+    judged: JudgedRate | None = None
     verified: dict[str, Any] | None = None  # the verified estimate's rate, interval and counts, when used
     notes: list[str] = field(default_factory=list)  # said on stderr: e.g. why auto fell back to the model
     # The report's calibrated estimate: point, interval, audit power, lower-bound flag and its caveats
@@ -98,11 +122,20 @@ class GateResult:
         return self.error_rate_name or LABEL_ERROR_RATE
 
     @property
+    def error_rate_source(self) -> str:
+        """What ``judged`` is, as ``--json`` names it (see ``JudgedRate.source``)."""
+        return self.judged.source if self.judged is not None else "model"
+
+    @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
     def as_dict(self) -> dict[str, Any]:
-        payload = asdict(self)
+        # --json keeps the key and place it had: the judged rate's source where the field stands.
+        payload = {
+            ("error_rate_source" if key == "judged" else key): (self.error_rate_source if key == "judged" else value)
+            for key, value in asdict(self).items()
+        }
         payload["failed"] = [c.name for c in self.failed]
         if self.error_rate_name is None:
             del payload["error_rate_name"]
@@ -220,7 +253,7 @@ def check_gate(
     if estimate_file is not None and use == "model":
         raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
     model_estimate = model_estimate_of(summary)
-    rate, source, verified, notes = _error_rate(report_dir, samples, model_rate, model_estimate, use, on, estimate_file)
+    judged, verified, notes = _error_rate(report_dir, samples, model_rate, model_estimate, use, on, estimate_file)
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
     worst_rows = _worst_classes(classes, worst)
     checks: list[Check] = []
@@ -228,12 +261,10 @@ def check_gate(
         checks.append(
             Check(
                 "max-error-rate",
-                f"estimated {rate_name}{source.removeprefix('model')}"
-                if source.startswith("model")
-                else f"verified {rate_name}, {source}",
+                judged.describe(rate_name),
                 max_error_rate,
-                rate,
-                not exceeds(rate, max_error_rate),
+                judged.value,
+                not exceeds(judged.value, max_error_rate),
             )
         )
     if max_class_error_rate is not None:
@@ -260,10 +291,10 @@ def check_gate(
             )
         )
 
-    if model_estimate is not None and source.startswith("model") and max_error_rate is not None:
+    if model_estimate is not None and not judged.verified and max_error_rate is not None:
         notes = notes + [f"about the estimate: {w}" for w in model_estimate.warnings]
         if (
-            source == "model"
+            judged.end is None
             and model_estimate.is_lower_bound
             and not exceeds(model_rate, max_error_rate)
             and exceeds(model_estimate.upper, max_error_rate)
@@ -282,7 +313,7 @@ def check_gate(
         n_flagged=n_flagged,
         n_samples=summary.dataset.n_samples,
         worst_classes=worst_rows,
-        error_rate_source=source if source.startswith("model") else f"verified ({source})",
+        judged=judged,
         verified=verified,
         notes=notes,
         model_estimate=model_estimate,
@@ -345,11 +376,11 @@ def _error_rate(
     use: str,
     on: str | None,
     file: Path | None = None,
-) -> tuple[float, str, dict[str, Any] | None, list[str]]:
-    """The rate the error-rate limits judge, what it is ("model", "model, upper end of ...", or which end of
-    the verified interval), the verified estimate's numbers when used, and notes for the user."""
+) -> tuple[JudgedRate, dict[str, Any] | None, list[str]]:
+    """The rate the error-rate limits judge and which number it is, the verified estimate's numbers when
+    used, and notes for the user."""
     if use == "model":
-        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [])
+        return judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, []
     from .verification import StaleEstimate, load_estimate
 
     try:
@@ -358,7 +389,7 @@ def _error_rate(
         if use == "verified":
             raise
         note = f"{exc}. Gating on the model's estimate instead (--use auto)."
-        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note])
+        return judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note]
     if estimate is None:
         if use == "verified":
             raise LabelAuditError(
@@ -366,7 +397,7 @@ def _error_rate(
                 f"then `labelaudit estimate {report_dir} --verified FILE` (or gate with --use model)"
             )
         note = "no verified estimate in the report: gating on the model's estimate"
-        return (*judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note])
+        return judged_model_rate(str(report_dir), model_rate, model_estimate, on), None, [note]
     on = on or "upper"  # a reviewed sample's interval is exact: its upper end is what it can vouch for
     interval = estimate["error_rate"]
     level = float(estimate.get("level", 0.95))
@@ -380,24 +411,24 @@ def _error_rate(
         "reviewed": int(estimate["reviewed"]),
         "on": on,
     }
-    return value, what, verified, []
+    return JudgedRate(value, verified=True, end=what), verified, []
 
 
 def judged_model_rate(
     report: str, model_rate: float, model_estimate: ModelEstimate | None, on: str | None, flag: str = "--on"
-) -> tuple[float, str]:
+) -> JudgedRate:
     """The model's rate a limit judges (``gate --max-error-rate``, ``audit --fail-above``) and what it is: its
     point by default; with ``on="upper"`` the upper end of its interval, for a gate that passes only when the
     audit cannot put the rate above the limit (labelling-rule noise the methods learn reads a low point; its
     upper end is where it shows, docs/method.md). ``report`` and ``flag`` name them in the error."""
     if on != "upper":
-        return model_rate, "model"
+        return JudgedRate(model_rate)
     if model_estimate is None:
         raise LabelAuditError(
             f"{report} has no interval for its estimate (a tag-set audit has none, nor has a report of an older "
             f"labelaudit): judge its point with {flag} point"
         )
-    return model_estimate.upper, f"model, upper end of the {model_estimate.confidence:.0%} interval"
+    return JudgedRate(model_estimate.upper, end=f"upper end of the {model_estimate.confidence:.0%} interval")
 
 
 def model_estimate_of(summary: Summary) -> ModelEstimate | None:
@@ -564,7 +595,7 @@ def markdown(result: GateResult) -> str:
             "",
             f"Verified {result.rate_name} **{v['estimate']:.2%}** ({v['level']:.0%} interval {v['lower']:.2%} to "
             f"{v['upper']:.2%}, {v['reviewed']} items reviewed); `--max-error-rate` judged the "
-            f"{result.error_rate_source.removeprefix('verified (').rstrip(')')}.",
+            f"{result.judged.end if result.judged is not None else 'point estimate'}.",
         ]
     out += [
         "",

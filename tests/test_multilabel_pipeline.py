@@ -356,3 +356,14 @@ def test_gate_names_the_sample_error_rate_in_lines_json_and_step_summary(
     assert {c["name"]: c["description"] for c in payload["checks"]}["max-error-rate"] == f"estimated {named}"
     markdown = summary_file.read_text()
     assert f"estimated {named}" in markdown and "label-error rate" not in markdown
+
+
+def test_audit_fail_above_names_the_sample_error_rate_of_a_tag_set(tmp_path, capsys) -> None:
+    from labelaudit.cli import main
+
+    manifest = tagged_manifest(tmp_path)
+    args = ["audit", str(manifest), "--label-sep", "|", "--id-col", "id", "--out", str(tmp_path / "report")]
+    code = main([*args, "--no-cache", "--quiet", "--deft-epochs", "3", "--deft-folds", "2", "--fail-above", "0.0"])
+    assert code == 1  # the planted errors put the sample error rate above 0
+    message = " ".join(capsys.readouterr().err.split())
+    assert "gate failed: estimated sample error rate (share of samples with a wrong tag)" in message
