@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..chunked import row_blocks, rows_float32
 from ..scorers.deft import INIT_TEXT, DeftSettings, default_batch_size, learning_rate
 from ..scorers.deft_train import EmbeddingPrompts, TokenPrompts, torch_threads
-from .scorers import MultilabelContext, PairResult, learnable_classes, multilabel_folds, threshold_flags
+from .scorers import MultilabelContext, PairResult, learnable_classes, multilabel_folds
 
 
 def _variant(context: MultilabelContext, settings: DeftSettings) -> str:
@@ -192,15 +192,11 @@ def score_deft(context: MultilabelContext) -> PairResult:
             detectors = train_binary_deft(context, settings, variant, train, context.seed + fold, task)
             probs[held_out] = predict(detectors, context, held_out)
     scored = learnable_classes(context.tags)
-    share = context.tags.mean(axis=0)
-    probs[:, ~scored] = share[~scored]
-    missing, spurious = threshold_flags(context.tags, probs, scored)
-    return PairResult(
-        probs=probs,
-        missing=missing,
-        spurious=spurious,
-        scored=scored,
-        settings={
+    return PairResult.thresholded(
+        context.tags,
+        probs,
+        scored,
+        {
             "variant": variant,
             "detector": "sigmoid(scale * (cos(x, positive prompt) - cos(x, negative prompt)) + offset) per class",
             "epochs": settings.epochs,

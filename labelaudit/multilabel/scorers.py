@@ -96,6 +96,16 @@ class PairResult:
     def flagged(self) -> np.ndarray:
         return self.missing | self.spurious
 
+    @classmethod
+    def thresholded(
+        cls, tags: np.ndarray, probs: np.ndarray, scored: np.ndarray, settings: dict[str, Any]
+    ) -> PairResult:
+        """The result of a method whose flag rule is the 1/2 threshold (``threshold_flags``): pairs of a class
+        it could not judge get the class's given share first (``probs`` is changed in place)."""
+        _unscored(probs, tags, scored)
+        missing, spurious = threshold_flags(tags, probs, scored)
+        return cls(probs=probs, missing=missing, spurious=spurious, scored=scored, settings=settings)
+
 
 def learnable_classes(tags: np.ndarray, minimum: int = MIN_CLASS_ROWS) -> np.ndarray:
     """(K,) bool: classes with at least ``minimum`` given positives and ``minimum`` given negatives."""
@@ -293,14 +303,11 @@ def score_knn(context: MultilabelContext) -> PairResult:
             part = neighbor_tag_shares(graph.indices[block], graph.similarities[block], context.tags, weighting)
             probs[block] = np.where(np.isnan(part), share[None, :], part)
         task.advance()
-    _unscored(probs, context.tags, scored)
-    missing, spurious = threshold_flags(context.tags, probs, scored)
-    return PairResult(
-        probs=probs,
-        missing=missing,
-        spurious=spurious,
-        scored=scored,
-        settings={
+    return PairResult.thresholded(
+        context.tags,
+        probs,
+        scored,
+        {
             "k": graph.k,
             "weighting": weighting,
             "flag_rule": "the weighted majority of the neighbours disagrees with the given tag",
@@ -350,14 +357,11 @@ def score_zeroshot(context: MultilabelContext) -> PairResult:
                 a, b = platt_fit(sims[train, k], y)
                 probs[held_out, k] = 1.0 / (1.0 + np.exp(-(a * sims[held_out, k] + b)))
         task.advance()
-    _unscored(probs, context.tags, scored)
-    missing, spurious = threshold_flags(context.tags, probs, scored)
-    return PairResult(
-        probs=probs,
-        missing=missing,
-        spurious=spurious,
-        scored=scored,
-        settings={
+    return PairResult.thresholded(
+        context.tags,
+        probs,
+        scored,
+        {
             "calibration": "per-class logistic fit of the prompt similarity, cross-fitted",
             "thresholds": thresholds,
             "folds": folds,
