@@ -168,7 +168,7 @@ def prepare(work: Path) -> None:
                 shutil.copyfile(file, target)
                 rows.append({"path": f"images300/{folder.name}/{file.name}", "label": folder.name})
         pd.DataFrame(rows).to_csv(data / "images300.csv", index=False)
-    tagged_manifest(data / "tags.csv")
+    shutil.copyfile(REPO / "sample_data" / "tags.csv", data / "tags.csv")
     youtube = SHARED / "text" / "wrench_youtube"
     if youtube.is_dir():
         frame = pd.read_csv(youtube / "wrench_youtube.csv", dtype=str, keep_default_na=False)
@@ -176,31 +176,6 @@ def prepare(work: Path) -> None:
             data / "youtube.csv", index=False
         )
         shutil.copyfile(youtube / "classes.txt", data / "youtube_classes.txt")
-
-
-TAG_PHRASES = {
-    "sports": ["football match", "the team scored a goal", "tennis player won", "basketball game tonight"],
-    "food": ["a delicious pizza", "cooking pasta with garlic", "the restaurant served soup", "baking fresh bread"],
-    "weather": ["heavy rain expected", "sunny and warm", "a snow storm is coming", "strong winds tonight"],
-}
-
-
-def tagged_manifest(path: Path) -> None:
-    """A 60-row tag-set manifest (id, text, tags joined by "|") with a wrong, a spurious and a missing tag."""
-    import random
-
-    import pandas as pd
-
-    rng = random.Random(0)
-    rows = []
-    for i in range(60):
-        topics = sorted(rng.sample(sorted(TAG_PHRASES), rng.choice([1, 1, 2])))
-        text = " and ".join(rng.choice(TAG_PHRASES[t]) for t in topics) + f" ({i})"
-        rows.append({"id": f"s{i:02d}", "text": text, "tags": "|".join(topics)})
-    rows[3] = {"id": "s03", "text": "sunny and warm (3)", "tags": "food"}
-    rows[7] = {"id": "s07", "text": "baking fresh bread (7)", "tags": "food|weather"}
-    rows[11] = {"id": "s11", "text": "tennis player won and a delicious pizza (11)", "tags": "sports"}
-    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 MODEL = ("--model", str(TINY_MODEL), "--pretrained", "random")

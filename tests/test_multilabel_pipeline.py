@@ -4,7 +4,7 @@ apply/undo on its report. One small text manifest (48 rows, three topics, MiniLM
 from __future__ import annotations
 
 import json
-import random
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,26 +17,16 @@ from labelaudit.discover import discover
 from labelaudit.errors import DataError
 from labelaudit.multilabel.tags import parse_tag_column
 
-PHRASES = {
-    "sports": ["football match", "the team scored a goal", "tennis player won", "basketball game tonight"],
-    "food": ["a delicious pizza", "cooking pasta with garlic", "the restaurant served soup", "baking fresh bread"],
-    "weather": ["heavy rain expected", "sunny and warm", "a snow storm is coming", "strong winds tonight"],
-}
-PLANTED = "s03"  # given "food" although its text is only about the weather
+from .conftest import ROOT
+
+SAMPLE_TAGS = ROOT / "sample_data" / "tags.csv"  # 48 rows, three topics; three planted mistakes
+PLANTED = "s03"  # given "food" although its text is only about the weather (s07: a spurious tag, s11: a missing one)
 
 
 def tagged_manifest(folder: Path) -> Path:
-    rng = random.Random(0)
-    rows = []
-    for i in range(48):
-        topics = sorted(rng.sample(sorted(PHRASES), rng.choice([1, 1, 2])))
-        text = " and ".join(rng.choice(PHRASES[t]) for t in topics) + f" ({i})"
-        rows.append({"id": f"s{i:02d}", "text": text, "tags": "|".join(topics)})
-    rows[3] = {"id": PLANTED, "text": "sunny and warm (3)", "tags": "food"}
-    rows[7] = {"id": "s07", "text": "baking fresh bread (7)", "tags": "food|weather"}  # a spurious tag
-    rows[11] = {"id": "s11", "text": "tennis player won and a delicious pizza (11)", "tags": "sports"}  # missing
+    """A copy of sample_data/tags.csv in ``folder`` (tests that apply decisions rewrite it)."""
     path = folder / "manifest.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+    shutil.copyfile(SAMPLE_TAGS, path)
     return path
 
 
