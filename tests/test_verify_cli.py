@@ -137,7 +137,7 @@ def test_more_items_than_samples_enumerates_the_report_and_the_estimate_is_exact
 
 
 def test_csv_decisions_estimate_and_gate_on_the_verified_number(
-    text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = _fresh(text_report, tmp_path)
     queue = tmp_path / "queue.csv"
@@ -182,9 +182,14 @@ def test_csv_decisions_estimate_and_gate_on_the_verified_number(
     args = ["gate", str(report), "--max-error-rate", f"{between:.6f}", "--use", "verified"]
     assert main(args) == 1
     assert "upper end of the 95% interval" in capsys.readouterr().err
+    summary_file = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
     assert main([*args, "--on", "point", "--json"]) == 0
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     gated = json.loads(capsys.readouterr().out)
     assert gated["error_rate_source"] == "verified (point estimate)"
+    step = " ".join(summary_file.read_text().split())
+    assert "`--max-error-rate` judged the point estimate." in step and "items reviewed" in step
     assert gated["checks"][0]["value"] == pytest.approx(point) and gated["verified"]["upper"] == pytest.approx(upper)
     assert main(["gate", str(report), "--max-error-rate", "0.5", "--use", "auto", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["error_rate_source"].startswith("verified")
