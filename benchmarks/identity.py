@@ -206,6 +206,34 @@ def case_text_options(work: Path) -> dict[str, str]:
     return out
 
 
+# sample_data/README.md: the text folder's deliberately wrong labels and their true classes
+TEXT_GOLD = {"cooking/t12.txt": "sports", "finance/t25.txt": "space", "space/t26.txt": "cooking"}
+
+
+def case_verify(work: Path) -> dict[str, str]:
+    """The verified-sample workflow on the text report: draw, review (by the gold labels), estimate, gate."""
+    import pandas as pd
+
+    if not (work / "out" / "text" / "summary.json").is_file():  # the text case makes it when it runs first
+        cli(work, "audit", "data/text", "--out", "out/text", "--cache-dir", "cache/text", "-q", name="setup")
+    out = cli(work, "verify", "out/text", "--n", "24", "--out", "q/verify.csv", "--seed", "1", name="verify")
+    queue = pd.read_csv(work / "q" / "verify.csv", dtype=str, keep_default_na=False)
+    queue["decision"] = [f"relabel:{TEXT_GOLD[s]}" if s in TEXT_GOLD else "keep" for s in queue["sample_id"]]
+    queue.to_csv(work / "q" / "verify.csv", index=False)
+    out.update(cli(work, "estimate", "out/text", "--verified", "q/verify.csv", name="estimate"))
+    for file in sorted((work / "out" / "text" / "verification").iterdir()):
+        data = file.read_bytes()
+        if file.suffix == ".json":  # the design and the estimate say when they were made: compared without it
+            record = json.loads(data)
+            record.pop("created_at", None)
+            data = json.dumps(record, sort_keys=True).encode()
+        out[f"verification/{file.name}"] = sha256(data)
+    gate = ("gate", "out/text", "--max-error-rate", "0.05", "--use", "verified")
+    out.update(cli(work, *gate, "--json", name="gate-verified"))
+    out.update(cli(work, *gate, "--on", "point", name="gate-verified-point"))
+    return out
+
+
 def case_tags(work: Path) -> dict[str, str]:
     """A tag-set (multi-label) manifest: its own scorers, report tables, gate and exports."""
     args = (
@@ -336,6 +364,7 @@ CASES = [
     Case("youtube", case_youtube, needs_shared=True),
     Case("api-dataframe", case_api_dataframe),
     Case("usage-errors", case_usage_errors),
+    Case("verify", case_verify),
     Case("tags", case_tags),
 ]
 
