@@ -453,7 +453,7 @@ def audit(
         err.print(f"Report written to [bold]{out}[/]")
     if fail_above is None:
         return
-    from .gate import LABEL_ERROR_RATE, SAMPLE_ERROR_RATE, judged_model_rate, model_estimate_of
+    from .gate import error_rate_name, judged_model_rate, model_estimate_of
 
     judged = judged_model_rate(
         str(out),
@@ -463,7 +463,7 @@ def audit(
         flag="--fail-on",
     )
     if exceeds(judged.value, fail_above):
-        what = judged.describe(SAMPLE_ERROR_RATE if result.summary.multilabel is not None else LABEL_ERROR_RATE)
+        what = judged.describe(error_rate_name(result.summary))
         err.print(f"[red]gate failed:[/] {what} {judged.value:.2%} is above --fail-above {fail_above:.2%}")
         raise typer.Exit(EXIT_GATE_FAILED)
 

@@ -29,6 +29,11 @@ LABEL_ERROR_RATE = "label-error rate"
 SAMPLE_ERROR_RATE = "sample error rate (share of samples with a wrong tag)"
 
 
+def error_rate_name(summary: Summary) -> str:
+    """What a report's estimated_error_rate is, in words: LABEL_ERROR_RATE, or SAMPLE_ERROR_RATE for a tag set."""
+    return SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
+
+
 @dataclass
 class Check:
     """One limit and how the report measured against it."""
@@ -249,7 +254,7 @@ def check_gate(
 
     samples, classes, summary = load_report(Path(report_dir))
     model_rate = summary.estimated_error_rate
-    rate_name = SAMPLE_ERROR_RATE if summary.multilabel is not None else LABEL_ERROR_RATE
+    rate_name = error_rate_name(summary)
     if estimate_file is not None and use == "model":
         raise LabelAuditError("--estimate is a verified estimate: pass --use verified (or auto) with it")
     model_estimate = model_estimate_of(summary)
@@ -317,7 +322,7 @@ def check_gate(
         verified=verified,
         notes=notes,
         model_estimate=model_estimate,
-        error_rate_name=SAMPLE_ERROR_RATE if summary.multilabel is not None else None,
+        error_rate_name=rate_name if summary.multilabel is not None else None,
     )
     if baseline_dir is not None:
         base_samples, _, base_summary = load_report(Path(baseline_dir))
@@ -591,11 +596,12 @@ def markdown(result: GateResult) -> str:
     ]
     if result.verified is not None:
         v = result.verified
+        assert result.judged is not None  # a verified estimate comes with the verified rate it judged
         out += [
             "",
             f"Verified {result.rate_name} **{v['estimate']:.2%}** ({v['level']:.0%} interval {v['lower']:.2%} to "
             f"{v['upper']:.2%}, {v['reviewed']} items reviewed); `--max-error-rate` judged the "
-            f"{result.judged.end if result.judged is not None else 'point estimate'}.",
+            f"{result.judged.end}.",
         ]
     out += [
         "",
