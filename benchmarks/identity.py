@@ -194,6 +194,12 @@ def case_text(work: Path) -> dict[str, str]:
     return out
 
 
+def _text_report(work: Path) -> None:
+    """out/text for a case that reads it: the text case makes it when it runs first."""
+    if not (work / "out" / "text" / "summary.json").is_file():
+        cli(work, "audit", "data/text", "--out", "out/text", "--cache-dir", "cache/text", "-q", name="setup")
+
+
 def case_text_options(work: Path) -> dict[str, str]:
     """Every scorer option away from its default, so a setting dropped on the way to its scorer shows."""
     args = (
@@ -214,8 +220,7 @@ def case_verify(work: Path) -> dict[str, str]:
     """The verified-sample workflow on the text report: draw, review (by the gold labels), estimate, gate."""
     import pandas as pd
 
-    if not (work / "out" / "text" / "summary.json").is_file():  # the text case makes it when it runs first
-        cli(work, "audit", "data/text", "--out", "out/text", "--cache-dir", "cache/text", "-q", name="setup")
+    _text_report(work)
     out = cli(work, "verify", "out/text", "--n", "24", "--out", "q/verify.csv", "--seed", "1", name="verify")
     queue = pd.read_csv(work / "q" / "verify.csv", dtype=str, keep_default_na=False)
     queue["decision"] = [f"relabel:{TEXT_GOLD[s]}" if s in TEXT_GOLD else "keep" for s in queue["sample_id"]]
@@ -348,8 +353,7 @@ USAGE_ERRORS: list[tuple[str, ...]] = [
 
 
 def case_usage_errors(work: Path) -> dict[str, str]:
-    if not (work / "out" / "text" / "summary.json").is_file():  # the text case makes it when it runs first
-        cli(work, "audit", "data/text", "--out", "out/text", "--cache-dir", "cache/text", "-q", name="setup")
+    _text_report(work)
     out: dict[str, str] = {}
     for number, args in enumerate(USAGE_ERRORS):
         out.update(cli(work, *args, name=f"{number:02d} {' '.join(args)}"))
