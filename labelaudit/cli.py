@@ -99,6 +99,11 @@ class LowerBoundCut(str, Enum):
     doubted = "doubted"
 
 
+class LowerBoundRate(str, Enum):
+    isolated = "isolated"
+    anchors = "anchors"
+
+
 class MistakeSources(str, Enum):
     auto = "auto"
     uniform = "uniform"
@@ -346,6 +351,16 @@ def audit(
             rich_help_panel=METHODS,
         ),
     ] = LowerBoundCut.headline,
+    lower_bound_rate: Annotated[
+        LowerBoundRate,
+        typer.Option(
+            help="When the estimate is only a lower bound, what it reports: isolated (what isolated mistakes "
+            "explain) or anchors (the rate the labels of the samples the methods are surest of imply, where that "
+            "is more; for class-pair noise, one class labelled consistently as another, with an encoder that "
+            "separates the classes well).",
+            rich_help_panel=METHODS,
+        ),
+    ] = LowerBoundRate.isolated,
     mistake_sources: Annotated[
         MistakeSources,
         typer.Option(
@@ -433,7 +448,11 @@ def audit(
                     variant=deft_variant, epochs=deft_epochs, n_ctx=deft_ctx, lr=deft_lr, folds=deft_folds
                 ),
             },
-            estimate=EstimateSettings(lower_bound_cut=lower_bound_cut.value, confused_sources=mistake_sources.value),
+            estimate=EstimateSettings(
+                lower_bound_cut=lower_bound_cut.value,
+                lower_bound_rate=lower_bound_rate.value,
+                confused_sources=mistake_sources.value,
+            ),
         ),
     )
     reporter = Reporter(enabled=not quiet and not json_out, console=err)

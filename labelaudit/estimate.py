@@ -53,7 +53,8 @@ from .chunked import row_blocks
 # 5: with two classes they leave each class as often as the anchors' labels say (confused_sources="auto").
 # 6: the interval's upper end also holds the reading of the methods that never see the labels (label_free_methods).
 # 7: that reading counts only below half of what a view with no information reads (label_free_max_chance_share).
-ESTIMATOR_VERSION = 7
+# 8: a lower bound reads the anchors' rate too (details, warning, upper end; EstimateSettings.lower_bound_rate).
+ESTIMATOR_VERSION = 8
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -142,11 +143,18 @@ class EstimateSettings:
     # 6.0 %, isolated 2.4 %) but read imdb_test_cleanlab, 99.3 % clean, as 7.0 % (isolated 0.69 % for
     # 0.68 %): the two give the same readings, and a nearly clean set must come back nearly clean.
     doubted_headline_ratio: float | None = None
-    # Off by default (None), a study: where the estimate is a lower bound, let the headline follow the rate the
-    # anchors imply when it reads more (anchor_extrapolated_rate: the off-diagonal share of anchor_confusions at
-    # these two anchor shares, extrapolated linearly to anchors of no size, where the methods' own errors
-    # vanish). Class-pair noise, which the probe learns and the mixture readings miss, shows there.
-    anchor_headline_shares: tuple[float, float] | None = None
+    # What a lower bound's headline reads: what isolated mistakes explain ("isolated", the default), or the rate
+    # the anchors imply where that reads more ("anchors", `audit --lower-bound-rate anchors`): the off-diagonal
+    # share of anchor_confusions at the two ``anchor_rate_shares``, extrapolated linearly to anchors of no size,
+    # where the methods' own sure mistakes vanish (anchor_extrapolated_rate). Class-pair noise (one class
+    # consistently labelled as another), which the probe learns and the mixture readings miss, shows there.
+    # Not the default: on the offline proxy image features the methods' surest samples are often of another
+    # class (10 % of the surest tenth on CIFAR-10N's clean labels), and it read 10-20 % class-pair noise 6-11
+    # points high (docs/benchmarks.md, "The rate the anchors imply"); on the text sets' class-pair rows it read
+    # within 3 points where the default read 1-10 % for 10-40 %. Either way a lower bound's warning says what
+    # the anchors read, where they read more than the headline.
+    lower_bound_rate: Literal["isolated", "anchors"] = "isolated"
+    anchor_rate_shares: tuple[float, float] = (0.25, 0.5)
     # Where the estimate is a lower bound, flag as many as the upper end of the interval (True) instead of
     # the ``flag_cut`` below (False, the default). Tune rows: the upper end found more of
     # labelling-function noise (youtube F1 0.67 vs 0.09) but flagged 674 of imdb's tune rows for 33 errors.
@@ -683,12 +691,11 @@ def estimate_error_rate(
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
     headline, headline_mistakes = (doubted, on_doubted) if follow_doubt else (point, main)
-    anchored = (
-        anchor_extrapolated_rate(labels, pred_probs, settings.anchor_headline_shares)
-        if lower_bound and settings.anchor_headline_shares is not None
-        else None
-    )
-    follow_anchors = not follow_doubt and anchored is not None and anchored > point.rate
+    # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
+    # the warning names it either way.
+    anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
+    anchors_read_more = not follow_doubt and anchored is not None and anchored > point.rate
+    follow_anchors = anchors_read_more and settings.lower_bound_rate == "anchors"
 
     if verified is not None:
         verified = np.asarray(verified)
@@ -708,6 +715,9 @@ def estimate_error_rate(
         and label_free.power >= settings.low_power_auroc
         and label_free.rate < settings.label_free_max_chance_share * (k - 1) / k
     )
+    # The anchors' reading is one more upper end of a lower bound: the warning names it, so the interval holds it.
+    if anchored is not None:
+        upper = max(upper, anchored)
     label_free_sets_upper = label_free_counts and label_free.rate > upper
     if label_free_sets_upper:
         upper = label_free.rate
@@ -751,6 +761,13 @@ def estimate_error_rate(
                 " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "
                 f"flags deeper, as the doubted-samples reading ({doubted.rate:.1%}) suggests."
                 if doubted_reads_more and not cut_on_doubted
+                else ""
+            )
+            + (
+                " If one class's labels went consistently to another (class-pair noise), the labels of the samples "
+                f"the methods are surest of imply {anchored:.1%}; `labelaudit audit --lower-bound-rate anchors` "
+                "reports that as the estimate."
+                if anchors_read_more and not follow_anchors
                 else ""
             )
         )
@@ -800,7 +817,7 @@ def estimate_error_rate(
         + ("doubted-samples reading's" if cut_on_doubted else "headline's")
         + " error probabilities",
     }
-    if anchored is not None:  # only with EstimateSettings.anchor_headline_shares: the default's details keep their keys
+    if anchored is not None:  # only where the estimate is a lower bound (it is read nowhere else)
         details["anchor_extrapolated_rate"] = round(anchored, 6)
     return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
 

@@ -530,15 +530,22 @@ def test_the_anchor_reading_extrapolated_to_no_anchors_keeps_label_noise_and_dro
     assert one_share(noisy, 0.5) > 0.2 + 0.025  # one share alone reads the methods' errors on top
 
 
-def test_the_anchor_headline_is_off_by_default_and_leaves_the_details_as_they_were() -> None:
+def test_the_anchor_headline_is_off_by_default_and_only_a_lower_bound_reads_the_anchors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import labelaudit.estimate as estimate_module
+
     rng = np.random.default_rng(4)
     true, probs, _ = _anchor_case(rng, n=2000)
+    assert EstimateSettings().lower_bound_rate == "isolated"
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)
     default = estimate_error_rate(probs, true)
-    assert "anchor_extrapolated_rate" not in default.details
-    assert EstimateSettings().anchor_headline_shares is None
+    assert not default.is_lower_bound and "anchor_extrapolated_rate" not in default.details
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)
+    assert "anchor_extrapolated_rate" in estimate_error_rate(probs, true).details
 
 
-def test_the_opt_in_anchor_headline_heads_a_lower_bound_with_the_extrapolated_anchors(
+def test_a_lower_bound_names_what_the_anchors_read_and_the_opt_in_heads_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import labelaudit.estimate as estimate_module
@@ -548,18 +555,28 @@ def test_the_opt_in_anchor_headline_heads_a_lower_bound_with_the_extrapolated_an
     given = true.copy()
     flipped = rng.random(len(true)) < 0.25
     given[flipped] = (true[flipped] + 1) % probs.shape[1]
-    opt_in = EstimateSettings(anchor_headline_shares=(0.25, 0.5))
+    opt_in = EstimateSettings(lower_bound_rate="anchors")
     extrapolated = estimate_module.anchor_extrapolated_rate(given, probs, (0.25, 0.5))
 
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair rows
     default, opted = estimate_error_rate(probs, given), estimate_error_rate(probs, given, settings=opt_in)
     assert default.is_lower_bound and default.details["headline_reading"] != "anchors, extrapolated"
-    if extrapolated > default.rate:
-        assert opted.details["headline_reading"] == "anchors, extrapolated"
-        assert opted.rate == pytest.approx(extrapolated, abs=0.01)  # the error probabilities average to it
-        assert opted.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
-    else:
+    if extrapolated <= default.rate:
         pytest.fail(f"the case should read the anchors above the point: {extrapolated} vs {default.rate}")
+    # The default keeps its point, names the anchors' reading and the option, and its interval holds the reading.
+    assert default.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
+    assert default.upper >= extrapolated
+    named = [w for w in default.warnings if "--lower-bound-rate anchors" in w]
+    assert len(named) == 1 and f"{extrapolated:.1%}" in named[0]
+    # The opt-in heads with it (its error probabilities average to it) and no longer names the option.
+    assert opted.details["headline_reading"] == "anchors, extrapolated"
+    assert opted.rate == pytest.approx(extrapolated, abs=0.01)
+    assert opted.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
+    assert not any("--lower-bound-rate" in w for w in opted.warnings)
+    # Where the anchors read above every other upper end, they set the upper end (the warning's "as high as").
+    monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: 0.9)
+    high = estimate_error_rate(probs, given)
+    assert high.upper == pytest.approx(0.9) and any("as high as 90.0%" in w for w in high.warnings)
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # no lower bound: no change
     assert estimate_error_rate(probs, given, settings=opt_in).rate == pytest.approx(
         estimate_error_rate(probs, given).rate
