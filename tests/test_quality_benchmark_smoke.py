@@ -37,6 +37,13 @@ def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> 
     default = next(r for r in rows if str(r["method"]).startswith("labelaudit default"))
     assert default["estimate_lower"] <= default["estimate_whole_set"] <= default["estimate_upper"]
     assert abs(default["estimate_whole_set"] - default["true_rate_whole_set"]) < 0.05
+    # The class-pair opt-in only ever heads a lower bound with more than the point; elsewhere it is the default.
+    anchors = next(r for r in rows if r["method"] == quality.ANCHORS_ROW)
+    if default["estimate_is_lower_bound"]:
+        assert anchors["estimate_whole_set"] >= default["estimate_whole_set"]
+    else:
+        assert anchors["estimate_whole_set"] == default["estimate_whole_set"]
+        assert anchors["flagged"] == default["flagged"]
     markdown = quality.to_markdown(rows)
     # The methods' table; a caption and the estimate's table (one row); the AUROC- and F1-difference tables.
     assert markdown.count("\n") == len(rows) + 2 + 6 + 6 + 6
