@@ -155,6 +155,13 @@ class EstimateSettings:
     # the anchors read, where they read more than the headline.
     lower_bound_rate: Literal["isolated", "anchors"] = "isolated"
     anchor_rate_shares: tuple[float, float] = (0.25, 0.5)
+    # The anchors' reading counts only below this share of what a view with no information reads, (K - 1) / K:
+    # a blind encoder's surest samples are of any class, and their labels read near that (the tests' tiny
+    # random-weight model: 0.92 of it on ten classes, 82.8 %). The heaviest class-pair rows read 0.44-0.56 of
+    # it (tune rows, seed 1: 40 % noise on the 20news slice, wrench_trec and CIFAR-10N's proxy features), the
+    # real sets at most 0.42 (CIFAR-10N worst). Not the audit power: 40 % class-pair noise, which the probe
+    # learns, brings it down to 0.74-0.78, as low as that blind model's 0.72.
+    anchor_max_chance_share: float = 0.75
     # Where the estimate is a lower bound, flag as many as the upper end of the interval (True) instead of
     # the ``flag_cut`` below (False, the default). Tune rows: the upper end found more of
     # labelling-function noise (youtube F1 0.67 vs 0.09) but flagged 674 of imdb's tune rows for 33 errors.
@@ -691,10 +698,20 @@ def estimate_error_rate(
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
     headline, headline_mistakes = (doubted, on_doubted) if follow_doubt else (point, main)
+    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
+    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
+    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
+    # classes read 0.99-1.00 that way (0.92 from the label).
+    power_mistakes, power_repaired = main, main_repaired
+    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
+        power_mistakes = mistakes("confusion", sources)
+        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
+        power_repaired = repaired(from_labels, power_mistakes)
     # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
-    # the warning names it either way.
+    # the warning names it either way; see anchor_max_chance_share for where it counts.
     anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
-    anchors_read_more = not follow_doubt and anchored is not None and anchored > point.rate
+    anchors_count = anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k
+    anchors_read_more = not follow_doubt and anchors_count and anchored is not None and anchored > point.rate
     follow_anchors = anchors_read_more and settings.lower_bound_rate == "anchors"
 
     if verified is not None:
@@ -716,7 +733,7 @@ def estimate_error_rate(
         and label_free.rate < settings.label_free_max_chance_share * (k - 1) / k
     )
     # The anchors' reading is one more upper end of a lower bound: the warning names it, so the interval holds it.
-    if anchored is not None:
+    if anchors_count and anchored is not None:
         upper = max(upper, anchored)
     label_free_sets_upper = label_free_counts and label_free.rate > upper
     if label_free_sets_upper:
@@ -738,15 +755,6 @@ def estimate_error_rate(
         settings.flag_cut,
         at_least_expected=lower_bound and settings.lower_bound_flags_expected,
     )
-    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
-    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
-    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
-    # classes read 0.99-1.00 that way (0.92 from the label).
-    power_mistakes, power_repaired = main, main_repaired
-    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
-        power_mistakes = mistakes("confusion", sources)
-        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
-        power_repaired = repaired(from_labels, power_mistakes)
     power = _power(observed, power_mistakes, own, open_rows, n_flags, rate, power_repaired(rate))
     warnings: list[str] = []
     label_free_names = ", ".join(settings.label_free_methods)
@@ -819,6 +827,7 @@ def estimate_error_rate(
     }
     if anchored is not None:  # only where the estimate is a lower bound (it is read nowhere else)
         details["anchor_extrapolated_rate"] = round(anchored, 6)
+        details["anchor_reading_counts"] = anchors_count  # see anchor_max_chance_share
     return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
 
 

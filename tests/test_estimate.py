@@ -574,9 +574,13 @@ def test_a_lower_bound_names_what_the_anchors_read_and_the_opt_in_heads_with_it(
     assert opted.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
     assert not any("--lower-bound-rate" in w for w in opted.warnings)
     # Where the anchors read above every other upper end, they set the upper end (the warning's "as high as").
-    monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: 0.9)
-    high = estimate_error_rate(probs, given)
-    assert high.upper == pytest.approx(0.9) and any("as high as 90.0%" in w for w in high.warnings)
+    monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: 0.6)
+    high = estimate_error_rate(probs, given, settings=EstimateSettings(anchor_max_chance_share=1.0))
+    assert high.upper == pytest.approx(0.6) and any("as high as 60.0%" in w for w in high.warnings)
+    # They do not count where they read 3/4 or more of what a blind view reads ((K - 1) / K = 75 % here).
+    blind = estimate_error_rate(probs, given)
+    assert blind.details["anchor_reading_counts"] is False
+    assert blind.upper < 0.6 and not any("--lower-bound-rate" in w for w in blind.warnings)
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # no lower bound: no change
     assert estimate_error_rate(probs, given, settings=opt_in).rate == pytest.approx(
         estimate_error_rate(probs, given).rate
