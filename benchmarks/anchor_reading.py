@@ -2,8 +2,8 @@
 anchors imply"). Runs benchmarks/quality.py as it is and, for each dataset, records the readings of the
 first estimate it computes (the default consensus's): the shipped point and whether it is a lower bound, the
 off-diagonal share of the anchor confusions at several anchor shares, and the line through 0.25 and 0.5 taken
-at share 0 (``anchor_extrapolated_rate``, what ``EstimateSettings.anchor_headline_shares`` makes the headline of
-a lower bound).
+at share 0 (``anchor_extrapolated_rate``, what ``EstimateSettings(lower_bound_rate="anchors")`` makes the
+headline of a lower bound).
 
     python benchmarks/anchor_reading.py --out benchmarks/results/anchor_reading_youtube -- \\
         --rows tune --no-prompt-variant --datasets wrench_youtube
@@ -27,10 +27,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from labelaudit.estimate import ErrorEstimate, anchor_error_share, anchor_extrapolated_rate  # noqa: E402
+from labelaudit.estimate import (  # noqa: E402
+    ErrorEstimate,
+    EstimateSettings,
+    anchor_error_share,
+    anchor_extrapolated_rate,
+)
 
 SHARES = (0.1, 0.15, 0.25, 0.5)
-EXTRAPOLATED_FROM = (0.25, 0.5)
+EXTRAPOLATED_FROM = EstimateSettings().anchor_rate_shares
 
 
 def readings(pred_probs: np.ndarray, labels: np.ndarray, estimate: ErrorEstimate) -> dict[str, Any]:
