@@ -119,9 +119,20 @@ def test_identity_check_allows_only_the_added_summary_keys(tmp_path: Path) -> No
     (report / "run.json").write_text("{}")
     golden = identity.prefixed("report", identity.report_digests(report))
     assert not any("run.json" in name for name in golden)
-    (report / "summary.json").write_text(json.dumps({**summary, "data_spec": {}}, indent=2) + "\n")
-    assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == []
     (report / "summary.json").write_text(json.dumps({**summary, "engine": "ray"}, indent=2) + "\n")
+    assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == [
+        "report/summary.json: differs"
+    ]
+    # A dotted added key reaches into nested objects; its siblings must still match.
+    nested = {**summary, "error_rate": {"rate": 0.1, "details": {"isolated_mistakes_rate": 0.1}}}
+    (report / "summary.json").write_text(json.dumps(nested, indent=2) + "\n")
+    golden = identity.prefixed("report", identity.report_digests(report))
+    added = json.loads(json.dumps(nested))
+    added["error_rate"]["details"].update(anchor_extrapolated_rate=0.3, anchor_reading_counts=True)
+    (report / "summary.json").write_text(json.dumps(added, indent=2) + "\n")
+    assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == []
+    added["error_rate"]["details"]["isolated_mistakes_rate"] = 0.2
+    (report / "summary.json").write_text(json.dumps(added, indent=2) + "\n")
     assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == [
         "report/summary.json: differs"
     ]
