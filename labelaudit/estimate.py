@@ -764,6 +764,12 @@ def estimate_error_rate(
             f"on samples the methods already doubt {doubted.rate:.1%}, and if the real mistakes are systematic it "
             f"may be as high as {upper:.1%}"
             + (f" (what {label_free_names}, which never sees the labels, reads)" if label_free_sets_upper else "")
+            + (
+                f". The estimate, {rate:.1%}, is what the labels of the samples the methods are surest of imply "
+                "(--lower-bound-rate anchors, for class-pair noise)"
+                if follow_anchors
+                else ""
+            )
             + f". Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."
             + (
                 " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "

@@ -568,11 +568,13 @@ def test_a_lower_bound_names_what_the_anchors_read_and_the_opt_in_heads_with_it(
     assert default.upper >= extrapolated
     named = [w for w in default.warnings if "--lower-bound-rate anchors" in w]
     assert len(named) == 1 and f"{extrapolated:.1%}" in named[0]
-    # The opt-in heads with it (its error probabilities average to it) and no longer names the option.
+    # The opt-in heads with it (its error probabilities average to it) and no longer offers the option...
     assert opted.details["headline_reading"] == "anchors, extrapolated"
     assert opted.rate == pytest.approx(extrapolated, abs=0.01)
     assert opted.details["anchor_extrapolated_rate"] == pytest.approx(extrapolated, abs=1e-6)
-    assert not any("--lower-bound-rate" in w for w in opted.warnings)
+    # ...and says where its number comes from.
+    assert any(f"The estimate, {opted.rate:.1%}, is what the labels of the samples" in w for w in opted.warnings)
+    assert not any("`labelaudit audit --lower-bound-rate anchors`" in w for w in opted.warnings)
     # Where the anchors read above every other upper end, they set the upper end (the warning's "as high as").
     monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: 0.6)
     high = estimate_error_rate(probs, given, settings=EstimateSettings(anchor_max_chance_share=1.0))
