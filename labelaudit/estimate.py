@@ -149,10 +149,11 @@ class EstimateSettings:
     # where the methods' own sure mistakes vanish (anchor_extrapolated_rate). Class-pair noise (one class
     # consistently labelled as another), which the probe learns and the mixture readings miss, shows there.
     # Not the default: on the offline proxy image features the methods' surest samples are often of another
-    # class (10 % of the surest tenth on CIFAR-10N's clean labels), and it read 10-20 % class-pair noise 6-11
-    # points high (docs/benchmarks.md, "The rate the anchors imply"); on the text sets' class-pair rows it read
-    # within 3 points where the default read 1-10 % for 10-40 %. Either way a lower bound's warning says what
-    # the anchors read, where they read more than the headline.
+    # class (10 % of the surest tenth on CIFAR-10N's clean labels, which it then reads 7.5 % wrong where the
+    # default reads 3.0 %), and it read 10-20 % class-pair noise 6-11 points high (docs/benchmarks.md, "The
+    # rate the anchors imply"). On the text sets' 10-40 % class-pair rows it read within 6.2 points (mean 3.7)
+    # where the default read 1.5-8.5 %. Either way a lower bound's warning says what the anchors read, where
+    # they read more than the headline.
     lower_bound_rate: Literal["isolated", "anchors"] = "isolated"
     anchor_rate_shares: tuple[float, float] = (0.25, 0.5)
     # The anchors' reading counts only below this share of what a view with no information reads, (K - 1) / K:
