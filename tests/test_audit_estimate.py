@@ -220,3 +220,48 @@ def test_the_label_free_reading_comes_from_zero_shot_and_can_only_raise_the_uppe
     without = audit(frame, encoder=encoder, methods=METHODS, cache_dir=None, id_col="id").summary.error_rate
     assert without is not None and without.details["label_free_reading"] is None  # no label-free method ran
     assert without.lower == block.lower  # the probe and the neighbour vote's readings are the same in both
+
+
+def class_pair_noise(n: int, share: float, k: int = 5, seed: int = 3):
+    """Overlapping classes whose labels went to the next class for ``share`` of the samples (class-pair noise)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, 16)) * 1.6  # overlapping: the probe learns part of the class pairs
+    x = centres[truth] + rng.normal(size=(n, 16))
+    flipped = rng.random(n) < share
+    given = np.where(flipped, (truth + 1) % k, truth)
+    names = [f"class{c}" for c in range(k)]
+    frame = pd.DataFrame(
+        {
+            "id": [f"s{i:04d}" for i in range(n)],
+            "text": [f"row-{i}" for i in range(n)],
+            "label": [names[g] for g in given],
+        }
+    )
+    centres_unit = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    return frame, LookupEncoder(x.astype(np.float32), centres_unit.astype(np.float32), names), given != truth
+
+
+def test_an_audit_names_the_anchors_reading_of_a_lower_bound_and_the_option_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelaudit.estimate as estimate_module
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, wrong = class_pair_noise(1500, share=0.25)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair data
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    default = audit(frame, **kwargs)
+    block = default.summary.error_rate
+    assert block is not None and block.is_lower_bound
+    anchored = block.details["anchor_extrapolated_rate"]
+    truth = float(wrong.mean())
+    assert abs(anchored - truth) < abs(default.estimated_error_rate - truth)  # the anchors see the class pairs
+    assert any(f"imply {anchored:.1%}" in w and "--lower-bound-rate anchors" in w for w in block.warnings)
+    opted = audit(frame, **kwargs, estimate=EstimateSettings(lower_bound_rate="anchors"))
+    assert opted.run["scores_from_cache"]["estimate"] is False  # another setting, another cached estimate
+    assert opted.estimated_error_rate == pytest.approx(anchored, abs=0.01)
+    assert opted.summary.error_rate is not None and opted.summary.error_rate.details["headline_reading"] == (
+        "anchors, extrapolated"
+    )
+    assert opted.samples["error_probability"].mean() == pytest.approx(opted.estimated_error_rate, abs=1e-6)
