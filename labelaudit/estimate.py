@@ -699,15 +699,6 @@ def estimate_error_rate(
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
     headline, headline_mistakes = (doubted, on_doubted) if follow_doubt else (point, main)
-    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
-    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
-    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
-    # classes read 0.99-1.00 that way (0.92 from the label).
-    power_mistakes, power_repaired = main, main_repaired
-    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
-        power_mistakes = mistakes("confusion", sources)
-        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
-        power_repaired = repaired(from_labels, power_mistakes)
     # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
     # the warning names it either way; see anchor_max_chance_share for where it counts.
     anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
@@ -756,6 +747,15 @@ def estimate_error_rate(
         settings.flag_cut,
         at_least_expected=lower_bound and settings.lower_bound_flags_expected,
     )
+    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
+    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
+    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
+    # classes read 0.99-1.00 that way (0.92 from the label).
+    power_mistakes, power_repaired = main, main_repaired
+    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
+        power_mistakes = mistakes("confusion", sources)
+        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
+        power_repaired = repaired(from_labels, power_mistakes)
     power = _power(observed, power_mistakes, own, open_rows, n_flags, rate, power_repaired(rate))
     warnings: list[str] = []
     label_free_names = ", ".join(settings.label_free_methods)
