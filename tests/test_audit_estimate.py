@@ -66,11 +66,16 @@ def overlapping_classes(n: int, wrong: int, k: int = 4, seed: int = 0, spread: f
     given = truth.copy()
     flipped = rng.choice(n, size=wrong, replace=False)
     given[flipped] = (truth[flipped] + rng.integers(1, k, wrong)) % k
-    names = [f"class{c}" for c in range(k)]
+    return lookup_dataset(x, centres, truth, given)
+
+
+def lookup_dataset(x: np.ndarray, centres: np.ndarray, truth: np.ndarray, given: np.ndarray):
+    """A text frame labelled ``given``, an encoder that returns ``x`` for it, and which labels are wrong."""
+    names = [f"class{c}" for c in range(len(centres))]
     frame = pd.DataFrame(
         {
-            "id": [f"s{i:04d}" for i in range(n)],
-            "text": [f"row-{i}" for i in range(n)],
+            "id": [f"s{i:04d}" for i in range(len(x))],
+            "text": [f"row-{i}" for i in range(len(x))],
             "label": [names[g] for g in given],
         }
     )
@@ -230,16 +235,7 @@ def class_pair_noise(n: int, share: float, k: int = 5, seed: int = 3):
     x = centres[truth] + rng.normal(size=(n, 16))
     flipped = rng.random(n) < share
     given = np.where(flipped, (truth + 1) % k, truth)
-    names = [f"class{c}" for c in range(k)]
-    frame = pd.DataFrame(
-        {
-            "id": [f"s{i:04d}" for i in range(n)],
-            "text": [f"row-{i}" for i in range(n)],
-            "label": [names[g] for g in given],
-        }
-    )
-    centres_unit = centres / np.linalg.norm(centres, axis=1, keepdims=True)
-    return frame, LookupEncoder(x.astype(np.float32), centres_unit.astype(np.float32), names), given != truth
+    return lookup_dataset(x, centres, truth, given)
 
 
 def test_an_audit_names_the_anchors_reading_of_a_lower_bound_and_the_option_reports_it(
