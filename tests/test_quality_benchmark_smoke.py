@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import numpy as np
-
-from .conftest import ROOT, synthetic_embeddings
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import quality  # noqa: E402
+from .bench_data import quality, synthetic_bench_data
 
 
 def test_quality_harness_scores_every_method_on_known_errors(tmp_path: Path) -> None:
-    x, given, true, centres = synthetic_embeddings(n=300, k=3, dim=16, noise_rate=0.15, seed=2)
-    data = quality.BenchData(
-        name="synthetic",
-        embeddings=x,
-        given=given,
-        gold=true,
-        class_names=["a", "b", "c"],
-        class_embeddings=centres,
-        soft_prompt=None,
-        ids=np.arange(300),
-        note="synthetic",
-    )
+    data, given, true = synthetic_bench_data(n=300, noise_rate=0.15, seed=2)
     rows = quality.run_dataset(data, "all", seed=0)
     methods = {row["method"] for row in rows}
     assert {"confident", "zeroshot", "knn", "peer: small-loss GMM"} <= methods

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
-import numpy as np
-
-from .conftest import ROOT, synthetic_embeddings
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import quality  # noqa: E402
-import seeds  # noqa: E402
+from .bench_data import seeds, synthetic_bench_data
 
 
 def test_seeds_records_the_default_and_the_anchors_estimate_per_seed() -> None:
-    x, given, true, centres = synthetic_embeddings(n=240, k=3, dim=16, noise_rate=0.1, seed=4)
-    data = quality.BenchData(
-        name="synthetic",
-        embeddings=x,
-        given=given,
-        gold=true,
-        class_names=["a", "b", "c"],
-        class_embeddings=centres,
-        soft_prompt=None,
-        ids=np.arange(240),
-        note="synthetic",
-    )
+    data, given, true = synthetic_bench_data(n=240, noise_rate=0.1, seed=4)
     rows = [seeds.audit_with_seed(data, seed) for seed in (0, 1)]
     for row in rows:
         assert row["lower"] <= row["estimate"] <= row["upper"]

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 
-import numpy as np
-
-from .conftest import ROOT, synthetic_embeddings
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import quality  # noqa: E402
+from .bench_data import synthetic_bench_data
+from .conftest import ROOT
 
 
 def test_verify_benchmark_runs_draws_and_reports_coverage_and_width() -> None:
@@ -18,18 +13,7 @@ def test_verify_benchmark_runs_draws_and_reports_coverage_and_width() -> None:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    x, given, true, centres = synthetic_embeddings(n=300, k=3, dim=16, noise_rate=0.15, seed=2)
-    data = quality.BenchData(
-        name="synthetic",
-        embeddings=x,
-        given=given,
-        gold=true,
-        class_names=["a", "b", "c"],
-        class_embeddings=centres,
-        soft_prompt=None,
-        ids=np.arange(300),
-        note="synthetic",
-    )
+    data, given, true = synthetic_bench_data(n=300, noise_rate=0.15, seed=2)
     row = bench.run(data, n=60, repeats=3, seed=0, methods=("confident", "knn"))  # DeFT is what costs; not here
     assert row["rows"] == 300 and row["true_error_rate"] == round(float((given != true).mean()), 4)
     for kind in ("stratified", "simple"):
