@@ -43,10 +43,12 @@ TINY_MODEL = REPO / "tests" / "assets" / "labelaudit-tiny.json"
 IMAGES_PER_CLASS = 30
 # Keys a deliberate change added to summary.json since the golden was recorded (a dotted path reaches into
 # nested objects); everything else in it must stay byte for byte. The golden holds "data_spec" (added before
-# it was recorded); estimator version 8 reads the anchors wherever the estimate is a lower bound.
+# it was recorded); estimator version 8 reads the anchors wherever the estimate is a lower bound, version 9
+# the neighbours' labels wherever an audit has a neighbour graph.
 ADDED_SUMMARY_KEYS = (
     "error_rate.details.anchor_extrapolated_rate",
     "error_rate.details.anchor_reading_counts",
+    "error_rate.details.neighbour_reading",
 )
 VERSIONED = (
     "numpy",

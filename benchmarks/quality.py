@@ -453,6 +453,20 @@ def mean_probabilities(results: dict[str, ScorerResult], methods: tuple[str, ...
     return np.mean(read, axis=0) if read else None
 
 
+_PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def neighbour_pairs(data: BenchData) -> np.ndarray:
+    """Each row's two nearest neighbours, as the audit pipeline gives them to the estimate (one search per data)."""
+    held = _PAIRS.get(id(data))
+    if held is None or held[0] is not data.embeddings:
+        from labelaudit.neighbors import NeighborSource
+
+        held = (data.embeddings, NeighborSource(data.embeddings, seed=0).graph(20).indices[:, :2])
+        _PAIRS[id(data)] = held
+    return held[1]
+
+
 def calibrated_row(
     data: BenchData,
     results: dict[str, ScorerResult],
@@ -476,6 +490,7 @@ def calibrated_row(
         settings=settings,
         ranking=consensus.score,
         label_free_probs=mean_probabilities(results, chosen.label_free_methods),
+        neighbour_pairs=None if chosen.neighbour_min_purity is None else neighbour_pairs(data),
     )
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)
@@ -504,6 +519,9 @@ def calibrated_row(
         label_free = estimate.details.get("label_free_reading") or {}  # zero-shot's reading (an upper end)
         row["label_free_rate"] = label_free.get("rate")
         row["label_free_audit_power"] = label_free.get("audit_power")
+        neighbours = estimate.details.get("neighbour_reading") or {}  # HOC, where the data are clusterable
+        row["neighbour_predicted_purity"] = neighbours.get("predicted_purity")
+        row["neighbour_rate"] = neighbours.get("rate")
     print(
         f"  {row['method']:48s} " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("dataset", "method")),
         flush=True,

@@ -524,10 +524,20 @@ def _estimate_cached(
         settings,
         ranking=positions,
         label_free_probs=scored.label_free_probs,
+        neighbour_pairs=_neighbour_pairs(scored, settings),
     )
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
     return estimate, False
+
+
+def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray | None:
+    """Each sample's two nearest neighbours, for the estimate's neighbours' reading: from the graph the issue
+    checks read anyway (GRAPH_K), so asking for it here costs no second search."""
+    if settings.neighbour_min_purity is None:
+        return None
+    graph = scored.context.neighbor_graph(GRAPH_K)
+    return graph.indices[:, :2] if graph.k >= 2 else None
 
 
 def _states_digest(values: np.ndarray) -> str:

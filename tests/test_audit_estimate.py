@@ -247,17 +247,48 @@ def test_an_audit_names_the_anchors_reading_of_a_lower_bound_and_the_option_repo
     frame, encoder, wrong = class_pair_noise(1500, share=0.25)
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair data
     kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
-    default = audit(frame, **kwargs)
+    # These classes are clusterable, so by default the neighbours' reading would head (the next test): off here.
+    default = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
     block = default.summary.error_rate
     assert block is not None and block.is_lower_bound
     anchored = block.details["anchor_extrapolated_rate"]
     truth = float(wrong.mean())
     assert abs(anchored - truth) < abs(default.estimated_error_rate - truth)  # the anchors see the class pairs
     assert any(f"imply {anchored:.1%}" in w and "--lower-bound-rate anchors" in w for w in block.warnings)
-    opted = audit(frame, **kwargs, estimate=EstimateSettings(lower_bound_rate="anchors"))
+    opted = audit(frame, **kwargs, estimate=EstimateSettings(lower_bound_rate="anchors", neighbour_min_purity=None))
     assert opted.run["scores_from_cache"]["estimate"] is False  # another setting, another cached estimate
     assert opted.estimated_error_rate == pytest.approx(anchored, abs=0.01)
     assert opted.summary.error_rate is not None and opted.summary.error_rate.details["headline_reading"] == (
         "anchors, extrapolated"
     )
     assert opted.samples["error_probability"].mean() == pytest.approx(opted.estimated_error_rate, abs=1e-6)
+
+
+def test_on_clusterable_data_the_estimate_follows_what_the_neighbours_labels_read(tmp_path: Path) -> None:
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, wrong = class_pair_noise(1500, share=0.25)  # a probe learns the class pairs; HOC does not
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    default = audit(frame, **kwargs)
+    without = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
+    truth = float(wrong.mean())
+    block = default.summary.error_rate
+    assert block is not None
+    reading = block.details["neighbour_reading"]
+    assert reading["counts"] and reading["predicted_purity"] >= 0.8
+    assert block.details["headline_reading"] == "nearest neighbours' labels"
+    assert default.estimated_error_rate == pytest.approx(reading["rate"], abs=0.02)  # probabilities cap at 1
+    assert abs(default.estimated_error_rate - truth) < 0.06 < abs(without.estimated_error_rate - truth)
+    assert block.lower <= default.estimated_error_rate <= block.upper
+    assert default.samples["error_probability"].mean() == pytest.approx(default.estimated_error_rate, abs=1e-6)
+    assert int(default.samples["is_issue"].sum()) > int(without.samples["is_issue"].sum())
+
+
+def test_on_overlapping_classes_the_neighbours_reading_does_not_count(nearly_clean, tmp_path: Path) -> None:
+    frame, encoder, wrong = nearly_clean  # a sample's neighbours are often of another class: HOC would read high
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    block = result.summary.error_rate
+    assert block is not None
+    reading = block.details["neighbour_reading"]
+    assert not reading["counts"] and reading["rate"] is None and reading["predicted_purity"] < 0.8
+    assert block.details["headline_reading"] != "nearest neighbours' labels"

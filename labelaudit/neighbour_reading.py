@@ -1,0 +1,109 @@
+"""The error rate the neighbours' labels imply, read without a model trained on the labels.
+
+HOC (Zhu, Song and Liu, "Clusterability as an alternative to anchor points", ICML 2021) assumes that a sample
+and its two nearest neighbours share the true class, and that their given labels are independent given it.
+The first-, second- and third-order agreement of the three given labels then pin down the noise transition
+matrix T and the class prior p, and the error rate is ``sum_k p_k (1 - T_kk)``.
+
+Why labelaudit reads it: the calibrated estimate learns from methods trained on the labels, and labels made by
+rules (weak supervision) are learnt by those methods, so their mistakes look like right labels (wrench_sms read
+3.2 % for 6.0 %, wrench_youtube 0.7 % for 13.5 %). HOC never looks at such a model. Its assumption fails on
+most embeddings (20news, imdb, CIFAR-10N's proxy features: it read 8-57 % for 0.3-41 %), so it counts only where
+the data show that it holds: where a sample and its two neighbours share the class the methods *predict* for
+at least ``EstimateSettings.neighbour_min_purity`` of the samples. That predicted purity follows the true one
+closely (tune rows: sms 0.93 for 0.93, youtube 0.85 for 0.85, 20news 0.58-0.67 for 0.54-0.70, imdb 0.55 for
+0.56, CIFAR-10N 0.18-0.22 for 0.18; benchmarks/clusterability.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STEPS = 1500  # Adam steps: the fit has K^2 + K parameters and settles long before this on the tune rows
+
+
+@dataclass(frozen=True)
+class NeighbourReading:
+    """What the neighbours' labels read: ``purity``, the share of samples whose two nearest neighbours are
+    predicted the same class as they are; ``rate``, HOC's error rate (None where it was not read: too impure,
+    too few samples for the classes, or too many classes); ``counts``, whether the estimate follows it."""
+
+    purity: float
+    rate: float | None
+    counts: bool
+
+    def to_details(self) -> dict[str, float | bool | None]:
+        return {
+            "predicted_purity": round(self.purity, 6),
+            "rate": None if self.rate is None else round(self.rate, 6),
+            "counts": self.counts,
+        }
+
+
+def predicted_purity(pred_probs: np.ndarray, pairs: np.ndarray) -> float:
+    """The share of samples whose two neighbours (``pairs``, N x 2 row indices, -1 for none found) share their
+    predicted class; a sample without two neighbours counts as impure."""
+    if not len(pairs):
+        return 0.0
+    predicted = np.argmax(pred_probs, axis=1)
+    found = (pairs >= 0).all(axis=1)
+    first, second = (predicted[np.where(found, pairs[:, j], 0)] for j in (0, 1))
+    return float((found & (first == predicted) & (second == predicted)).mean())
+
+
+def hoc_error_rate(
+    labels: np.ndarray, first: np.ndarray, second: np.ndarray, classes: int, steps: int = STEPS
+) -> float:
+    """HOC's error rate from each sample's label and its two nearest neighbours' labels (``first``, ``second``)."""
+    import torch
+
+    n = len(labels)
+    c1 = np.bincount(labels, minlength=classes) / n
+    c2 = np.zeros((classes, classes))
+    np.add.at(c2, (labels, first), 1)
+    np.add.at(c2, (labels, second), 1)
+    c2 /= 2 * n
+    c3 = np.zeros((classes, classes, classes))
+    np.add.at(c3, (labels, first, second), 1)
+    c3 /= n
+    t1, t2, t3 = (torch.tensor(c, dtype=torch.float64) for c in (c1, c2, c3))
+    # Start from a diagonally dominant T, as HOC does, so that the solution is not a permutation of the classes.
+    start = np.eye(classes) * 0.9 + (1 - np.eye(classes)) * 0.1 / max(classes - 1, 1)
+    t_logit = torch.tensor(np.log(start), dtype=torch.float64, requires_grad=True)
+    p_logit = torch.tensor(np.log(c1 + 1e-6), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.Adam([t_logit, p_logit], lr=0.05)
+    for _ in range(steps):
+        t, p = torch.softmax(t_logit, 1), torch.softmax(p_logit, 0)
+        loss = (
+            ((p @ t - t1) ** 2).sum()
+            + ((t.T @ torch.diag(p) @ t - t2) ** 2).sum()
+            + ((torch.einsum("k,ki,kj,kl->ijl", p, t, t, t) - t3) ** 2).sum()
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        t, p = torch.softmax(t_logit, 1).numpy(), torch.softmax(p_logit, 0).numpy()
+    return float((p * (1 - np.diag(t))).sum())
+
+
+def read_neighbours(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    pairs: np.ndarray,
+    min_purity: float | None,
+    min_triples_per_cell: int,
+    max_classes: int,
+) -> NeighbourReading:
+    """The neighbours' reading, taken only where its assumption holds and its third-order counts are filled:
+    at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
+    n, k = pred_probs.shape
+    purity = predicted_purity(pred_probs, pairs)
+    if min_purity is None or purity < min_purity or k > max_classes or n < min_triples_per_cell * k**3:
+        return NeighbourReading(purity, None, False)
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.flatnonzero((pairs >= 0).all(axis=1))
+    rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], k)
+    return NeighbourReading(purity, rate, True)
