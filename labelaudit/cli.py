@@ -361,6 +361,16 @@ def audit(
             rich_help_panel=METHODS,
         ),
     ] = LowerBoundRate.isolated,
+    neighbour_reading: Annotated[
+        bool,
+        typer.Option(
+            "--neighbour-reading/--no-neighbour-reading",
+            help="On data whose samples share their nearest neighbours' predicted class (80 % or more), let the "
+            "estimate follow what the neighbours' labels imply (HOC), which models trained on the labels cannot "
+            "learn away: labels made by rules. --no-neighbour-reading keeps the models' readings.",
+            rich_help_panel=METHODS,
+        ),
+    ] = True,
     mistake_sources: Annotated[
         MistakeSources,
         typer.Option(
@@ -451,6 +461,7 @@ def audit(
             estimate=EstimateSettings(
                 lower_bound_cut=lower_bound_cut.value,
                 lower_bound_rate=lower_bound_rate.value,
+                neighbour_min_purity=EstimateSettings.neighbour_min_purity if neighbour_reading else None,
                 confused_sources=mistake_sources.value,
             ),
         ),

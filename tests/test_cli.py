@@ -237,7 +237,7 @@ def test_summary_reads_back_as_written(text_report: Path) -> None:
         Summary.from_json({"dataset": {}})
 
 
-def test_lower_bound_cut_rate_and_mistake_sources_reach_the_estimate_settings(tmp_path: Path, monkeypatch) -> None:
+def test_the_estimate_options_reach_the_estimate_settings(tmp_path: Path, monkeypatch) -> None:
     import labelaudit
     from labelaudit.errors import LabelAuditError
 
@@ -258,3 +258,5 @@ def test_lower_bound_cut_rate_and_mistake_sources_reach_the_estimate_settings(tm
     assert [s.confused_sources for s in seen] == ["auto", "auto", "confusion"]
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--lower-bound-rate", "anchors"]) == 2
     assert [s.lower_bound_rate for s in seen] == ["isolated", "isolated", "isolated", "anchors"]
+    assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--no-neighbour-reading"]) == 2
+    assert [s.neighbour_min_purity for s in seen] == [0.8, 0.8, 0.8, 0.8, None]
