@@ -771,7 +771,8 @@ def estimate_error_rate(
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
     # A lower bound whose doubted-samples reading says more: EstimateSettings.lower_bound_cut picks which of the
     # two readings' error probabilities choose the flag cut.
-    doubted_reads_more = lower_bound and doubted.rate > headline.rate
+    # (Against the reported rate where the neighbours' reading heads: it can read more than the doubted samples.)
+    doubted_reads_more = lower_bound and doubted.rate > (rate if follow_neighbours else headline.rate)
     cut_on_doubted = doubted_reads_more and settings.lower_bound_cut == "doubted"
     cut_posterior = posterior
     if cut_on_doubted:

@@ -284,6 +284,26 @@ def test_on_clusterable_data_the_estimate_follows_what_the_neighbours_labels_rea
     assert int(default.samples["is_issue"].sum()) > int(without.samples["is_issue"].sum())
 
 
+def test_where_the_neighbours_read_more_than_the_doubted_samples_the_doubted_cut_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelaudit.estimate as estimate_module
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.1)  # isolated 5.5 % < doubted 8.6 % < neighbours 11.3 %
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on labelling-rule noise
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    default = audit(frame, **kwargs)
+    block = default.summary.error_rate
+    assert block is not None and block.is_lower_bound
+    assert block.details["headline_reading"] == "nearest neighbours' labels"
+    assert block.details["isolated_mistakes_rate"] < block.details["doubted_samples_rate"]
+    assert block.details["doubted_samples_rate"] < default.estimated_error_rate
+    assert not any("--lower-bound-cut doubted" in w for w in block.warnings)  # it would flag fewer, not deeper
+    doubted = audit(frame, **kwargs, estimate=EstimateSettings(lower_bound_cut="doubted"))
+    assert int(doubted.samples["is_issue"].sum()) == int(default.samples["is_issue"].sum())
+
+
 def test_on_overlapping_classes_the_neighbours_reading_does_not_count(nearly_clean, tmp_path: Path) -> None:
     frame, encoder, wrong = nearly_clean  # a sample's neighbours are often of another class: HOC would read high
     result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
