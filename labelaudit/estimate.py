@@ -842,6 +842,13 @@ def estimate_error_rate(
             )
             + "`labelaudit verify` narrows it with a reviewed sample."
         )
+    if follow_neighbours and not lower_bound and neighbours is not None:  # a lower bound's warning says it already
+        warnings.append(
+            f"The estimate, {rate:.1%}, is what the labels of each sample's two nearest neighbours imply "
+            f"({neighbours.purity:.0%} of the samples share their neighbours' predicted class); the methods, "
+            f"which learn from the labels, read {point.rate:.1%}. `labelaudit audit --no-neighbour-reading` "
+            "reports theirs."
+        )
     if power.auroc < settings.low_power_auroc:
         lower_bound = True
         warnings.append(

@@ -280,8 +280,26 @@ def test_on_clusterable_data_the_estimate_follows_what_the_neighbours_labels_rea
     assert default.estimated_error_rate == pytest.approx(reading["rate"], abs=0.02)  # probabilities cap at 1
     assert abs(default.estimated_error_rate - truth) < 0.06 < abs(without.estimated_error_rate - truth)
     assert block.lower <= default.estimated_error_rate <= block.upper
+    # The summary says where the number comes from, whichever warning carries it.
+    assert any("two nearest neighbours imply" in w for w in block.warnings)
     assert default.samples["error_probability"].mean() == pytest.approx(default.estimated_error_rate, abs=1e-6)
     assert int(default.samples["is_issue"].sum()) > int(without.samples["is_issue"].sum())
+
+
+def test_where_the_neighbours_reading_heads_a_point_estimate_the_summary_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelaudit.estimate as estimate_module
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.1)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # as on wrench_sms
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    block = result.summary.error_rate
+    assert block is not None and not block.is_lower_bound
+    assert block.details["headline_reading"] == "nearest neighbours' labels"
+    said = [w for w in block.warnings if "two nearest neighbours imply" in w]
+    assert len(said) == 1 and "--no-neighbour-reading" in said[0]
+    assert f"read {block.details['isolated_mistakes_rate']:.1%}" in said[0]  # what the methods read instead
 
 
 def test_where_the_neighbours_read_more_than_the_doubted_samples_the_doubted_cut_changes_nothing(
