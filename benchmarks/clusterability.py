@@ -33,45 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
 
+from labelaudit.neighbour_reading import hoc_error_rate, predicted_purity  # noqa: E402
 from labelaudit.scorers import ScoreContext, get_scorer  # noqa: E402
 
 TOP_PAIR_SHARE = 0.02  # the nugget reads the most similar 2 % of (sample, one of its 10 neighbours) pairs
 DUPLICATE_SIMILARITY = 0.999  # exact duplicates share a label whatever made it; left out of the nugget
-
-
-def hoc_error_rate(given: np.ndarray, pair: np.ndarray, classes: int, steps: int = 1500) -> float:
-    """HOC's estimate from each sample's label and its two nearest neighbours' labels (``pair``: n x 2)."""
-    import torch
-
-    n = len(given)
-    first, second = given[pair[:, 0]], given[pair[:, 1]]
-    c1 = np.bincount(given, minlength=classes) / n
-    c2 = np.zeros((classes, classes))
-    np.add.at(c2, (given, first), 1)
-    np.add.at(c2, (given, second), 1)
-    c2 /= 2 * n
-    c3 = np.zeros((classes, classes, classes))
-    np.add.at(c3, (given, first, second), 1)
-    c3 /= n
-    t1, t2, t3 = (torch.tensor(c, dtype=torch.float64) for c in (c1, c2, c3))
-    torch.manual_seed(0)
-    # Start from a diagonally dominant T, as HOC does, so that the solution is not a permutation of classes.
-    start = np.eye(classes) * 0.9 + (1 - np.eye(classes)) * 0.1 / max(classes - 1, 1)
-    t_logit = torch.tensor(np.log(start), dtype=torch.float64, requires_grad=True)
-    p_logit = torch.tensor(np.log(c1 + 1e-6), dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.Adam([t_logit, p_logit], lr=0.05)
-    for _ in range(steps):
-        t, p = torch.softmax(t_logit, 1), torch.softmax(p_logit, 0)
-        loss = (
-            ((p @ t - t1) ** 2).sum()
-            + ((t.T @ torch.diag(p) @ t - t2) ** 2).sum()
-            + ((torch.einsum("k,ki,kj,kl->ijl", p, t, t, t) - t3) ** 2).sum()
-        )
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    t, p = torch.softmax(t_logit, 1).detach().numpy(), torch.softmax(p_logit, 0).detach().numpy()
-    return float((p * (1 - np.diag(t))).sum())
 
 
 def nugget_error_rate(disagreement: float, classes: int) -> float:
@@ -107,16 +73,20 @@ def study(data: quality.BenchData, rows: str) -> dict[str, object]:
     top = distinct & (s >= np.quantile(s[distinct], 1 - TOP_PAIR_SHARE))
     given_disagree = float(np.mean(given[a[top]] != given[b[top]]))
     knn2 = calibrated_on_two_neighbours(context)
+    # What the estimate's neighbours' reading gates on, with the out-of-fold probe's predictions (no true label).
+    probe = get_scorer("confident").score(context, get_scorer("confident").settings_type()).pred_probs
+    assert probe is not None
     return {
         "dataset": data.name,
         "rows": rows,
         "samples": int(len(given)),
         "classes": classes,
         "true_error_rate": round(float(np.mean(given != gold)), 4),
-        "hoc_estimate": round(hoc_error_rate(given, pair, classes), 4),
+        "hoc_estimate": round(hoc_error_rate(given, given[pair[:, 0]], given[pair[:, 1]], classes), 4),
         "nugget_estimate": round(nugget_error_rate(given_disagree, classes), 4),
         "knn2_calibrated_estimate": round(knn2, 4),
         "gold_2nn_purity": round(float(purity), 3),
+        "predicted_2nn_purity": round(predicted_purity(probe, pair), 3),
         "top_pairs": int(top.sum()),
         "top_pairs_true_disagreement": round(float(np.mean(gold[a[top]] != gold[b[top]])), 3),
         "top_pairs_given_disagreement": round(given_disagree, 3),
@@ -126,13 +96,14 @@ def study(data: quality.BenchData, rows: str) -> dict[str, object]:
 def to_markdown(results: list[dict[str, object]]) -> str:
     lines = [
         "| data (rows) | true rate | HOC | nugget | calibrated on the 2-NN vote | true 2-NN purity "
-        "| top pairs' true / given disagreement |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| predicted 2-NN purity | top pairs' true / given disagreement |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
             f"| {r['dataset']} ({r['rows']}, {r['samples']:,}) | {r['true_error_rate']:.1%} | {r['hoc_estimate']:.1%} "
             f"| {r['nugget_estimate']:.1%} | {r['knn2_calibrated_estimate']:.1%} | {r['gold_2nn_purity']:.2f} "
+            f"| {r['predicted_2nn_purity']:.2f} "
             f"| {r['top_pairs_true_disagreement']:.3f} / {r['top_pairs_given_disagreement']:.3f} |"
         )
     return "\n".join(lines) + "\n"

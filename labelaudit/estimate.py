@@ -170,7 +170,7 @@ class EstimateSettings:
     # not fool it. The headline follows it where a sample and its two neighbours share the predicted class for
     # at least ``neighbour_min_purity`` of the samples (None: never), with at least
     # ``neighbour_min_triples_per_cell`` samples per cell of its K x K x K label table and at most
-    # ``neighbour_max_classes`` classes. Chosen on the tune rows: the predicted purity was 0.85-0.93 on the two
+    # ``neighbour_max_classes`` classes. Chosen on the tune rows: the predicted purity was 0.84-0.93 on the two
     # sets it read within 3 points (wrench_sms 6.1 % for 6.3 %, youtube 11.1 % for 14.0 %), at most 0.67 on the
     # seven where it read 8-57 % for 0.3-42 % (20news, imdb, trec, CIFAR-10N's proxy features).
     neighbour_min_purity: float | None = 0.8

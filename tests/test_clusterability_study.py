@@ -22,6 +22,7 @@ def test_hoc_and_the_nugget_read_symmetric_noise_on_well_clustered_classes(noise
     result = clusterability.study(data, "all")
     truth = result["true_error_rate"]
     assert result["gold_2nn_purity"] > 0.99  # the assumption holds here
+    assert result["predicted_2nn_purity"] > 0.99  # and the probe's predictions show it without the truth
     assert abs(result["hoc_estimate"] - truth) < 0.03, result
     assert abs(result["nugget_estimate"] - truth) < 0.05, result
 
