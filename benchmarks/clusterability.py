@@ -86,7 +86,7 @@ def study(data: quality.BenchData, rows: str) -> dict[str, object]:
         "nugget_estimate": round(nugget_error_rate(given_disagree, classes), 4),
         "knn2_calibrated_estimate": round(knn2, 4),
         "gold_2nn_purity": round(float(purity), 3),
-        "predicted_2nn_purity": round(predicted_purity(probe, pair), 3),
+        "predicted_2nn_purity": round(predicted_purity(np.argmax(probe, axis=1), pair), 3),
         "top_pairs": int(top.sum()),
         "top_pairs_true_disagreement": round(float(np.mean(gold[a[top]] != gold[b[top]])), 3),
         "top_pairs_given_disagreement": round(given_disagree, 3),

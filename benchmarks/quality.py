@@ -484,6 +484,7 @@ def calibrated_row(
     old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
     chosen = settings or EstimateSettings()
     probs = mean_probabilities(results, chosen.methods)
+    purity_probs = mean_probabilities(results, chosen.neighbour_purity_methods)  # as the pipeline reads them
     estimate = estimate_error_rate(
         consensus.pred_probs if probs is None else probs,
         data.given,
@@ -491,6 +492,7 @@ def calibrated_row(
         ranking=consensus.score,
         label_free_probs=mean_probabilities(results, chosen.label_free_methods),
         neighbour_pairs=None if chosen.neighbour_min_purity is None else neighbour_pairs(data),
+        neighbour_predictions=None if purity_probs is None else np.argmax(purity_probs, axis=1),
     )
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)
     as_result = ScorerResult(quality=consensus.score, is_issue=consensus.is_issue, suggested=consensus.suggested)

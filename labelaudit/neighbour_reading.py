@@ -42,12 +42,11 @@ class NeighbourReading:
         }
 
 
-def predicted_purity(pred_probs: np.ndarray, pairs: np.ndarray) -> float:
+def predicted_purity(predicted: np.ndarray, pairs: np.ndarray) -> float:
     """The share of samples whose two neighbours (``pairs``, N x 2 row indices, -1 for none found) share their
-    predicted class; a sample without two neighbours counts as impure."""
+    ``predicted`` class (N,); a sample without two neighbours counts as impure."""
     if not len(pairs):
         return 0.0
-    predicted = np.argmax(pred_probs, axis=1)
     found = (pairs >= 0).all(axis=1)
     first, second = (predicted[np.where(found, pairs[:, j], 0)] for j in (0, 1))
     return float((found & (first == predicted) & (second == predicted)).mean())
@@ -103,17 +102,19 @@ def hoc_error_rate(
 
 
 def read_neighbours(
-    pred_probs: np.ndarray,
+    predicted: np.ndarray,
     labels: np.ndarray,
     pairs: np.ndarray,
+    classes: int,
     min_purity: float | None,
     min_triples_per_cell: int,
     max_classes: int,
 ) -> NeighbourReading:
-    """The neighbours' reading, taken only where its assumption holds and its third-order counts are filled:
+    """The neighbours' reading of ``labels`` (N,) in ``classes`` classes, with ``predicted`` the methods' classes
+    (N,) its purity is read from, taken only where its assumption holds and its third-order counts are filled:
     at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
-    n, k = pred_probs.shape
-    purity = predicted_purity(pred_probs, pairs)
+    n, k = len(labels), classes
+    purity = predicted_purity(predicted, pairs)
     if min_purity is None or purity < min_purity or k > max_classes or n < min_triples_per_cell * k**3:
         return NeighbourReading(purity, None, False)
     labels = np.asarray(labels, dtype=np.int64)

@@ -151,6 +151,8 @@ class Scored:
     settings_keys: dict[str, str] = field(default_factory=dict)  # method -> its settings' cache key
     estimate_probs: np.ndarray | None = None  # mean probabilities of the methods the estimate reads
     label_free_probs: np.ndarray | None = None  # ... of those that never see the labels (an upper end), if any ran
+    # (N,) the most probable class of EstimateSettings.neighbour_purity_methods, if any ran: the neighbours' purity
+    purity_predictions: np.ndarray | None = None
     estimate: ErrorEstimate | None = None  # set by estimate_stage
 
 
@@ -442,13 +444,14 @@ def score_stage(
         + [str(label) for label in labels.tolist()],
     )
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
-    read_by_estimate, read_label_free = ProbabilityMean(), ProbabilityMean()
+    read_by_estimate, read_label_free, read_for_purity = ProbabilityMean(), ProbabilityMean(), ProbabilityMean()
     gathered = (
         []
         if scoring.estimate is None
         else [
             (read_by_estimate, scoring.estimate.methods),
             (read_label_free, scoring.estimate.label_free_methods),
+            (read_for_purity, scoring.estimate.neighbour_purity_methods),
         ]
     )
     results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer, gathered)
@@ -466,6 +469,7 @@ def score_stage(
         settings_keys={name: settings_key(value) for name, value in settings.items()},
         estimate_probs=estimate_probs if estimate_probs is not None else consensus.pred_probs,
         label_free_probs=read_label_free.mean(),
+        purity_predictions=_predicted_classes(read_for_purity.mean()),
     )
 
 
@@ -525,17 +529,22 @@ def _estimate_cached(
         ranking=positions,
         label_free_probs=scored.label_free_probs,
         neighbour_pairs=_neighbour_pairs(scored, settings),
+        neighbour_predictions=scored.purity_predictions,
     )
     if scored.score_cache is not None:
         scored.score_cache.save("estimate", key, estimate.to_arrays())
     return estimate, False
 
 
+def _predicted_classes(probs: np.ndarray | None) -> np.ndarray | None:
+    return None if probs is None else np.argmax(probs, axis=1)
+
+
 def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray | None:
     """Each sample's two nearest neighbours, for the estimate's neighbours' reading: from the graph the issue
     checks read anyway (GRAPH_K), so asking for it here costs no second search."""
-    if settings.neighbour_min_purity is None:
-        return None
+    if settings.neighbour_min_purity is None or scored.purity_predictions is None:
+        return None  # off, or none of the methods its purity is read from ran: no reading
     graph = scored.context.neighbor_graph(GRAPH_K)
     return graph.indices[:, :2] if graph.k >= 2 else None
 

@@ -330,3 +330,22 @@ def test_on_overlapping_classes_the_neighbours_reading_does_not_count(nearly_cle
     reading = block.details["neighbour_reading"]
     assert not reading["counts"] and reading["rate"] is None and reading["predicted_purity"] < 0.8
     assert block.details["headline_reading"] != "nearest neighbours' labels"
+
+
+def test_the_neighbours_purity_is_read_from_the_probe_and_without_it_there_is_no_reading(tmp_path: Path) -> None:
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.25)
+    kwargs = {"encoder": encoder, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    by_probe = audit(frame, methods=METHODS, **kwargs).summary.error_rate
+    by_vote = audit(
+        frame, methods=METHODS, **kwargs, estimate=EstimateSettings(neighbour_purity_methods=("knn",))
+    ).summary.error_rate
+    assert by_probe is not None and by_vote is not None
+    # The neighbour vote predicts its neighbours' majority label, so it reads purer than the probe does.
+    assert (
+        by_vote.details["neighbour_reading"]["predicted_purity"]
+        > by_probe.details["neighbour_reading"]["predicted_purity"]
+    )
+    without_probe = audit(frame, methods="knn", **kwargs).summary.error_rate
+    assert without_probe is not None and "neighbour_reading" not in without_probe.details

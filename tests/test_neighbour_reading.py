@@ -30,19 +30,20 @@ def test_hoc_reads_the_noise_rate_where_neighbours_share_the_true_class(noise: f
 
 
 def test_predicted_purity_counts_a_sample_without_two_neighbours_as_impure() -> None:
-    probs = np.eye(2)[[0, 0, 0, 1]]
+    predicted = np.array([0, 0, 0, 1])
     pairs = np.array([[1, 2], [0, 2], [0, -1], [0, 1]])
-    assert predicted_purity(probs, pairs) == pytest.approx(0.5)  # rows 0 and 1; row 2 lacks one, row 3 differs
+    assert predicted_purity(predicted, pairs) == pytest.approx(0.5)  # rows 0 and 1; row 2 lacks one, row 3 differs
 
 
 def test_the_reading_counts_only_on_pure_enough_data_with_enough_samples_per_cell() -> None:
     pairs, labels, truth, probs = clustered(3000, 3, 0.1)
-    read = read_neighbours(probs, labels, pairs, min_purity=0.8, min_triples_per_cell=10, max_classes=50)
+    predicted = np.argmax(probs, axis=1)
+    read = read_neighbours(predicted, labels, pairs, 3, min_purity=0.8, min_triples_per_cell=10, max_classes=50)
     assert read.counts and read.purity == pytest.approx(1.0) and read.rate is not None
     rng = np.random.default_rng(1)
     shuffled = rng.permutation(len(labels))  # neighbours of any class: the assumption fails
-    impure = read_neighbours(probs, labels, shuffled[pairs], 0.8, 10, 50)
+    impure = read_neighbours(predicted, labels, shuffled[pairs], 3, 0.8, 10, 50)
     assert not impure.counts and impure.rate is None and impure.purity < 0.5
-    assert not read_neighbours(probs, labels, pairs, 0.8, 200, 50).counts  # 3,000 < 200 x 3^3 samples
-    assert not read_neighbours(probs, labels, pairs, 0.8, 10, 2).counts  # more classes than allowed
-    assert not read_neighbours(probs, labels, pairs, None, 10, 50).counts  # switched off
+    assert not read_neighbours(predicted, labels, pairs, 3, 0.8, 200, 50).counts  # 3,000 < 200 x 3^3 samples
+    assert not read_neighbours(predicted, labels, pairs, 3, 0.8, 10, 2).counts  # more classes than allowed
+    assert not read_neighbours(predicted, labels, pairs, 3, None, 10, 50).counts  # switched off
