@@ -721,12 +721,6 @@ def estimate_error_rate(
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
     headline, headline_mistakes = (doubted, on_doubted) if follow_doubt else (point, main)
-    # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
-    # the warning names it either way; see anchor_max_chance_share for where it counts.
-    anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
-    anchors_count = anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k
-    anchors_read_more = not follow_doubt and anchors_count and anchored is not None and anchored > point.rate
-    follow_anchors = anchors_read_more and settings.lower_bound_rate == "anchors"
     neighbours = (
         None
         if neighbour_pairs is None
@@ -742,10 +736,15 @@ def estimate_error_rate(
     )
     # Where the data are clusterable, the neighbours' labels read what the methods, which learn the labels, miss.
     follow_neighbours = neighbours is not None and neighbours.counts and not follow_doubt
-    if follow_neighbours:
-        assert neighbours is not None and neighbours.rate is not None
-        follow_anchors = False
-        anchors_read_more = anchors_read_more and anchored is not None and anchored > neighbours.rate
+    # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
+    # the warning names it either way; see anchor_max_chance_share for where it counts. Where the neighbours'
+    # reading heads, the option changes nothing, so the warning does not offer it.
+    anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
+    anchors_count = anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k
+    anchors_read_more = (
+        not follow_doubt and not follow_neighbours and anchors_count and anchored is not None and anchored > point.rate
+    )
+    follow_anchors = anchors_read_more and settings.lower_bound_rate == "anchors"
 
     if verified is not None:
         verified = np.asarray(verified)

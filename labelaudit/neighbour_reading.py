@@ -113,11 +113,11 @@ def read_neighbours(
     """The neighbours' reading of ``labels`` (N,) in ``classes`` classes, with ``predicted`` the methods' classes
     (N,) its purity is read from, taken only where its assumption holds and its third-order counts are filled:
     at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
-    n, k = len(labels), classes
     purity = predicted_purity(predicted, pairs)
-    if min_purity is None or purity < min_purity or k > max_classes or n < min_triples_per_cell * k**3:
+    too_few = len(labels) < min_triples_per_cell * classes**3
+    if min_purity is None or purity < min_purity or classes > max_classes or too_few:
         return NeighbourReading(purity, None, False)
     labels = np.asarray(labels, dtype=np.int64)
     rows = np.flatnonzero((pairs >= 0).all(axis=1))
-    rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], k)
+    rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], classes)
     return NeighbourReading(purity, rate, True)

@@ -349,3 +349,18 @@ def test_the_neighbours_purity_is_read_from_the_probe_and_without_it_there_is_no
     )
     without_probe = audit(frame, methods="knn", **kwargs).summary.error_rate
     assert without_probe is not None and "neighbour_reading" not in without_probe.details
+
+
+def test_where_the_neighbours_reading_heads_the_warning_does_not_offer_the_anchors_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelaudit.estimate as estimate_module
+    from labelaudit.neighbour_reading import NeighbourReading
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.25)  # the anchors read 29 %
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)
+    monkeypatch.setattr(estimate_module, "read_neighbours", lambda *args: NeighbourReading(0.9, 0.05, True))
+    block = audit(frame, encoder=encoder, methods=METHODS, cache_dir=None, id_col="id").summary.error_rate
+    assert block is not None and block.details["headline_reading"] == "nearest neighbours' labels"
+    assert block.details["anchor_extrapolated_rate"] > 0.05  # they read more, but the option would not report it
+    assert not any("--lower-bound-rate anchors" in w for w in block.warnings)
