@@ -775,10 +775,18 @@ def estimate_error_rate(
         upper = label_free.rate
 
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
-    # A lower bound whose doubted-samples reading says more: EstimateSettings.lower_bound_cut picks which of the
-    # two readings' error probabilities choose the flag cut.
-    # (Against the reported rate where the neighbours' reading heads: it can read more than the doubted samples.)
-    doubted_reads_more = lower_bound and doubted.rate > (rate if follow_neighbours else headline.rate)
+    # A lower bound whose doubted-samples reading says more than the reading the headline follows:
+    # EstimateSettings.lower_bound_cut picks which of the two readings' error probabilities choose the flag cut.
+    # Against the followed reading, not the point: the neighbours' and the anchors' readings can read more than
+    # the doubted samples, and cutting on the doubted ones would then flag fewer than the headline expects.
+    followed_rate = (
+        neighbours.rate
+        if follow_neighbours and neighbours is not None and neighbours.rate is not None
+        else anchored
+        if follow_anchors and anchored is not None
+        else headline.rate
+    )
+    doubted_reads_more = lower_bound and doubted.rate > followed_rate
     cut_on_doubted = doubted_reads_more and settings.lower_bound_cut == "doubted"
     cut_posterior = posterior
     if cut_on_doubted:

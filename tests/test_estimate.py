@@ -587,3 +587,42 @@ def test_a_lower_bound_names_what_the_anchors_read_and_the_opt_in_heads_with_it(
     assert estimate_error_rate(probs, given, settings=opt_in).rate == pytest.approx(
         estimate_error_rate(probs, given).rate
     )
+
+
+def test_the_doubted_cut_is_weighed_against_the_reading_the_headline_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``lower_bound_cut="doubted"`` cuts on the doubted samples' probabilities only where they read more than the
+    headline does. With the anchors' reading heading above the doubted one, that would flag fewer than the
+    headline expects, so the headline's cut stays; where the anchors read less, the doubted cut is taken."""
+    import labelaudit.estimate as estimate_module
+
+    rng = np.random.default_rng(6)
+    true, probs, _ = _anchor_case(rng, n=4000)
+    given = true.copy()
+    flipped = rng.random(len(true)) < 0.25
+    given[flipped] = (true[flipped] + 1) % probs.shape[1]
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair rows
+    # As many flags as the errors expected: the count then shows whose error probabilities chose the cut.
+    loose = {"anchor_max_chance_share": 1.0, "flag_cut": "expected"}
+    plain = estimate_error_rate(probs, given, settings=EstimateSettings(**loose))  # type: ignore[arg-type]
+    doubted, point = plain.details["doubted_samples_rate"], plain.rate
+    if not point + 0.04 < doubted < 0.33:
+        pytest.fail(f"the case should read the doubted samples well above the point: {doubted} vs {point}")
+
+    def opted(anchors_read: float, cut: str) -> estimate_module.ErrorEstimate:
+        monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: anchors_read)
+        settings = EstimateSettings(lower_bound_rate="anchors", lower_bound_cut=cut, **loose)  # type: ignore[arg-type]
+        return estimate_error_rate(probs, given, settings=settings)
+
+    above = doubted + 0.03
+    on_anchors, with_doubted_cut = opted(above, "headline"), opted(above, "doubted")
+    assert with_doubted_cut.rate == pytest.approx(above, abs=0.005)
+    assert "headline's" in with_doubted_cut.details["flag_cut"]
+    assert with_doubted_cut.n_flags == on_anchors.n_flags >= 0.95 * above * len(given)
+    assert not any("--lower-bound-cut doubted" in w for w in with_doubted_cut.warnings)
+    # Anchors reading between the point and the doubted samples: the doubted cut is deeper, and it is taken.
+    between = (point + doubted) / 2
+    cut_on_doubted, cut_on_headline = opted(between, "doubted"), opted(between, "headline")
+    assert "doubted-samples reading's" in cut_on_doubted.details["flag_cut"]
+    assert cut_on_doubted.n_flags > cut_on_headline.n_flags
