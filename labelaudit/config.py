@@ -140,6 +140,8 @@ class AuditConfig:
         parse_methods(list(self.scoring.methods))
         for name in self.scoring.methods:
             self.scoring.settings_for(name).check()
+        if self.scoring.estimate is not None:
+            self.scoring.estimate.check()
 
     def with_options(self, **options: Any) -> AuditConfig:
         """This config with flat keyword options applied, as ``audit(data, methods=..., deft_epochs=...)`` takes them.

@@ -214,6 +214,92 @@ class EstimateSettings:
     symmetric_shares: tuple[float, float] = (0.05, 0.3)
     symmetric_min_count: int = 10
 
+    def check(self) -> None:
+        """Raise LabelAuditError for a setting no estimate could use (a share outside (0, 1), a choice that is
+        not one of its options, a pair of shares out of order). Run before any scoring, by ``AuditConfig.check``
+        and by ``estimate_error_rate``, so a bad value fails at once and says which field it was."""
+        from .errors import LabelAuditError
+
+        problems = [problem for problem in self._problems() if problem]
+        if problems:
+            raise LabelAuditError("EstimateSettings: " + "; ".join(problems))
+
+    def _problems(self) -> list[str | None]:
+        choices = {
+            "confused_sources": ("auto", "uniform", "confusion"),
+            "mistake_origin": ("given", "predicted"),
+            "confusions_from": ("anchors", "confident_joint"),
+            "lower_bound_rate": ("isolated", "anchors"),
+            "flag_cut": ("best_f1", "expected"),
+            "lower_bound_cut": ("headline", "doubted"),
+        }
+        problems: list[str | None] = [
+            f"{name} must be one of {', '.join(options)}, not {getattr(self, name)!r}"
+            for name, options in choices.items()
+            if getattr(self, name) not in options
+        ]
+        for name in ("methods", "label_free_methods", "neighbour_purity_methods"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(method, str) for method in value):
+                problems.append(f"{name} must be a tuple of method names, not {value!r}")
+        if not self.methods:
+            problems.append("methods must name at least one method whose probabilities the estimate reads")
+        open_shares = ("min_injected_share", "plausible_share", "selection_confidence", "confidence")
+        problems += [_within(self, name, 0.0, 1.0, closed_high=False) for name in open_shares]
+        problems += [_within(self, name, 0.0, 1.0) for name in ("anchor_share", "low_power_auroc")]
+        problems += [
+            _within(self, name, 0.0, None) for name in ("label_free_max_chance_share", "anchor_max_chance_share")
+        ]
+        problems += [
+            _at_least(self, name, 0.0)
+            for name in ("destination_smoothing", "doubt_floor", "wide_interval", "lower_bound_gap")
+        ]
+        if self.neighbour_min_purity is not None:
+            problems.append(_within(self, "neighbour_min_purity", 0.0, 1.0))
+        if self.doubted_headline_ratio is not None:
+            problems.append(_within(self, "doubted_headline_ratio", 0.0, None))
+        if self.symmetric_flatness is not None:
+            problems.append(_within(self, "symmetric_flatness", 0.0, None))
+        problems += [_increasing_shares(self, "anchor_rate_shares"), _increasing_shares(self, "symmetric_shares")]
+        problems += [
+            _at_least(self, "neighbour_min_triples_per_cell", 1, integer=True),
+            _at_least(self, "neighbour_max_classes", 2, integer=True),
+            _at_least(self, "symmetric_min_count", 1, integer=True),
+        ]
+        return problems
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool) and value == value
+
+
+def _within(
+    settings: EstimateSettings, name: str, low: float, high: float | None, closed_high: bool = True
+) -> str | None:
+    """None when the field lies in (low, high] (or (low, high) with ``closed_high=False``; no upper end for None)."""
+    value = getattr(settings, name)
+    inside = _number(value) and value > low and (high is None or (value <= high if closed_high else value < high))
+    if inside:
+        return None
+    bound = "positive" if high is None else f"in ({low:g}, {high:g}{']' if closed_high else ')'}"
+    return f"{name} must be {bound}, not {value!r}"
+
+
+def _at_least(settings: EstimateSettings, name: str, low: float, integer: bool = False) -> str | None:
+    value = getattr(settings, name)
+    kind_ok = isinstance(value, int | np.integer) and not isinstance(value, bool) if integer else _number(value)
+    if kind_ok and value >= low:
+        return None
+    return f"{name} must be {'an integer ' if integer else ''}at least {low:g}, not {value!r}"
+
+
+def _increasing_shares(settings: EstimateSettings, name: str) -> str | None:
+    value = getattr(settings, name)
+    pair = tuple(value) if isinstance(value, tuple | list) else ()
+    if len(pair) == 2 and all(_number(share) for share in pair) and 0.0 < pair[0] < pair[1] <= 1.0:
+        return None
+    return f"{name} must be two shares with 0 < first < second <= 1, not {value!r}"
+
 
 @dataclass
 class AuditPower:
@@ -663,6 +749,7 @@ def estimate_error_rate(
     (``EstimateSettings.neighbour_min_purity``); ``neighbour_predictions`` (optional, (N,)): the classes its
     purity is read from (``EstimateSettings.neighbour_purity_methods``; None: the most probable of ``pred_probs``)."""
     settings = settings or EstimateSettings()
+    settings.check()
     labels = np.asarray(labels, dtype=np.int64)
     n, k = pred_probs.shape
     if k < 2:  # discovery refuses such data (exit 2); this is for the Python API

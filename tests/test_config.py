@@ -9,6 +9,7 @@ import pytest
 
 from labelaudit.config import AuditConfig, EmbedSpec, EngineSpec, ScoringSpec
 from labelaudit.errors import LabelAuditError
+from labelaudit.estimate import EstimateSettings
 from labelaudit.scorers.confident import ConfidentSettings
 from labelaudit.scorers.deft import DeftSettings
 from labelaudit.scorers.knn import KnnSettings
@@ -64,6 +65,11 @@ def test_a_misspelt_option_is_an_error_not_a_silent_default(name: str) -> None:
         (AuditConfig(scoring=ScoringSpec(methods=())), "--methods is empty"),
         (AuditConfig(scoring=ScoringSpec(settings={"deft": DeftSettings(variant="x")})), "--deft-variant"),
         (AuditConfig(scoring=ScoringSpec(settings={"knn": KnnSettings(weighting="x")})), "knn weighting"),
+        (AuditConfig(scoring=ScoringSpec(estimate=EstimateSettings(confidence=95))), r"confidence must be in \(0, 1\)"),
+        (
+            AuditConfig(scoring=ScoringSpec(estimate=EstimateSettings(neighbour_min_purity=1.5))),
+            r"neighbour_min_purity must be in \(0, 1\]",
+        ),
     ],
 )
 def test_check_refuses_options_no_run_could_use(config: AuditConfig, message: str) -> None:

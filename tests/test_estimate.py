@@ -626,3 +626,41 @@ def test_the_doubted_cut_is_weighed_against_the_reading_the_headline_follows(
     cut_on_doubted, cut_on_headline = opted(between, "doubted"), opted(between, "headline")
     assert "doubted-samples reading's" in cut_on_doubted.details["flag_cut"]
     assert cut_on_doubted.n_flags > cut_on_headline.n_flags
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": float("nan")}, "confidence"),
+        ({"plausible_share": 0.0}, "plausible_share"),
+        ({"anchor_share": 1.2}, "anchor_share"),
+        ({"neighbour_min_purity": 0.0}, "neighbour_min_purity"),
+        ({"neighbour_min_triples_per_cell": 0}, "neighbour_min_triples_per_cell"),
+        ({"neighbour_max_classes": 2.5}, "neighbour_max_classes"),
+        ({"anchor_rate_shares": (0.5, 0.25)}, "anchor_rate_shares"),
+        ({"symmetric_shares": (0.05,)}, "symmetric_shares"),
+        ({"doubt_floor": -0.1}, "doubt_floor"),
+        ({"flag_cut": "best"}, "flag_cut"),
+        ({"lower_bound_rate": "anchor"}, "lower_bound_rate"),
+        ({"methods": ()}, "methods"),
+        ({"methods": "confident"}, "methods"),
+    ],
+)
+def test_a_setting_no_estimate_could_use_is_refused_by_name(changes: dict, field: str) -> None:
+    from labelaudit.errors import LabelAuditError
+
+    settings = EstimateSettings(**changes)
+    with pytest.raises(LabelAuditError, match=rf"EstimateSettings: {field} must"):
+        settings.check()
+    probs = np.full((20, 2), 0.5)
+    with pytest.raises(LabelAuditError, match=field):  # the Python API refuses it before reading anything
+        estimate_error_rate(probs, np.arange(20) % 2, settings=settings)
+
+
+def test_every_default_and_every_opt_in_the_cli_offers_passes_the_check() -> None:
+    EstimateSettings().check()
+    EstimateSettings(
+        neighbour_min_purity=None, lower_bound_rate="anchors", lower_bound_cut="doubted", confused_sources="uniform"
+    ).check()
+    EstimateSettings(doubted_headline_ratio=2.0, symmetric_flatness=None, label_free_methods=()).check()
