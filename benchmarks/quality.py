@@ -28,8 +28,13 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labelaudit.consensus import Consensus, combine, follow_estimate  # noqa: E402
-from labelaudit.estimate import ErrorEstimate, EstimateSettings, estimate_error_rate  # noqa: E402
+from labelaudit.consensus import NEIGHBOUR_VOTE, Consensus, combine, follow_estimate, lean_on_neighbours  # noqa: E402
+from labelaudit.estimate import (  # noqa: E402
+    ErrorEstimate,
+    EstimateSettings,
+    data_are_clusterable,
+    estimate_error_rate,
+)
 from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer  # noqa: E402
 from labelaudit.scorers.deft import DeftSettings  # noqa: E402
 
@@ -420,6 +425,23 @@ def default_consensus(data: BenchData, results: dict[str, ScorerResult]) -> Cons
     return combine({k: results[k] for k in DEFAULT_MEMBERS if k in results}, data.given)
 
 
+def audit_ranking(
+    data: BenchData, results: dict[str, ScorerResult], settings: EstimateSettings | None = None
+) -> Consensus:
+    """The ranking `labelaudit audit` cuts (with ``settings``): the default consensus, leaning on the neighbour
+    vote where the data are clusterable, as the pipeline's estimate stage decides it."""
+    consensus = default_consensus(data, results)
+    chosen = settings or EstimateSettings()
+    purity_probs = mean_probabilities(results, chosen.neighbour_purity_methods)
+    vote = results.get(NEIGHBOUR_VOTE)
+    if vote is None or purity_probs is None or chosen.neighbour_min_purity is None:
+        return consensus
+    predicted = np.argmax(purity_probs, axis=1)
+    if data_are_clusterable(chosen, predicted, neighbour_pairs(data), purity_probs.shape[1]):
+        return lean_on_neighbours(consensus, vote)
+    return consensus
+
+
 HINDSIGHT_ROW = "consensus ranking, best cut in hindsight (chosen with the true labels)"
 
 
@@ -429,7 +451,7 @@ def hindsight_row(
     """The default consensus ranking cut where F1 on ``rows`` is highest, chosen with the true labels: the
     ceiling of every flag rule on that ranking (no audit can know this cut). A target above it needs a better
     ranking, not a better cut."""
-    consensus = default_consensus(data, results)
+    consensus = audit_ranking(data, results)
     on_rows = np.flatnonzero(rows)
     order = on_rows[np.argsort(consensus.score[on_rows], kind="stable")]
     hits = np.cumsum(wrong[order])
@@ -480,8 +502,8 @@ def calibrated_row(
     the calibrated estimate (on every row, as an audit sees them) and the flag cut it sets, measured on
     ``rows``; ``with_estimate``: also the estimate's interval, power and the truth on every row."""
     start = time.perf_counter()
-    consensus = default_consensus(data, results)
-    old_vote = consensus.is_issue  # the flag rule before issue #14, on the same ranking
+    consensus = audit_ranking(data, results, settings)
+    old_vote = consensus.is_issue  # the flag rule before issue #14 (the methods' majority vote)
     chosen = settings or EstimateSettings()
     probs = mean_probabilities(results, chosen.methods)
     purity_probs = mean_probabilities(results, chosen.neighbour_purity_methods)  # as the pipeline reads them

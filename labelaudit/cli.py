@@ -367,7 +367,8 @@ def audit(
             "--neighbour-reading/--no-neighbour-reading",
             help="On data whose samples share their nearest neighbours' predicted class (80 % or more), let the "
             "estimate follow what the neighbours' labels imply (HOC), which models trained on the labels cannot "
-            "learn away: labels made by rules. --no-neighbour-reading keeps the models' readings.",
+            "learn away: labels made by rules; the ranking then leans on the neighbour vote too. "
+            "--no-neighbour-reading keeps the models' readings and the plain consensus.",
             rich_help_panel=METHODS,
         ),
     ] = True,

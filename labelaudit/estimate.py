@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .chunked import row_blocks
-from .neighbour_reading import read_neighbours
+from .neighbour_reading import predicted_purity, read_neighbours, reading_applies
 
 # Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
 # for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
@@ -56,7 +56,8 @@ from .neighbour_reading import read_neighbours
 # 7: that reading counts only below half of what a view with no information reads (label_free_max_chance_share).
 # 8: a lower bound reads the anchors' rate too (details, warning, upper end; EstimateSettings.lower_bound_rate).
 # 9: on clusterable data the headline follows the neighbours' labels (HOC; EstimateSettings.neighbour_min_purity).
-ESTIMATOR_VERSION = 9
+# 10: there the flag cut is chosen along a ranking that leans on the neighbour vote (consensus.lean_on_neighbours).
+ESTIMATOR_VERSION = 10
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -726,6 +727,26 @@ def repaired_share(
 
 
 # ------------------------------------------------------------------------------------------------ the API
+
+
+def data_are_clusterable(
+    settings: EstimateSettings, predicted: np.ndarray | None, pairs: np.ndarray | None, classes: int
+) -> bool:
+    """Whether the neighbours' reading counts for these data (the gate estimate_error_rate applies to it): a
+    sample and its two nearest neighbours (``pairs``) share the ``predicted`` class often enough, and there are
+    samples enough for the classes. Asked before the estimate runs, so the ranking the flag cut is chosen along
+    can lean on the neighbour vote there (labelaudit.consensus.lean_on_neighbours)."""
+    if predicted is None or pairs is None:
+        return False
+    purity = predicted_purity(np.asarray(predicted), np.asarray(pairs, dtype=np.int64))
+    return reading_applies(
+        purity,
+        len(predicted),
+        classes,
+        settings.neighbour_min_purity,
+        settings.neighbour_min_triples_per_cell,
+        settings.neighbour_max_classes,
+    )
 
 
 def estimate_error_rate(

@@ -101,6 +101,20 @@ def hoc_error_rate(
     return float((p * (1 - np.diag(t))).sum())
 
 
+def reading_applies(
+    purity: float, n: int, classes: int, min_purity: float | None, min_triples_per_cell: int, max_classes: int
+) -> bool:
+    """Whether the neighbours' reading counts for ``n`` samples in ``classes`` classes whose predicted purity is
+    ``purity`` (see read_neighbours): the one gate, which the audit's ranking also asks before the estimate runs
+    (labelaudit.estimate.data_are_clusterable)."""
+    return (
+        min_purity is not None
+        and purity >= min_purity
+        and classes <= max_classes
+        and n >= min_triples_per_cell * classes**3
+    )
+
+
 def read_neighbours(
     predicted: np.ndarray,
     labels: np.ndarray,
@@ -114,8 +128,7 @@ def read_neighbours(
     (N,) its purity is read from, taken only where its assumption holds and its third-order counts are filled:
     at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
     purity = predicted_purity(predicted, pairs)
-    too_few = len(labels) < min_triples_per_cell * classes**3
-    if min_purity is None or purity < min_purity or classes > max_classes or too_few:
+    if not reading_applies(purity, len(labels), classes, min_purity, min_triples_per_cell, max_classes):
         return NeighbourReading(purity, None, False)
     labels = np.asarray(labels, dtype=np.int64)
     rows = np.flatnonzero((pairs >= 0).all(axis=1))

@@ -28,12 +28,26 @@ from . import html as html_page
 from . import storage, verification
 from .cache import EmbeddingCache, ScoreCache
 from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, EncoderSpec, ScoringSpec
-from .consensus import Consensus, ProbabilityMean, combine, follow_estimate, suspect_order
+from .consensus import (
+    NEIGHBOUR_VOTE,
+    Consensus,
+    ProbabilityMean,
+    combine,
+    follow_estimate,
+    lean_on_neighbours,
+    suspect_order,
+)
 from .discover import Dataset, code_names_warning, discover, resolved_spec
 from .encoders.plan import LazyEncoder
 from .engines import EmbedJob, Engine, get_engine
 from .errors import AuditInterrupted, DataError, LabelAuditError, Terminated, keyword_errors
-from .estimate import ESTIMATOR_VERSION, ErrorEstimate, EstimateSettings, estimate_error_rate
+from .estimate import (
+    ESTIMATOR_VERSION,
+    ErrorEstimate,
+    EstimateSettings,
+    data_are_clusterable,
+    estimate_error_rate,
+)
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
@@ -484,12 +498,19 @@ def estimate_stage(
     score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None."""
     if settings is None or scored.estimate_probs is None:
         return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
+    pairs = _neighbour_pairs(scored, settings)
+    ranked = scored.consensus
+    vote = scored.results.get(NEIGHBOUR_VOTE)
+    classes = scored.estimate_probs.shape[1]
+    # Where the estimate follows the neighbours' labels, the ranking leans on them too.
+    if vote is not None and data_are_clusterable(settings, scored.purity_predictions, pairs, classes):
+        ranked = lean_on_neighbours(ranked, vote)
     # The report's order (ties by sample id): the flag cut is chosen along it and the flags are taken in it.
-    order = suspect_order(scored.consensus.score, dataset.samples["sample_id"].astype(str).to_numpy())
+    order = suspect_order(ranked.score, dataset.samples["sample_id"].astype(str).to_numpy())
     with timer.stage("estimate"):
-        estimate, cached = _estimate_cached(scored, settings, verified, order)
+        estimate, cached = _estimate_cached(scored, settings, verified, order, pairs)
         consensus = follow_estimate(
-            scored.consensus,
+            ranked,
             estimate.error_probability,
             estimate.rate,
             estimate.n_flags,
@@ -502,10 +523,15 @@ def estimate_stage(
 
 
 def _estimate_cached(
-    scored: Scored, settings: EstimateSettings, verified: np.ndarray | None, order: np.ndarray
+    scored: Scored,
+    settings: EstimateSettings,
+    verified: np.ndarray | None,
+    order: np.ndarray,
+    pairs: np.ndarray | None,
 ) -> tuple[ErrorEstimate, bool]:
     """The estimate and whether it was read back from the score cache. Its flag cut is chosen along
-    ``order`` (the samples most suspect first), the order the flags are taken in."""
+    ``order`` (the samples most suspect first), the order the flags are taken in; ``pairs``: each sample's two
+    nearest neighbours, for the neighbours' reading (None: no reading)."""
     assert scored.estimate_probs is not None
     key = json.dumps(
         {
@@ -528,7 +554,7 @@ def _estimate_cached(
         settings,
         ranking=positions,
         label_free_probs=scored.label_free_probs,
-        neighbour_pairs=_neighbour_pairs(scored, settings),
+        neighbour_pairs=pairs,
         neighbour_predictions=scored.purity_predictions,
     )
     if scored.score_cache is not None:

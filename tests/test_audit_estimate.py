@@ -364,3 +364,36 @@ def test_where_the_neighbours_reading_heads_the_warning_does_not_offer_the_ancho
     assert block is not None and block.details["headline_reading"] == "nearest neighbours' labels"
     assert block.details["anchor_extrapolated_rate"] > 0.05  # they read more, but the option would not report it
     assert not any("--lower-bound-rate anchors" in w for w in block.warnings)
+
+
+def _by_id(result, column: str) -> pd.Series:
+    return result.samples.set_index("sample_id")[column].sort_index()
+
+
+def test_on_clusterable_data_the_ranking_leans_on_the_neighbour_vote(tmp_path: Path) -> None:
+    """Where the neighbours' reading counts, the report's score is the mean of the methods' consensus and the
+    neighbour vote's score, and the flags are the top of that ranking; with the reading off it is the consensus."""
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.25)
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    leaning = audit(frame, **kwargs)
+    plain = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
+    block = leaning.summary.error_rate
+    assert block is not None and block.details["neighbour_reading"]["counts"]
+    vote = _by_id(leaning, "knn_score")
+    expected = (_by_id(plain, "consensus_score") + vote) / 2
+    np.testing.assert_allclose(_by_id(leaning, "consensus_score").to_numpy(), expected.to_numpy(), atol=1e-9)
+    assert not np.allclose(_by_id(plain, "consensus_score").to_numpy(), expected.to_numpy(), atol=1e-3)
+    flags = leaning.samples["is_issue"].to_numpy()
+    assert flags.any() and flags[: int(flags.sum())].all()  # the report's top rows, in the leaning order
+
+
+def test_on_overlapping_classes_the_ranking_is_the_consensus(nearly_clean, tmp_path: Path) -> None:
+    frame, encoder, _ = nearly_clean
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    default = audit(frame, **kwargs)
+    off = audit(frame, **kwargs, estimate=None)  # the methods' vote, before any estimate: the plain consensus
+    assert default.summary.error_rate is not None
+    assert not default.summary.error_rate.details["neighbour_reading"]["counts"]
+    pd.testing.assert_series_equal(_by_id(default, "consensus_score"), _by_id(off, "consensus_score"))

@@ -664,3 +664,29 @@ def test_every_default_and_every_opt_in_the_cli_offers_passes_the_check() -> Non
         neighbour_min_purity=None, lower_bound_rate="anchors", lower_bound_cut="doubted", confused_sources="uniform"
     ).check()
     EstimateSettings(doubted_headline_ratio=2.0, symmetric_flatness=None, label_free_methods=()).check()
+
+
+def test_leaning_on_the_neighbour_vote_averages_it_with_the_consensus_on_the_consensus_scale() -> None:
+    from labelaudit.consensus import combine, lean_on_neighbours
+    from labelaudit.scorers import ScorerResult
+
+    labels = np.array([0, 1, 0, 1])
+    probe = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
+    vote = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.6, 0.4]])
+    results = {
+        name: ScorerResult(
+            quality=p[np.arange(4), labels], is_issue=np.zeros(4, bool), suggested=p.argmax(1), pred_probs=p
+        )
+        for name, p in (("confident", probe), ("knn", vote))
+    }
+    by_probability = combine(results, labels)
+    assert by_probability.score_kind == "probability"
+    leaning = lean_on_neighbours(by_probability, results["knn"])
+    np.testing.assert_allclose(leaning.score, (by_probability.score + vote[np.arange(4), labels]) / 2)
+    np.testing.assert_array_equal(leaning.is_issue, by_probability.is_issue)
+    # Where a method gave no probabilities the consensus is a mean of ranks, and the vote joins as a rank.
+    results["confident"] = dataclasses.replace(results["confident"], pred_probs=None)
+    by_rank = combine(results, labels)
+    assert by_rank.score_kind == "rank"
+    vote_ranks = np.array([1.0, 2 / 3, 0.0, 1 / 3])  # the vote's given-label scores 1, .5, 0, .4, ranked
+    np.testing.assert_allclose(lean_on_neighbours(by_rank, results["knn"]).score, (by_rank.score + vote_ranks) / 2)
