@@ -28,17 +28,21 @@ STEPS = 200  # L-BFGS iterations at most: the fit has K^2 + K parameters and set
 class NeighbourReading:
     """What the neighbours' labels read: ``purity``, the share of samples whose two nearest neighbours are
     predicted the same class as they are; ``rate``, HOC's error rate (None where it was not read: too impure,
-    too few samples for the classes, or too many classes); ``counts``, whether the estimate follows it."""
+    too few samples for the classes, or too many classes); ``counts``, whether the estimate follows it;
+    ``above_readings``, read but not followed because it reads more than the estimate's readings allow."""
 
     purity: float
     rate: float | None
     counts: bool
+    # Read, but above what the estimate's readings allow, so not followed (see estimate_error_rate).
+    above_readings: bool = False
 
     def to_details(self) -> dict[str, float | bool | None]:
         return {
             "predicted_purity": round(self.purity, 6),
             "rate": None if self.rate is None else round(self.rate, 6),
             "counts": self.counts,
+            "above_readings": self.above_readings,
         }
 
 
