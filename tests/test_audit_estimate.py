@@ -456,3 +456,24 @@ def test_on_overlapping_classes_the_ranking_is_the_consensus(nearly_clean, tmp_p
     assert default.summary.error_rate is not None
     assert not default.summary.error_rate.details["neighbour_reading"]["counts"]
     pd.testing.assert_series_equal(_by_id(default, "consensus_score"), _by_id(off, "consensus_score"))
+
+
+def test_where_the_estimate_follows_the_neighbours_it_flags_at_least_what_it_expects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error probabilities are the methods' own scaled to the neighbours' rate, so the best-F1 cut under
+    them stops short of the count the headline expects: the flags are never fewer (neighbour_flags_expected)."""
+    import labelaudit.estimate as estimate_module
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.1)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # as on wrench_sms
+    _hoc_reads(monkeypatch, 0.12)  # just under the ceiling here (the interval's 12.1 %)
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    default = audit(frame, **kwargs)
+    unfloored = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_flags_expected=False))
+    assert default.summary.error_rate is not None
+    assert default.summary.error_rate.details["headline_reading"] == "nearest neighbours' labels"
+    expected = round(default.estimated_error_rate * len(frame))
+    assert int(unfloored.samples["is_issue"].sum()) < expected  # the best-F1 cut alone stops short here
+    assert int(default.samples["is_issue"].sum()) == expected
