@@ -31,6 +31,7 @@ from .config import DEFAULT_CACHE_DIR, AuditConfig, DataSpec, EmbedSpec, Encoder
 from .consensus import (
     NEIGHBOUR_VOTE,
     Consensus,
+    PredictedClasses,
     ProbabilityMean,
     combine,
     follow_estimate,
@@ -458,7 +459,10 @@ def score_stage(
         + [str(label) for label in labels.tolist()],
     )
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
-    read_by_estimate, read_label_free, read_for_purity = ProbabilityMean(), ProbabilityMean(), ProbabilityMean()
+    read_by_estimate, read_label_free = ProbabilityMean(), ProbabilityMean()
+    # Only the classes the purity methods predict are read, so only those are kept (not a third (N, K) table).
+    purity_methods = () if scoring.estimate is None else scoring.estimate.neighbour_purity_methods
+    read_for_purity = PredictedClasses(len(purity_methods))
     gathered = (
         []
         if scoring.estimate is None
@@ -483,7 +487,7 @@ def score_stage(
         settings_keys={name: settings_key(value) for name, value in settings.items()},
         estimate_probs=estimate_probs if estimate_probs is not None else consensus.pred_probs,
         label_free_probs=read_label_free.mean(),
-        purity_predictions=_predicted_classes(read_for_purity.mean()),
+        purity_predictions=read_for_purity.predicted(),
     )
 
 
@@ -562,10 +566,6 @@ def _estimate_cached(
     return estimate, False
 
 
-def _predicted_classes(probs: np.ndarray | None) -> np.ndarray | None:
-    return None if probs is None else np.argmax(probs, axis=1)
-
-
 def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray | None:
     """Each sample's two nearest neighbours, for the estimate's neighbours' reading: from the graph the issue
     checks read anyway (GRAPH_K), so asking for it here costs no second search."""
@@ -634,7 +634,7 @@ def score_methods(
     context: ScoreContext,
     score_cache: ScoreCache,
     timer: _Timer | None = None,
-    gathered: Sequence[tuple[ProbabilityMean, tuple[str, ...]]] = (),
+    gathered: Sequence[tuple[ProbabilityMean | PredictedClasses, tuple[str, ...]]] = (),
 ) -> tuple[dict[str, ScorerResult], np.ndarray | None, dict[str, bool]]:
     """Run (or read back) every scorer, each with its Settings (``settings``: method name -> Settings, in
     run order): their results, the mean of their probabilities, and which of them came from the score cache.

@@ -140,3 +140,41 @@ def test_cleanlab_flags_on_float32_tables_match_float64() -> None:
     result = cleanlab_result(given, probs.copy(), {})
     assert result.pred_probs is not None and result.pred_probs.dtype == np.float32
     assert (result.is_issue == reference).mean() >= 0.999
+
+
+def test_predicted_classes_keep_the_argmax_of_the_mean_and_no_table() -> None:
+    from labelaudit.consensus import PredictedClasses
+
+    rng = np.random.default_rng(3)
+    tables = [rng.dirichlet(np.ones(5), size=300) for _ in range(3)]
+    running = ProbabilityMean()
+    for table in tables:
+        running.add(table)
+    gathered = PredictedClasses(3)
+    for table in tables:
+        gathered.add(table)
+    np.testing.assert_array_equal(gathered.predicted(), np.argmax(running.mean(), axis=1))
+    assert gathered.running.total is None  # the (N, K) total is dropped once the last table is in
+    with pytest.raises(ValueError, match="expected 3"):
+        gathered.add(tables[0])
+    partial = PredictedClasses(2)
+    assert partial.predicted() is None
+    partial.add(tables[1])  # the other method did not run: the classes of the one that did
+    np.testing.assert_array_equal(partial.predicted(), np.argmax(tables[1], axis=1))
+
+
+def test_one_methods_predicted_classes_cost_no_copy_of_its_table() -> None:
+    import tracemalloc
+
+    from labelaudit.consensus import PredictedClasses
+
+    n, k = 200_000, 20
+    table = np.random.default_rng(4).random((n, k))  # float64, as a scorer may hand it over
+    gathered = PredictedClasses(1)
+    tracemalloc.start()
+    gathered.add(table)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # a float32 copy (what ProbabilityMean keeps) would be n * k * 4 bytes = 16 MB
+    assert peak < n * k * 4 / 2
+    np.testing.assert_array_equal(gathered.predicted(), np.argmax(table.astype(np.float32), axis=1))
