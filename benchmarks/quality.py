@@ -437,7 +437,7 @@ def audit_ranking(
     if vote is None or purity_probs is None or chosen.neighbour_min_purity is None:
         return consensus
     predicted = np.argmax(purity_probs, axis=1)
-    if data_are_clusterable(chosen, predicted, neighbour_pairs(data), purity_probs.shape[1]):
+    if data_are_clusterable(chosen, predicted, neighbour_pairs(data, chosen), purity_probs.shape[1]):
         return lean_on_neighbours(consensus, vote)
     return consensus
 
@@ -475,17 +475,21 @@ def mean_probabilities(results: dict[str, ScorerResult], methods: tuple[str, ...
     return np.mean(read, axis=0) if read else None
 
 
-_PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_PAIRS: dict[tuple[int, float | None], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def neighbour_pairs(data: BenchData) -> np.ndarray:
-    """Each row's two nearest neighbours, as the audit pipeline gives them to the estimate (one search per data)."""
-    held = _PAIRS.get(id(data))
+def neighbour_pairs(data: BenchData, settings: EstimateSettings | None = None) -> np.ndarray:
+    """Each row's two nearest neighbours that are not copies of it, as the audit pipeline gives them to the
+    estimate (one search per data, from the same 20-neighbour graph)."""
+    copy_similarity = (settings or EstimateSettings()).neighbour_copy_similarity
+    held = _PAIRS.get((id(data), copy_similarity))
     if held is None or held[0] is not data.embeddings:
         from labelaudit.neighbors import NeighborSource
+        from labelaudit.neighbour_reading import neighbour_pairs as pairs_of
 
-        held = (data.embeddings, NeighborSource(data.embeddings, seed=0).graph(20).indices[:, :2])
-        _PAIRS[id(data)] = held
+        graph = NeighborSource(data.embeddings, seed=0).graph(20)
+        held = (data.embeddings, pairs_of(graph.indices, data.embeddings, copy_similarity))
+        _PAIRS[(id(data), copy_similarity)] = held
     return held[1]
 
 
@@ -513,7 +517,7 @@ def calibrated_row(
         settings=settings,
         ranking=consensus.score,
         label_free_probs=mean_probabilities(results, chosen.label_free_methods),
-        neighbour_pairs=None if chosen.neighbour_min_purity is None else neighbour_pairs(data),
+        neighbour_pairs=None if chosen.neighbour_min_purity is None else neighbour_pairs(data, chosen),
         neighbour_predictions=None if purity_probs is None else np.argmax(purity_probs, axis=1),
     )
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)

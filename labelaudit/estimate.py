@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .chunked import row_blocks
-from .neighbour_reading import predicted_purity, read_neighbours, reading_applies
+from .neighbour_reading import predicted_purity, read_neighbours, read_rows, reading_applies
 
 # Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
 # for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
@@ -59,7 +59,8 @@ from .neighbour_reading import predicted_purity, read_neighbours, reading_applie
 # 10: there the flag cut is chosen along a ranking that leans on the neighbour vote (consensus.lean_on_neighbours).
 # 11: the neighbours' reading is followed only up to the label-free reading (or the readings' upper end).
 # 12: where it is followed, at least the count it expects is flagged (neighbour_flags_expected).
-ESTIMATOR_VERSION = 12
+# 13: the neighbours it reads are the nearest that are not copies of the sample (neighbour_copy_similarity).
+ESTIMATOR_VERSION = 13
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -183,6 +184,12 @@ class EstimateSettings:
     neighbour_purity_methods: tuple[str, ...] = ("confident",)
     neighbour_min_triples_per_cell: int = 10
     neighbour_max_classes: int = 50
+    # A sample's two neighbours are the nearest that are not copies of it: cosine below this (None: the two
+    # nearest). A copy carries the sample's own mistake, so copies agreeing on a wrong label read as right
+    # (neighbour_reading.neighbour_pairs). The duplicates check's line (issues.duplicates.NEAR_DUPLICATE_
+    # THRESHOLD), not tuned: tune rows, wrench_sms 5.0 % -> 6.0 % for 6.4 %, youtube 9.6 % -> 10.8 % for 15.2 %
+    # (the rows with two such neighbours).
+    neighbour_copy_similarity: float | None = 0.95
     # Where the estimate is a lower bound, flag as many as the upper end of the interval (True) instead of
     # the ``flag_cut`` below (False, the default). Tune rows: the upper end found more of
     # labelling-function noise (youtube F1 0.67 vs 0.09) but flagged 674 of imdb's tune rows for 33 errors.
@@ -266,6 +273,8 @@ class EstimateSettings:
         ]
         if self.neighbour_min_purity is not None:
             problems.append(_within(self, "neighbour_min_purity", 0.0, 1.0))
+        if self.neighbour_copy_similarity is not None:  # a cosine: above -1, and at most 1 (only exact copies)
+            problems.append(_within(self, "neighbour_copy_similarity", -1.0, 1.0))
         if self.doubted_headline_ratio is not None:
             problems.append(_within(self, "doubted_headline_ratio", 0.0, None))
         if self.symmetric_flatness is not None:
@@ -747,10 +756,11 @@ def data_are_clusterable(
     can lean on the neighbour vote there (labelaudit.consensus.lean_on_neighbours)."""
     if predicted is None or pairs is None:
         return False
-    purity = predicted_purity(np.asarray(predicted), np.asarray(pairs, dtype=np.int64))
+    pairs = np.asarray(pairs, dtype=np.int64)
+    purity = predicted_purity(np.asarray(predicted), pairs)
     return reading_applies(
         purity,
-        len(predicted),
+        int(read_rows(pairs).sum()),
         classes,
         settings.neighbour_min_purity,
         settings.neighbour_min_triples_per_cell,

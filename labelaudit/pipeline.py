@@ -52,6 +52,7 @@ from .estimate import (
 from .io import WRITING_MARKER
 from .issues import FoundIssues, IssueInputs, find_issues
 from .neighbors import NeighborGraph, NeighborSource
+from .neighbour_reading import neighbour_pairs
 from .progress import QUIET, Reporter
 from .report import (
     class_joint,
@@ -567,12 +568,14 @@ def _estimate_cached(
 
 
 def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray | None:
-    """Each sample's two nearest neighbours, for the estimate's neighbours' reading: from the graph the issue
-    checks read anyway (GRAPH_K), so asking for it here costs no second search."""
+    """Each sample's two nearest neighbours that are not copies of it, for the estimate's neighbours' reading:
+    from the graph the issue checks read anyway (GRAPH_K), so asking for it here costs no second search."""
     if settings.neighbour_min_purity is None or scored.purity_predictions is None:
         return None  # off, or none of the methods its purity is read from ran: no reading
     graph = scored.context.neighbor_graph(GRAPH_K)
-    return graph.indices[:, :2] if graph.k >= 2 else None
+    if graph.k < 2:
+        return None
+    return neighbour_pairs(graph.indices, scored.context.embeddings, settings.neighbour_copy_similarity)
 
 
 def _states_digest(values: np.ndarray) -> str:

@@ -477,3 +477,40 @@ def test_where_the_estimate_follows_the_neighbours_it_flags_at_least_what_it_exp
     expected = round(default.estimated_error_rate * len(frame))
     assert int(unfloored.samples["is_issue"].sum()) < expected  # the best-F1 cut alone stops short here
     assert int(default.samples["is_issue"].sum()) == expected
+
+
+def clusterable_with_copies(n: int = 1500, copies: int = 600, k: int = 3, seed: int = 5):
+    """Well separated classes, 15 % of the labels moved at random, then ``copies`` samples copied with their
+    labels (a copy carries its sample's mistake, as rules and annotators label the same content alike)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, 16)) * 1.5
+    x = centres[truth] + rng.normal(size=(n, 16))
+    moved = rng.random(n) < 0.15
+    given = np.where(moved, (truth + rng.integers(1, k, n)) % k, truth)
+    copied = rng.choice(n, size=copies, replace=False)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)  # unit rows, as the encoders return them
+    return lookup_dataset(
+        np.concatenate([x, x[copied]]),
+        centres,
+        np.concatenate([truth, truth[copied]]),
+        np.concatenate([given, given[copied]]),
+    )
+
+
+def test_the_neighbours_reading_does_not_take_a_samples_copies_for_witnesses(tmp_path: Path) -> None:
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, wrong = clusterable_with_copies()
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    readings = {}
+    for copy_similarity in (0.95, None):
+        result = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_copy_similarity=copy_similarity))
+        block = result.summary.error_rate
+        assert block is not None
+        readings[copy_similarity] = block.details["neighbour_reading"]
+    truth = float(wrong.mean())
+    assert readings[0.95]["rate"] is not None and readings[None]["rate"] is not None
+    # A copy agrees with its sample's label, right or wrong: read as a neighbour, it hides the mistakes.
+    assert readings[None]["rate"] < truth - 0.025
+    assert abs(readings[0.95]["rate"] - truth) < 0.015

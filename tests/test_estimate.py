@@ -636,6 +636,7 @@ def test_the_doubted_cut_is_weighed_against_the_reading_the_headline_follows(
         ({"plausible_share": 0.0}, "plausible_share"),
         ({"anchor_share": 1.2}, "anchor_share"),
         ({"neighbour_min_purity": 0.0}, "neighbour_min_purity"),
+        ({"neighbour_copy_similarity": 1.5}, "neighbour_copy_similarity"),
         ({"neighbour_min_triples_per_cell": 0}, "neighbour_min_triples_per_cell"),
         ({"neighbour_max_classes": 2.5}, "neighbour_max_classes"),
         ({"anchor_rate_shares": (0.5, 0.25)}, "anchor_rate_shares"),
@@ -664,6 +665,13 @@ def test_every_default_and_every_opt_in_the_cli_offers_passes_the_check() -> Non
         neighbour_min_purity=None, lower_bound_rate="anchors", lower_bound_cut="doubted", confused_sources="uniform"
     ).check()
     EstimateSettings(doubted_headline_ratio=2.0, symmetric_flatness=None, label_free_methods=()).check()
+    EstimateSettings(neighbour_copy_similarity=None).check()
+
+
+def test_the_neighbours_reading_calls_copies_what_the_duplicates_check_does() -> None:
+    from labelaudit.issues.duplicates import NEAR_DUPLICATE_THRESHOLD
+
+    assert EstimateSettings().neighbour_copy_similarity == NEAR_DUPLICATE_THRESHOLD
 
 
 def test_leaning_on_the_neighbour_vote_averages_it_with_the_consensus_on_the_consensus_scale() -> None:
