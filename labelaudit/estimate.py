@@ -883,7 +883,7 @@ def estimate_error_rate(
     # clusterable Gaussian classes (predicted purity 0.87-0.95) 0.2 % wrong read 2.1-6.1 % where the methods
     # read 0.2 % (benchmarks/clusterable_noise.py). The ceiling is the label-free reading where it counts (it
     # cannot learn mistakes made by rules, and reads hard right labels as wrong, so high rather than low:
-    # wrench_sms 9.1 % and youtube 16.8 % for HOC's 4.8 % and 9.3 %; the synthetic sets 1.5-10.6 %, the
+    # wrench_sms 9.1 % and youtube 16.8 % for HOC's 5.7 % and 10.3 %; the synthetic sets 1.5-10.6 %, the
     # methods' own), else the highest of the readings above (sms 6.2 %, youtube 11.6 % without zero-shot).
     clusterable = neighbours is not None and neighbours.counts and not follow_doubt
     neighbours_ceiling = label_free.rate if label_free_counts and label_free is not None else readings_upper
