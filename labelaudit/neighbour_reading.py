@@ -35,13 +35,16 @@ class NeighbourReading:
     """What the neighbours' labels read: ``purity``, the share of samples whose two nearest neighbours are
     predicted the same class as they are; ``rate``, HOC's error rate (None where it was not read: too impure,
     too few samples for the classes, or too many classes); ``counts``, whether the estimate follows it;
-    ``above_readings``, read but not followed because it reads more than the estimate's readings allow."""
+    ``above_readings``, read but not followed because it reads more than the estimate's readings allow;
+    ``samples_read``, the samples with two neighbours that are not copies of them, which it reads (or would
+    read, where it does not count); the others are left out of the reading and of its purity."""
 
     purity: float
     rate: float | None
     counts: bool
     # Read, but above what the estimate's readings allow, so not followed (see estimate_error_rate).
     above_readings: bool = False
+    samples_read: int | None = None  # None: not counted (a reading built by hand)
 
     def to_details(self) -> dict[str, float | bool | None]:
         return {
@@ -49,6 +52,7 @@ class NeighbourReading:
             "rate": None if self.rate is None else round(self.rate, 6),
             "counts": self.counts,
             "above_readings": self.above_readings,
+            "samples_read": self.samples_read,
         }
 
 
@@ -190,7 +194,7 @@ def read_neighbours(
     purity = predicted_purity(predicted, pairs)
     rows = np.flatnonzero(read_rows(pairs))
     if not reading_applies(purity, len(rows), classes, min_purity, min_triples_per_cell, max_classes):
-        return NeighbourReading(purity, None, False)
+        return NeighbourReading(purity, None, False, samples_read=len(rows))
     labels = np.asarray(labels, dtype=np.int64)
     rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], classes)
-    return NeighbourReading(purity, rate, True)
+    return NeighbourReading(purity, rate, True, samples_read=len(rows))

@@ -511,6 +511,7 @@ def test_the_neighbours_reading_does_not_take_a_samples_copies_for_witnesses(tmp
         readings[copy_similarity] = block.details["neighbour_reading"]
     truth = float(wrong.mean())
     assert readings[0.95]["rate"] is not None and readings[None]["rate"] is not None
+    assert readings[0.95]["samples_read"] == len(frame)  # one copy each: two other neighbours are always left
     # A copy agrees with its sample's label, right or wrong: read as a neighbour, it hides the mistakes.
     assert readings[None]["rate"] < truth - 0.025
     assert abs(readings[0.95]["rate"] - truth) < 0.015

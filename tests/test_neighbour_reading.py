@@ -35,6 +35,8 @@ def test_predicted_purity_reads_only_the_samples_with_two_neighbours() -> None:
     # rows 0, 1 and 3 are read (row 2 lacks a neighbour), and row 3's neighbours are another class
     assert predicted_purity(predicted, pairs) == pytest.approx(2 / 3)
     assert predicted_purity(predicted, np.full((4, 2), -1)) == 0.0
+    read = read_neighbours(predicted, np.array([0, 0, 0, 1]), pairs, 2, 0.5, 1, 50)
+    assert read.samples_read == 3 and read.to_details()["samples_read"] == 3
 
 
 def test_the_neighbours_read_are_the_nearest_that_are_not_copies() -> None:
@@ -69,6 +71,7 @@ def test_copies_that_share_a_mistake_are_not_read_as_witnesses() -> None:
         pairs = neighbour_pairs(indices, embeddings, copy_similarity)
         read = read_neighbours(predicted, labels, pairs, 3, 0.8, 10, 50)
         assert read.counts and read.rate is not None
+        assert read.samples_read == len(labels)  # every sample has two neighbours that are not its copy
         return read.rate
 
     # A copy agrees with the sample's label, right or wrong: read as a witness, it hides the mistakes.
