@@ -235,6 +235,7 @@ def embed_samples(
         """Keep the fresh vectors of the batch's uncached members (for all their duplicates) and save them;
         a cached member keeps the cached vector, so this run agrees with every later warm one."""
         nonlocal vectors
+        batch_vectors = unit_rows(batch_vectors)
         if vectors is None:
             vectors = np.zeros((n, batch_vectors.shape[1]), dtype=np.float16)
         fresh = [(row, vector) for row, vector in zip(batch_rows, batch_vectors, strict=True) if not found[row]]
@@ -296,6 +297,22 @@ def embed_samples(
         n_cached=int(found.sum()),
         n_embedded=int(kept.sum() - found.sum()),
     )
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` with each row scaled to unit length where the encoder returned one that is not. Encoders
+    promise L2-normalised rows (labelaudit.encoders), and everything downstream reads an inner product as a
+    cosine: from an encoder that breaks the promise, every neighbour read as a near duplicate (cosines
+    clamped to 1), so every sample was a duplicate conflict. Rows within 1e-3 of unit length, as every bundled
+    encoder returns them, are left as they are, so their vectors (and the cache's) do not move."""
+    vectors = np.asarray(vectors)
+    norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1)
+    off = np.abs(norms - 1.0) > 1e-3
+    if not off.any():
+        return vectors
+    fixed = np.array(vectors, dtype=np.float32)
+    fixed[off] /= np.maximum(norms[off], 1e-12)[:, None]
+    return fixed
 
 
 def embed_class_prompts(

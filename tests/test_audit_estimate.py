@@ -85,7 +85,8 @@ def lookup_dataset(x: np.ndarray, centres: np.ndarray, truth: np.ndarray, given:
 
 @pytest.fixture(scope="module")
 def nearly_clean():
-    return overlapping_classes(1200, wrong=6, spread=2.3)  # 0.5 % wrong; a probe disagrees with ~7 %
+    # 0.5 % wrong in overlapping classes, where the old vote read 4.6 % (unit rows, as encoders return them)
+    return overlapping_classes(1200, wrong=6, spread=2.7, seed=3)
 
 
 def test_a_nearly_clean_audit_reports_nearly_clean_where_the_vote_did_not(nearly_clean, tmp_path: Path) -> None:
@@ -227,11 +228,11 @@ def test_the_label_free_reading_comes_from_zero_shot_and_can_only_raise_the_uppe
     assert without.lower == block.lower  # the probe and the neighbour vote's readings are the same in both
 
 
-def class_pair_noise(n: int, share: float, k: int = 5, seed: int = 3):
+def class_pair_noise(n: int, share: float, k: int = 5, seed: int = 3, scale: float = 1.6):
     """Overlapping classes whose labels went to the next class for ``share`` of the samples (class-pair noise)."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n)
-    centres = rng.normal(size=(k, 16)) * 1.6  # overlapping: the probe learns part of the class pairs
+    centres = rng.normal(size=(k, 16)) * scale  # overlapping: the probe learns part of the class pairs
     x = centres[truth] + rng.normal(size=(n, 16))
     flipped = rng.random(n) < share
     given = np.where(flipped, (truth + 1) % k, truth)
@@ -239,8 +240,8 @@ def class_pair_noise(n: int, share: float, k: int = 5, seed: int = 3):
 
 
 def clusterable_nearly_clean(n: int = 2000, k: int = 5, seed: int = 2):
-    """Clusterable classes (a sample's two neighbours share its predicted class for 0.84 of the samples; HOC
-    reads 6.3 %), 0.3 % of the labels moved to another class at random."""
+    """Clusterable classes (a sample's two neighbours share its predicted class for 0.85 of the samples; HOC
+    reads 6.7 %), 0.3 % of the labels moved to another class at random."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n)
     centres = rng.normal(size=(k, 16)) * 0.8
@@ -289,9 +290,9 @@ def test_on_clusterable_data_the_estimate_follows_the_neighbours_reading_inside_
 ) -> None:
     from labelaudit.estimate import EstimateSettings
 
-    frame, encoder, _ = class_pair_noise(1500, share=0.25)  # the methods read 14.4 %, the interval reaches 29.1 %
+    frame, encoder, _ = class_pair_noise(1500, share=0.25)  # the methods read 18.2 %, the interval reaches 26.7 %
     kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
-    _hoc_reads(monkeypatch, 0.22)  # as labels made by rules read: above the methods, inside what the data allow
+    _hoc_reads(monkeypatch, 0.24)  # as labels made by rules read: above the methods, inside what the data allow
     default = audit(frame, **kwargs)
     without = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
     block = default.summary.error_rate
@@ -299,8 +300,8 @@ def test_on_clusterable_data_the_estimate_follows_the_neighbours_reading_inside_
     reading = block.details["neighbour_reading"]
     assert reading["counts"] and not reading["above_readings"] and reading["predicted_purity"] >= 0.8
     assert block.details["headline_reading"] == "nearest neighbours' labels"
-    assert default.estimated_error_rate == pytest.approx(0.22, abs=0.005)
-    assert without.estimated_error_rate < 0.16
+    assert default.estimated_error_rate == pytest.approx(0.24, abs=0.005)
+    assert without.estimated_error_rate < 0.2
     assert block.lower <= default.estimated_error_rate <= block.upper
     # The summary says where the number comes from, whichever warning carries it.
     assert any("two nearest neighbours imply" in w for w in block.warnings)
@@ -308,12 +309,18 @@ def test_on_clusterable_data_the_estimate_follows_the_neighbours_reading_inside_
     assert int(default.samples["is_issue"].sum()) > int(without.samples["is_issue"].sum())
 
 
-def test_a_neighbours_reading_above_every_other_reading_is_not_taken(tmp_path: Path) -> None:
-    """A neighbour of another true class looks like a wrong label to HOC, so on these overlapping clusters it
-    reads 30.1 % for 24.7 %, above the interval's 29.1 %: the methods' reading stays, the summary says why."""
+def test_a_neighbours_reading_above_every_other_reading_is_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A neighbour of another true class looks like a wrong label to HOC, so it can read above every other
+    reading (unpatched, test_a_nearly_clean_clusterable_set_comes_back_nearly_clean): here it reads 30 % where
+    the interval ends at 26.7 % on a lower bound, so the methods' reading stays and the summary says why."""
+    import labelaudit.estimate as estimate_module
     from labelaudit.estimate import EstimateSettings
 
     frame, encoder, _ = class_pair_noise(1500, share=0.25)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair data
+    _hoc_reads(monkeypatch, 0.30)
     kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
     default = audit(frame, **kwargs)
     without = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
@@ -466,9 +473,9 @@ def test_where_the_estimate_follows_the_neighbours_it_flags_at_least_what_it_exp
     import labelaudit.estimate as estimate_module
     from labelaudit.estimate import EstimateSettings
 
-    frame, encoder, _ = class_pair_noise(1500, share=0.1)
+    frame, encoder, _ = class_pair_noise(1500, share=0.1, scale=1.1)
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)  # as on wrench_sms
-    _hoc_reads(monkeypatch, 0.12)  # just under the ceiling here (the interval's 12.1 %)
+    _hoc_reads(monkeypatch, 0.116)  # just under the ceiling here (the interval's 12.1 %)
     kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
     default = audit(frame, **kwargs)
     unfloored = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_flags_expected=False))
@@ -515,3 +522,19 @@ def test_the_neighbours_reading_does_not_take_a_samples_copies_for_witnesses(tmp
     # A copy agrees with its sample's label, right or wrong: read as a neighbour, it hides the mistakes.
     assert readings[None]["rate"] < truth - 0.025
     assert abs(readings[0.95]["rate"] - truth) < 0.015
+
+
+def test_rows_an_encoder_returns_at_another_length_are_made_unit_length(tmp_path: Path) -> None:
+    """Encoders promise unit rows; the lookup encoder here does not keep the promise (its rows are 3-6 long).
+    Read as cosines, its inner products were clamped to 1 and every sample was a near duplicate of its
+    neighbours: all 600 were duplicate conflicts. The embed stage scales such rows to unit length."""
+    frame, encoder, _ = class_pair_noise(600, share=0.1)
+    assert np.linalg.norm(encoder.vectors, axis=1).min() > 1.5
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    # 16 at unit length: in 16 dimensions a few neighbours of another label do come within cosine 0.95
+    assert int(result.samples["duplicate_conflict"].sum()) < 0.05 * len(frame)
+    from labelaudit.embed import unit_rows
+
+    unit = np.eye(3, dtype=np.float32)[[0, 1]] * np.float32(1 + 5e-4)
+    assert unit_rows(unit) is unit  # within 1e-3 of unit length, as the bundled encoders return them: untouched
+    np.testing.assert_allclose(unit_rows(np.array([[3.0, 4.0], [0.6, 0.8]])), [[0.6, 0.8], [0.6, 0.8]])

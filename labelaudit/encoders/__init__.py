@@ -2,6 +2,9 @@
 
 Every encoder offers the same small surface (``Encoder``); ``resolve_encoder`` maps the user's
 ``--model/--pretrained/--checkpoint`` to one. Heavy libraries are imported only when an encoder is built.
+An encoder handed to the Python API that returns rows of another length is not trusted on it: the embed stage
+scales those rows to unit length (labelaudit.embed.unit_rows), since every later stage reads inner products as
+cosines.
 """
 
 from __future__ import annotations
