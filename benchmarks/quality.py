@@ -488,7 +488,7 @@ def neighbour_pairs(data: BenchData, settings: EstimateSettings | None = None) -
         from labelaudit.neighbour_reading import neighbour_pairs as pairs_of
 
         graph = NeighborSource(data.embeddings, seed=0).graph(20)
-        held = (data.embeddings, pairs_of(graph.indices, data.embeddings, copy_similarity))
+        held = (data.embeddings, pairs_of(graph.indices, graph.similarities, copy_similarity))
         _PAIRS[(id(data), copy_similarity)] = held
     return held[1]
 

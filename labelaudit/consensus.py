@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .chunked import row_blocks, rows_float32
 from .scorers import ScorerResult
 
 
@@ -93,8 +94,6 @@ class PredictedClasses:
     reads the probe alone) no (N, K) table is held at all: at 1M samples x 100 classes that is 400 MB less.
     The argmax is taken on float32 values, as ProbabilityMean keeps them, so the classes are the same."""
 
-    _ROWS = 65536  # argmax a block of rows at a time: no (N, K) float32 copy of a float64 table
-
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.running = ProbabilityMean()
@@ -104,7 +103,7 @@ class PredictedClasses:
         if self.classes is not None:
             raise ValueError(f"PredictedClasses expected {self.expected} tables and got another")
         if self.expected <= 1 and self.running.total is None:
-            self.classes = _argmax_float32(probs, self._ROWS)
+            self.classes = _argmax_float32(probs)
             return
         self.running.add(probs)
         if self.running.count >= self.expected:
@@ -119,10 +118,11 @@ class PredictedClasses:
         return None if total is None else np.argmax(total, axis=1)
 
 
-def _argmax_float32(probs: np.ndarray, rows: int) -> np.ndarray:
+def _argmax_float32(probs: np.ndarray) -> np.ndarray:
+    """The argmax per row on float32 values, a block of rows at a time: no (N, K) float32 copy of the table."""
     out = np.empty(len(probs), dtype=np.int64)
-    for start in range(0, len(probs), rows):
-        out[start : start + rows] = np.argmax(np.asarray(probs[start : start + rows], dtype=np.float32), axis=1)
+    for block in row_blocks(len(probs)):
+        out[block] = np.argmax(rows_float32(probs, block), axis=1)
     return out
 
 

@@ -311,7 +311,7 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     if not off.any():
         return vectors
     fixed = np.array(vectors, dtype=np.float32)
-    fixed[off] /= np.maximum(norms[off], 1e-12)[:, None]
+    fixed[off] = normalize(fixed[off])
     return fixed
 
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .chunked import row_blocks
-from .neighbour_reading import predicted_purity, read_neighbours, read_rows, reading_applies
+from .neighbour_reading import read_neighbours, reading_gate
 
 # Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
 # for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
@@ -756,16 +756,15 @@ def data_are_clusterable(
     can lean on the neighbour vote there (labelaudit.consensus.lean_on_neighbours)."""
     if predicted is None or pairs is None:
         return False
-    pairs = np.asarray(pairs, dtype=np.int64)
-    purity = predicted_purity(np.asarray(predicted), pairs)
-    return reading_applies(
-        purity,
-        int(read_rows(pairs).sum()),
+    _, _, applies = reading_gate(
+        np.asarray(predicted),
+        np.asarray(pairs, dtype=np.int64),
         classes,
         settings.neighbour_min_purity,
         settings.neighbour_min_triples_per_cell,
         settings.neighbour_max_classes,
     )
+    return applies
 
 
 def estimate_error_rate(
@@ -910,10 +909,8 @@ def estimate_error_rate(
         posterior = with_verified(point_posterior, verified)  # the point reading's, computed above
     rate = float(posterior.mean()) if n else 0.0
     lower = min(rate, point.lower, visible.lower)
-    upper = max(rate, point.upper, isolated.upper, doubted.upper, plausible.upper)
-    # The anchors' reading is one more upper end of a lower bound: the warning names it, so the interval holds it.
-    if anchors_count and anchored is not None:
-        upper = max(upper, anchored)
+    # The readings' upper end holds the anchors' reading where it counts (a lower bound's warning names it).
+    upper = max(rate, readings_upper)
     label_free_sets_upper = label_free_counts and label_free.rate > upper
     if label_free_sets_upper:
         upper = label_free.rate

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunked import row_blocks, rows_float32
-
 STEPS = 200  # L-BFGS iterations at most: the fit has K^2 + K parameters and settles long before this
 
 
@@ -56,49 +54,26 @@ class NeighbourReading:
         }
 
 
-def neighbour_pairs(indices: np.ndarray, embeddings: np.ndarray, copy_similarity: float | None) -> np.ndarray:
-    """Each sample's two nearest neighbours in a graph (``indices``, N x k, most similar first, -1 for none
-    found) that are not copies of it: cosine below ``copy_similarity`` between the rows of ``embeddings``
-    (None: the two nearest, copies or not). N x 2 row indices, -1 where the graph holds fewer than two.
+def neighbour_pairs(indices: np.ndarray, similarities: np.ndarray, copy_similarity: float | None) -> np.ndarray:
+    """Each sample's two nearest neighbours in a graph (``indices`` / ``similarities``, N x k, most similar
+    first, -1 for none found) that are not copies of it: cosine below ``copy_similarity`` (None: the two
+    nearest, copies or not). N x 2 row indices, -1 where the graph holds fewer than two such neighbours.
 
     HOC reads the two neighbours' labels as independent witnesses of the sample's true class. A copy (the
-    duplicates check's near duplicate, cosine 0.95 or more) carries the sample's own mistake: on wrench_youtube
-    18 % of the samples' nearest neighbour is a copy, most with the same label, and the reading was low by a
-    third (tune rows, 9.6 % for 14.0 %; 10.8 % without copies).
-
-    The cosines are computed here from the embeddings, not read from the graph, so that an encoder whose rows
-    are not unit length cannot make every neighbour look like a copy; a column is read only for the samples
-    that still lack a neighbour, which is two columns for most."""
-    n, k = indices.shape
-    pairs = np.full((n, 2), -1, dtype=np.int64)
-    if copy_similarity is None:
-        pairs[:, : min(k, 2)] = indices[:, :2]
-        return pairs
-    norms = np.empty(len(embeddings), dtype=np.float32)
-    for block in row_blocks(len(embeddings)):
-        norms[block] = np.linalg.norm(rows_float32(embeddings, block), axis=1)
-    found = np.zeros(n, dtype=np.int64)
-    for column in range(k):
-        need = np.flatnonzero(found < 2)
-        if not len(need):
-            break
-        other = indices[need, column]
-        keep = other >= 0
-        cosines = _cosines(embeddings, norms, need[keep], other[keep])
-        witness = np.zeros(len(need), dtype=bool)
-        witness[keep] = cosines < copy_similarity
-        rows = need[witness]
-        pairs[rows, found[rows]] = other[witness]
-        found[rows] += 1
+    duplicates check's near duplicate, cosine 0.95 or more, read from the same graph) carries the sample's own
+    mistake: on wrench_youtube 18 % of the samples' nearest neighbour is a copy, most with the same label, and
+    the reading was low by a third (tune rows, 9.6 % for 14.0 %; 10.8 % without copies). The graph's
+    similarities are cosines because the embed stage makes every row unit length (labelaudit.embed.unit_rows)."""
+    usable = indices >= 0
+    if copy_similarity is not None:
+        usable &= similarities < copy_similarity
+    # The first two usable columns of each row, in the graph's order (a stable sort keeps it).
+    columns = np.argsort(~usable, axis=1, kind="stable")[:, :2]
+    rows = np.arange(len(indices))[:, None]
+    pairs = np.full((len(indices), 2), -1, dtype=np.int64)
+    found = usable[rows, columns]
+    pairs[:, : columns.shape[1]] = np.where(found, indices[rows, columns], -1)
     return pairs
-
-
-def _cosines(embeddings: np.ndarray, norms: np.ndarray, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
-    out = np.empty(len(rows), dtype=np.float32)
-    for block in row_blocks(len(rows)):
-        a, b = rows_float32(embeddings, rows[block]), rows_float32(embeddings, others[block])
-        out[block] = np.einsum("nd,nd->n", a, b) / np.maximum(norms[rows[block]] * norms[others[block]], 1e-12)
-    return out
 
 
 def read_rows(pairs: np.ndarray) -> np.ndarray:
@@ -165,18 +140,26 @@ def hoc_error_rate(
     return float((p * (1 - np.diag(t))).sum())
 
 
-def reading_applies(
-    purity: float, n: int, classes: int, min_purity: float | None, min_triples_per_cell: int, max_classes: int
-) -> bool:
-    """Whether the neighbours' reading counts for ``n`` samples in ``classes`` classes whose predicted purity is
-    ``purity`` (see read_neighbours): the one gate, which the audit's ranking also asks before the estimate runs
-    (labelaudit.estimate.data_are_clusterable)."""
-    return (
+def reading_gate(
+    predicted: np.ndarray,
+    pairs: np.ndarray,
+    classes: int,
+    min_purity: float | None,
+    min_triples_per_cell: int,
+    max_classes: int,
+) -> tuple[float, np.ndarray, bool]:
+    """The predicted purity, the rows read (those with two neighbours in ``pairs``) and whether the neighbours'
+    reading counts for them (see read_neighbours): the one gate, which the audit's ranking also asks before the
+    estimate runs (labelaudit.estimate.data_are_clusterable)."""
+    purity = predicted_purity(predicted, pairs)
+    rows = np.flatnonzero(read_rows(pairs))
+    applies = (
         min_purity is not None
         and purity >= min_purity
         and classes <= max_classes
-        and n >= min_triples_per_cell * classes**3
+        and len(rows) >= min_triples_per_cell * classes**3
     )
+    return purity, rows, applies
 
 
 def read_neighbours(
@@ -191,9 +174,8 @@ def read_neighbours(
     """The neighbours' reading of ``labels`` (N,) in ``classes`` classes, with ``predicted`` the methods' classes
     (N,) its purity is read from, taken only where its assumption holds and its third-order counts are filled:
     at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
-    purity = predicted_purity(predicted, pairs)
-    rows = np.flatnonzero(read_rows(pairs))
-    if not reading_applies(purity, len(rows), classes, min_purity, min_triples_per_cell, max_classes):
+    purity, rows, applies = reading_gate(predicted, pairs, classes, min_purity, min_triples_per_cell, max_classes)
+    if not applies:
         return NeighbourReading(purity, None, False, samples_read=len(rows))
     labels = np.asarray(labels, dtype=np.int64)
     rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], classes)

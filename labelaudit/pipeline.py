@@ -575,7 +575,7 @@ def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray |
     graph = scored.context.neighbor_graph(GRAPH_K)
     if graph.k < 2:
         return None
-    return neighbour_pairs(graph.indices, scored.context.embeddings, settings.neighbour_copy_similarity)
+    return neighbour_pairs(graph.indices, graph.similarities, settings.neighbour_copy_similarity)
 
 
 def _states_digest(values: np.ndarray) -> str:

@@ -39,13 +39,24 @@ def test_predicted_purity_reads_only_the_samples_with_two_neighbours() -> None:
     assert read.samples_read == 3 and read.to_details()["samples_read"] == 3
 
 
+def graph_similarities(indices: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    """The cosines a neighbour graph holds for ``indices`` (-inf where none was found), from unit rows as the
+    embed stage makes them."""
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    cosines = np.einsum("nkd,nd->nk", unit[np.clip(indices, 0, None)], unit[: len(indices)])
+    return np.where(indices >= 0, cosines, -np.inf)
+
+
 def test_the_neighbours_read_are_the_nearest_that_are_not_copies() -> None:
     u, v, w = np.eye(3)
     embeddings = np.stack([u, 3 * u, v, u, w])  # row 1 is a copy of row 0 at another length, row 3 an exact one
     indices = np.array([[1, 2, 3, 4], [0, 3, 2, -1], [3, 0, -1, -1]])
-    np.testing.assert_array_equal(neighbour_pairs(indices, embeddings, 0.95), [[2, 4], [2, -1], [3, 0]])
-    np.testing.assert_array_equal(neighbour_pairs(indices, embeddings, None), [[1, 2], [0, 3], [3, 0]])
-    np.testing.assert_array_equal(neighbour_pairs(indices[:, :1], embeddings, 0.95), [[-1, -1], [-1, -1], [3, -1]])
+    similarities = graph_similarities(indices, embeddings)
+    np.testing.assert_array_equal(neighbour_pairs(indices, similarities, 0.95), [[2, 4], [2, -1], [3, 0]])
+    np.testing.assert_array_equal(neighbour_pairs(indices, similarities, None), [[1, 2], [0, 3], [3, 0]])
+    np.testing.assert_array_equal(
+        neighbour_pairs(indices[:, :1], similarities[:, :1], 0.95), [[-1, -1], [-1, -1], [3, -1]]
+    )
 
 
 def copied(n: int, k: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -64,11 +75,12 @@ def copied(n: int, k: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.
 
 def test_copies_that_share_a_mistake_are_not_read_as_witnesses() -> None:
     indices, embeddings, labels, truth = copied(6000, 3, 0.2)
+    similarities = graph_similarities(indices, embeddings)
     wrong = float(np.mean(labels != truth))
     predicted = truth  # the classes are clean clusters: every run and its copies are predicted its true class
 
     def reading(copy_similarity: float | None) -> float:
-        pairs = neighbour_pairs(indices, embeddings, copy_similarity)
+        pairs = neighbour_pairs(indices, similarities, copy_similarity)
         read = read_neighbours(predicted, labels, pairs, 3, 0.8, 10, 50)
         assert read.counts and read.rate is not None
         assert read.samples_read == len(labels)  # every sample has two neighbours that are not its copy
