@@ -388,6 +388,27 @@ def test_where_the_neighbours_read_more_than_the_doubted_samples_the_doubted_cut
     assert int(doubted.samples["is_issue"].sum()) == int(default.samples["is_issue"].sum())
 
 
+def test_where_the_scores_hold_less_than_the_neighbours_read_the_headline_is_still_their_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Well-separated classes: only 10.1 % of the samples score where any synthetic mistake scores, so error
+    probabilities scaled to the neighbours' 11.5 % saturate there, and their mean, the headline, read 10.1 %
+    while the summary said it follows 11.5 %. The rest goes to the next samples up the score."""
+    import labelaudit.estimate as estimate_module
+
+    frame, encoder, _ = class_pair_noise(1500, share=0.1)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)
+    _hoc_reads(monkeypatch, 0.115)
+    result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")
+    block = result.summary.error_rate
+    assert block is not None and block.details["headline_reading"] == "nearest neighbours' labels"
+    probability = result.samples["error_probability"].to_numpy()
+    assert result.estimated_error_rate == pytest.approx(0.115, abs=1e-4)
+    assert probability.mean() == pytest.approx(result.estimated_error_rate, abs=1e-6)
+    assert (probability >= 1.0).mean() < 0.115  # not every suspect sample is certain: one bin is in part
+    assert int(result.samples["is_issue"].sum()) >= round(0.115 * len(frame)) - 1  # at least the expected count
+
+
 def test_on_overlapping_classes_the_neighbours_reading_does_not_count(nearly_clean, tmp_path: Path) -> None:
     frame, encoder, wrong = nearly_clean  # a sample's neighbours are often of another class: HOC would read high
     result = audit(frame, encoder=encoder, methods=METHODS, cache_dir=tmp_path / "cache", id_col="id")

@@ -698,3 +698,16 @@ def test_leaning_on_the_neighbour_vote_averages_it_with_the_consensus_on_the_con
     assert by_rank.score_kind == "rank"
     vote_ranks = np.array([1.0, 2 / 3, 0.0, 1 / 3])  # the vote's given-label scores 1, .5, 0, .4, ranked
     np.testing.assert_allclose(lean_on_neighbours(by_rank, results["knn"]).score, (by_rank.score + vote_ranks) / 2)
+
+
+def test_what_the_scores_cannot_hold_goes_up_the_score_whole_bins_first() -> None:
+    from labelaudit.estimate import _bins, filled_up_the_scores
+
+    scores = np.concatenate([np.full(10, 0.05), np.full(40, 0.6), np.full(50, 0.95)])
+    assert len(set(_bins(scores).tolist())) == 3  # three score bins
+    posterior = np.where(scores < 0.1, 1.0, 0.0)  # the scores hold 10 %
+    filled = filled_up_the_scores(posterior, _bins(scores), 0.3)
+    assert filled.mean() == pytest.approx(0.3)
+    assert np.all(filled[:10] == 1.0) and np.allclose(filled[10:50], 0.5) and np.all(filled[50:] == 0.0)
+    assert np.all(np.diff(filled[np.argsort(scores, kind="stable")]) <= 0)  # monotone down the score
+    assert filled_up_the_scores(posterior, _bins(scores), 0.05) is posterior  # nothing missing: unchanged
