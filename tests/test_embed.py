@@ -298,3 +298,25 @@ def test_a_disk_error_reads_the_same_in_discovery_embedding_and_reports(tmp_path
     assert "(input/output error)" in str(_damaged(tmp_path / "summary.json", disk))
     assert skip_reason(PermissionError(errno.EACCES, "Permission denied")) == "permission denied"
     assert skip_reason(OSError("image file is truncated")) == "cannot decode image: image file is truncated"
+
+
+def test_rows_cached_at_another_length_are_read_back_at_unit_length(tmp_path: Path) -> None:
+    """A cache written before the embed stage made rows unit length holds such an encoder's rows as it
+    returned them (every later stage reads inner products as cosines); rows within 1e-3 are left alone."""
+    import pandas as pd
+
+    class NeverCalled:
+        identity = "test-old-cache"
+
+        def encode_texts(self, texts):  # every row is cached: the encoder must not run
+            raise AssertionError("embedded although cached")
+
+    samples = pd.DataFrame({"sample_id": ["a", "b", "c"], "text": ["x", "y", "z"], "content_hash": ["h1", "h2", "h3"]})
+    unit = np.array([0.6, 0.8, 0.0], dtype=np.float32) * np.float32(1 + 5e-4)
+    EmbeddingCache(tmp_path, NeverCalled.identity).store(
+        ["h1", "h2", "h3"], np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0], unit], dtype=np.float32)
+    )
+    result = embed_samples(samples, "text", NeverCalled(), EmbeddingCache(tmp_path, NeverCalled.identity))
+    assert result.n_cached == 3
+    np.testing.assert_allclose(result.vectors.astype(np.float32), [[0.6, 0.8, 0.0], [0.0, 0.0, 1.0], unit], atol=1e-3)
+    assert np.array_equal(result.vectors[2], unit.astype(np.float16))  # already unit: as stored
