@@ -274,6 +274,7 @@ def check_gate(
         )
     if max_class_error_rate is not None:
         over = classes[classes["estimated_error_rate"].map(lambda r: exceeds(float(r), max_class_error_rate))]
+        names = _class_names(classes)
         top = float(classes["estimated_error_rate"].max()) if len(classes) else 0.0
         checks.append(
             Check(
@@ -282,7 +283,10 @@ def check_gate(
                 max_class_error_rate,
                 top,
                 over.empty,
-                ", ".join(f"{c} ({r:.1%})" for c, r in zip(over["class"], over["estimated_error_rate"], strict=True)),
+                ", ".join(
+                    f"{names.get(str(c), c)} ({r:.1%})"
+                    for c, r in zip(over["class"], over["estimated_error_rate"], strict=True)
+                ),
             )
         )
     if max_flagged is not None:
@@ -465,17 +469,29 @@ def model_estimate_text(result: GateResult) -> str | None:
     return f"{'at least ' if m.is_lower_bound else ''}{m.estimate:.2%} ({m.interval_text()})"
 
 
+def _class_names(classes: pd.DataFrame) -> dict[str, str]:
+    """Label value -> class name, where the labels are codes with names (``--classes FILE``: the class table
+    then has a ``name`` column); the names are what the audit's own tables show."""
+    if "name" not in classes.columns:
+        return {}
+    return {str(c): str(n) for c, n in zip(classes["class"], classes["name"], strict=True) if pd.notna(n)}
+
+
 def _worst_classes(classes: pd.DataFrame, worst: int) -> list[dict[str, Any]]:
+    names = _class_names(classes)
     rows = []
     for record in classes.head(worst).to_dict("records"):
         confused = record.get("confused_with")
+        confused = None if confused is None or pd.isna(confused) else str(confused)
         rows.append(
             {
                 "class": str(record["class"]),
+                "name": names.get(str(record["class"])),
                 "count": int(record["count"]),
                 "flagged": int(record["flagged"]),
                 "estimated_error_rate": float(record["estimated_error_rate"]),
-                "confused_with": None if confused is None or pd.isna(confused) else str(confused),
+                "confused_with": confused,
+                "confused_with_name": None if confused is None else names.get(confused),
             }
         )
     return rows
@@ -558,8 +574,9 @@ def junit_xml(result: GateResult) -> str:
 
 def worst_lines(result: GateResult) -> list[str]:
     return ["worst classes:"] + [
-        f"  {c['class']}: {c['estimated_error_rate']:.1%} estimated error, {c['flagged']} of {c['count']} flagged"
-        + (f", most confused with {c['confused_with']}" if c["confused_with"] else "")
+        f"  {c.get('name') or c['class']}: {c['estimated_error_rate']:.1%} estimated error, {c['flagged']} of "
+        f"{c['count']} flagged"
+        + (f", most confused with {c.get('confused_with_name') or c['confused_with']}" if c["confused_with"] else "")
         for c in result.worst_classes
     ]
 

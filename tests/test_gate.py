@@ -108,6 +108,32 @@ def test_failure_message_names_limit_value_and_worst_classes(report: Path, capsy
     assert "gate failed: max-error-rate, max-class-error-rate" in err
 
 
+def test_classes_whose_labels_are_codes_are_shown_by_their_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels "0" and "1" named by ``--classes FILE``: the class table holds both, and the gate, like the audit's
+    own tables, names the classes (it printed the codes, "0: 6.0% ..., most confused with 1")."""
+    import pandas as pd
+
+    report = write_report(tmp_path / "report", rows(100, 5, labels=("0", "1")))
+    classes = pd.read_parquet(report / "classes.parquet")
+    classes["name"] = classes["class"].map({"0": "ham", "1": "spam"})
+    classes["confused_with"] = classes["class"].map({"0": "1", "1": "0"})
+    classes.to_parquet(report / "classes.parquet", index=False)
+    assert main(["gate", str(report), "--max-class-error-rate", "0.05", "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    worst = payload["worst_classes"][0]
+    assert (worst["class"], worst["name"], worst["confused_with"], worst["confused_with_name"]) == (
+        "0",
+        "ham",
+        "1",
+        "spam",
+    )
+    assert main(["gate", str(report), "--max-class-error-rate", "0.05"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "over the limit: ham (6.0%)" in err and "ham: 6.0% estimated error" in err and "confused with spam" in err
+
+
 def test_json_output(report: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gate", str(report), "--max-flagged", "3", "--json"]) == 1
     payload = json.loads(capsys.readouterr().out)
