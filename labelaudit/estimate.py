@@ -61,7 +61,8 @@ from .neighbour_reading import read_neighbours, reading_gate
 # 12: where it is followed, at least the count it expects is flagged (neighbour_flags_expected).
 # 13: the neighbours it reads are the nearest that are not copies of the sample (neighbour_copy_similarity).
 # 14: a followed reading the scores cannot hold goes up the score, so the headline is it (filled_up_the_scores).
-ESTIMATOR_VERSION = 14
+# 15: a lower bound's upper end is the label-free reading wherever it reads more (label_free_bounds_lower_bounds).
+ESTIMATOR_VERSION = 15
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -89,6 +90,12 @@ class EstimateSettings:
     # (estimator version 6) is chance itself with two classes.
     label_free_methods: tuple[str, ...] = ("zeroshot",)
     label_free_max_chance_share: float = 0.5
+    # Where the estimate is a lower bound, the label-free reading raises the upper end even where it does not
+    # count (weak, or near what a blind view reads): a lower bound says the methods may have learnt mistakes
+    # that no reading from the labels sees, so their readings bound nothing, and a weak label-free view errs
+    # high (it counts the right labels it cannot place). Without it wrench_trec, 45.7 % wrong, read "at least
+    # 0.7 %, could be up to 7.1 %", and a gate on the upper end passed it; zero-shot read 61.3 % (power 0.63).
+    label_free_bounds_lower_bounds: bool = True
     min_injected_share: float = 0.1  # the threshold search starts where 10 % of synthetic mistakes lie below it
     plausible_share: float = 0.7  # the "plausible mistakes" reading of the upper bound, at this share
     destination_smoothing: float = 0.5  # pseudo-count added to every confusion when choosing a mistake's label
@@ -912,8 +919,13 @@ def estimate_error_rate(
     lower = min(rate, point.lower, visible.lower)
     # The readings' upper end holds the anchors' reading where it counts (a lower bound's warning names it).
     upper = max(rate, readings_upper)
-    label_free_sets_upper = label_free_counts and label_free.rate > upper
-    if label_free_sets_upper:
+    from_the_labels_upper = upper
+    label_free_sets_upper = (
+        label_free is not None
+        and label_free.rate > upper
+        and (label_free_counts or (lower_bound and settings.label_free_bounds_lower_bounds))
+    )
+    if label_free_sets_upper and label_free is not None:
         upper = label_free.rate
 
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
@@ -960,6 +972,13 @@ def estimate_error_rate(
             f"on samples the methods already doubt {doubted.rate:.1%}, and if the real mistakes are systematic it "
             f"may be as high as {upper:.1%}"
             + (f" (what {label_free_names}, which never sees the labels, reads)" if label_free_sets_upper else "")
+            + (
+                f": a weak view of these classes (its audit power {label_free.power:.2f}), so a loose end, but the"
+                f" readings from the labels, which reach {from_the_labels_upper:.1%}, cannot see mistakes the"
+                " methods have learnt"
+                if label_free_sets_upper and not label_free_counts and label_free is not None
+                else ""
+            )
             + (
                 f". The estimate, {rate:.1%}, is what the labels of the samples the methods are surest of imply "
                 "(--lower-bound-rate anchors, for class-pair noise)"

@@ -711,3 +711,29 @@ def test_what_the_scores_cannot_hold_goes_up_the_score_whole_bins_first() -> Non
     assert np.all(filled[:10] == 1.0) and np.allclose(filled[10:50], 0.5) and np.all(filled[50:] == 0.0)
     assert np.all(np.diff(filled[np.argsort(scores, kind="stable")]) <= 0)  # monotone down the score
     assert filled_up_the_scores(posterior, _bins(scores), 0.05) is posterior  # nothing missing: unchanged
+
+
+def test_a_lower_bounds_upper_end_is_what_even_a_weak_label_free_view_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lower bound says the methods may have learnt mistakes that no reading from the labels sees, so their
+    readings bound nothing from above; a weak label-free view errs high (it counts the right labels it cannot
+    place), so it is the upper end there (wrench_trec, 45.7 % wrong: "could be up to 7.1 %" before, zero-shot
+    61.3 % at audit power 0.63). Where the estimate is not a lower bound, a weak view still does not count."""
+    import labelaudit.estimate as estimate_module
+
+    learnt, label_free, given, truth = learnt_noise()
+    weak_view = 0.2 * label_free + 0.8 * np.random.default_rng(1).dirichlet(np.ones(3), len(given))
+    not_lower = estimate_error_rate(learnt, given, label_free_probs=weak_view)
+    assert not not_lower.is_lower_bound and not not_lower.details["label_free_reading"]["sets_upper_end"]
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)
+    alone = estimate_error_rate(learnt, given)
+    weak = estimate_error_rate(learnt, given, label_free_probs=weak_view)
+    reading = weak.details["label_free_reading"]
+    assert weak.is_lower_bound and reading["audit_power"] < EstimateSettings().low_power_auroc
+    assert not reading["counts"] and reading["sets_upper_end"]
+    assert weak.upper == pytest.approx(reading["rate"], abs=1e-6) and weak.upper > alone.upper
+    assert alone.upper < 0.01 < weak.upper <= float(np.mean(given != truth))  # nearer the truth, not past it
+    assert weak.rate == alone.rate and weak.n_flags == alone.n_flags  # an upper end only
+    said = next(w for w in weak.warnings if "lower bound" in w)
+    assert "loose end" in said and f"{alone.upper:.1%}" in said  # what the readings from the labels reach
+    off = EstimateSettings(label_free_bounds_lower_bounds=False)
+    assert estimate_error_rate(learnt, given, label_free_probs=weak_view, settings=off).upper == alone.upper
