@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .chunked import row_blocks
-from .neighbour_reading import read_neighbours, reading_gate
+from .neighbour_reading import NeighbourReading, read_neighbours, reading_gate
 
 # Part of the score cache's key for an estimate: raised whenever the estimator's code changes what it returns
 # for the same inputs and settings, so that a cached re-run never reads back an older estimator's numbers.
@@ -775,32 +775,44 @@ def data_are_clusterable(
     return applies
 
 
-def estimate_error_rate(
-    pred_probs: np.ndarray,
-    labels: np.ndarray,
-    verified: np.ndarray | None = None,
-    settings: EstimateSettings | None = None,
-    ranking: np.ndarray | None = None,
-    label_free_probs: np.ndarray | None = None,
-    neighbour_pairs: np.ndarray | None = None,
-    neighbour_predictions: np.ndarray | None = None,
-) -> ErrorEstimate:
-    """Estimate the label-error rate from out-of-sample ``pred_probs`` (N, K) and the given ``labels``.
+@dataclass(frozen=True)
+class _ScoreReadings:
+    """What the methods' own scores say (docs/method.md, steps 1-4): the readings against each kind of synthetic
+    mistake, which of them the point is, and whether the data call it a lower bound."""
 
-    ``verified`` (optional, (N,)): -1 not reviewed, 0 reviewed and right, 1 reviewed and wrong. ``ranking``
-    (optional, (N,)): the order the flags will be taken in, low = most suspect (the consensus score); the
-    flag cut is chosen along it. Without it, along the error probability. ``label_free_probs`` (optional,
-    (N, K)): the probabilities of methods that never see the labels (``EstimateSettings.label_free_methods``),
-    whose reading can raise the interval's upper end (``label_free_reading``). ``neighbour_pairs`` (optional,
-    (N, 2)): each sample's two nearest neighbours, for the neighbours' reading
-    (``EstimateSettings.neighbour_min_purity``); ``neighbour_predictions`` (optional, (N,)): the classes its
-    purity is read from (``EstimateSettings.neighbour_purity_methods``; None: the most probable of ``pred_probs``)."""
-    settings = settings or EstimateSettings()
-    settings.check()
-    labels = np.asarray(labels, dtype=np.int64)
+    observed: np.ndarray  # score histogram of the given labels
+    own: np.ndarray  # (N,) each sample's score of its given label
+    isolated: _Reading  # against confusion-weighted mistakes
+    visible: _Reading  # against mistakes to any class
+    doubted: _Reading  # against mistakes on samples the methods already doubt
+    plausible: _Reading  # the ratio read higher up the score range
+    symmetric: bool  # the noise looks symmetric: the point is the visible reading
+    point: _Reading
+    main: np.ndarray  # the point's synthetic-mistake histogram
+    main_repaired: Callable[[float], float]
+    on_doubted: np.ndarray  # the doubted reading's synthetic-mistake histogram
+    point_posterior: np.ndarray  # (N,) error probabilities under the point
+    lower_bound: bool
+    follow_doubt: bool  # the headline follows the doubted reading (EstimateSettings.doubted_headline_ratio)
+    power_mistakes: np.ndarray  # what the audit power reads (see estimate_error_rate)
+    power_repaired: Callable[[float], float]
+
+    @property
+    def headline(self) -> _Reading:
+        return self.doubted if self.follow_doubt else self.point
+
+    @property
+    def headline_mistakes(self) -> np.ndarray:
+        return self.on_doubted if self.follow_doubt else self.main
+
+    @property
+    def upper(self) -> float:
+        """The highest these readings go."""
+        return max(self.point.upper, self.isolated.upper, self.doubted.upper, self.plausible.upper)
+
+
+def read_the_scores(pred_probs: np.ndarray, labels: np.ndarray, settings: EstimateSettings) -> _ScoreReadings:
     n, k = pred_probs.shape
-    if k < 2:  # discovery refuses such data (exit 2); this is for the Python API
-        raise ValueError(f"an error-rate estimate needs at least two classes, got pred_probs with {k} column(s)")
     own = np.asarray(pred_probs[np.arange(n), labels], dtype=np.float64)
     observed = _histogram(own)
     confusions = (
@@ -854,7 +866,66 @@ def estimate_error_rate(
     lower_bound = not symmetric and lower_bound_reading(isolated, doubted, plausible, settings)
     ratio = settings.doubted_headline_ratio
     follow_doubt = lower_bound and ratio is not None and doubted.rate > ratio * point.rate
-    headline, headline_mistakes = (doubted, on_doubted) if follow_doubt else (point, main)
+    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
+    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
+    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
+    # classes read 0.99-1.00 that way (0.92 from the label).
+    power_mistakes, power_repaired = main, main_repaired
+    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
+        power_mistakes = mistakes("confusion", sources)
+        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
+        power_repaired = repaired(from_labels, power_mistakes)
+    return _ScoreReadings(
+        observed=observed,
+        own=own,
+        isolated=isolated,
+        visible=visible,
+        doubted=doubted,
+        plausible=plausible,
+        symmetric=symmetric,
+        point=point,
+        main=main,
+        main_repaired=main_repaired,
+        on_doubted=on_doubted,
+        point_posterior=point_posterior,
+        lower_bound=lower_bound,
+        follow_doubt=follow_doubt,
+        power_mistakes=power_mistakes,
+        power_repaired=power_repaired,
+    )
+
+
+@dataclass(frozen=True)
+class _OtherViews:
+    """What views beside the methods' scores read (docs/method.md, step 4), and which of them the headline
+    follows: the neighbours' labels (HOC), the anchors, the methods that never see the labels."""
+
+    neighbours: NeighbourReading | None  # None: the caller gave no neighbours
+    anchored: float | None  # the rate the anchors imply; read only where the estimate is a lower bound
+    anchors_count: bool
+    label_free: LabelFreeReading | None
+    label_free_counts: bool
+    readings_upper: float  # the highest the methods' readings go, the anchors' among them where they count
+    neighbours_above: bool  # the neighbours read above what the data allow, so they are not followed
+    follow_neighbours: bool
+    anchors_read_more: bool
+    follow_anchors: bool
+
+    @property
+    def neighbour_rate(self) -> float | None:
+        return None if self.neighbours is None else self.neighbours.rate
+
+
+def read_other_views(
+    scores: _ScoreReadings,
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    settings: EstimateSettings,
+    label_free_probs: np.ndarray | None,
+    neighbour_pairs: np.ndarray | None,
+    neighbour_predictions: np.ndarray | None,
+) -> _OtherViews:
+    k = pred_probs.shape[1]
     neighbours = (
         None
         if neighbour_pairs is None
@@ -871,7 +942,7 @@ def estimate_error_rate(
     # Read wherever the estimate is a lower bound: the headline follows it with lower_bound_rate="anchors", and
     # the warning names it either way; see anchor_max_chance_share for where it counts. Where the neighbours'
     # reading heads, the option changes nothing, so the warning does not offer it.
-    anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if lower_bound else None
+    anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if scores.lower_bound else None
     anchors_count = anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k
     label_free = None if label_free_probs is None else label_free_reading(label_free_probs, labels, settings)
     label_free_counts = (
@@ -881,7 +952,7 @@ def estimate_error_rate(
     )
     # The highest the methods' readings go: the interval's upper end before a headline is chosen, but for the
     # label-free reading, which sets the neighbours' ceiling itself where it counts.
-    readings_upper = max(point.upper, isolated.upper, doubted.upper, plausible.upper)
+    readings_upper = scores.upper
     if anchors_count and anchored is not None:
         readings_upper = max(readings_upper, anchored)
     # Where the data are clusterable, the neighbours' labels read what the methods, which learn the labels, miss;
@@ -892,41 +963,90 @@ def estimate_error_rate(
     # cannot learn mistakes made by rules, and reads hard right labels as wrong, so high rather than low:
     # wrench_sms 9.1 % and youtube 16.8 % for HOC's 5.7 % and 10.3 %; the synthetic sets 1.5-10.6 %, the
     # methods' own), else the highest of the readings above (sms 6.2 %, youtube 11.6 % without zero-shot).
-    clusterable = neighbours is not None and neighbours.counts and not follow_doubt
+    clusterable = neighbours is not None and neighbours.counts and not scores.follow_doubt
     neighbours_ceiling = label_free.rate if label_free_counts and label_free is not None else readings_upper
     neighbours_above = clusterable and neighbours is not None and (neighbours.rate or 0.0) > neighbours_ceiling
     if neighbours_above and neighbours is not None:
         neighbours = dataclasses.replace(neighbours, counts=False, above_readings=True)
     follow_neighbours = clusterable and not neighbours_above
     anchors_read_more = (
-        not follow_doubt and not follow_neighbours and anchors_count and anchored is not None and anchored > point.rate
+        not scores.follow_doubt
+        and not follow_neighbours
+        and anchors_count
+        and anchored is not None
+        and anchored > scores.point.rate
     )
-    follow_anchors = anchors_read_more and settings.lower_bound_rate == "anchors"
+    return _OtherViews(
+        neighbours=neighbours,
+        anchored=anchored,
+        anchors_count=anchors_count,
+        label_free=label_free,
+        label_free_counts=label_free_counts,
+        readings_upper=readings_upper,
+        neighbours_above=neighbours_above,
+        follow_neighbours=follow_neighbours,
+        anchors_read_more=anchors_read_more,
+        follow_anchors=anchors_read_more and settings.lower_bound_rate == "anchors",
+    )
 
-    if verified is not None:
-        verified = np.asarray(verified)
-    if follow_doubt:
-        posterior = calibrated_posterior(observed, headline_mistakes, own, headline.rate, verified)
-    elif follow_neighbours:
-        assert neighbours is not None and neighbours.rate is not None
-        posterior = calibrated_posterior(observed, main, own, neighbours.rate, verified, beyond_the_scores=True)
-    elif follow_anchors:
-        assert anchored is not None
-        posterior = calibrated_posterior(observed, main, own, anchored, verified, beyond_the_scores=True)
+
+def estimate_error_rate(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    verified: np.ndarray | None = None,
+    settings: EstimateSettings | None = None,
+    ranking: np.ndarray | None = None,
+    label_free_probs: np.ndarray | None = None,
+    neighbour_pairs: np.ndarray | None = None,
+    neighbour_predictions: np.ndarray | None = None,
+) -> ErrorEstimate:
+    """Estimate the label-error rate from out-of-sample ``pred_probs`` (N, K) and the given ``labels``.
+
+    ``verified`` (optional, (N,)): -1 not reviewed, 0 reviewed and right, 1 reviewed and wrong. ``ranking``
+    (optional, (N,)): the order the flags will be taken in, low = most suspect (the consensus score); the
+    flag cut is chosen along it. Without it, along the error probability. ``label_free_probs`` (optional,
+    (N, K)): the probabilities of methods that never see the labels (``EstimateSettings.label_free_methods``),
+    whose reading can raise the interval's upper end (``label_free_reading``). ``neighbour_pairs`` (optional,
+    (N, 2)): each sample's two nearest neighbours, for the neighbours' reading
+    (``EstimateSettings.neighbour_min_purity``); ``neighbour_predictions`` (optional, (N,)): the classes its
+    purity is read from (``EstimateSettings.neighbour_purity_methods``; None: the most probable of ``pred_probs``)."""
+    settings = settings or EstimateSettings()
+    settings.check()
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = pred_probs.shape
+    if k < 2:  # discovery refuses such data (exit 2); this is for the Python API
+        raise ValueError(f"an error-rate estimate needs at least two classes, got pred_probs with {k} column(s)")
+    scores = read_the_scores(pred_probs, labels, settings)
+    views = read_other_views(
+        scores, pred_probs, labels, settings, label_free_probs, neighbour_pairs, neighbour_predictions
+    )
+    observed, own, doubted = scores.observed, scores.own, scores.doubted
+    verified = None if verified is None else np.asarray(verified)
+    # The headline's error probabilities, whose mean is the headline: the reading it follows, scaled.
+    if scores.follow_doubt:
+        posterior = calibrated_posterior(observed, scores.headline_mistakes, own, scores.headline.rate, verified)
+    elif views.follow_neighbours:
+        assert views.neighbour_rate is not None
+        posterior = calibrated_posterior(
+            observed, scores.main, own, views.neighbour_rate, verified, beyond_the_scores=True
+        )
+    elif views.follow_anchors:
+        assert views.anchored is not None
+        posterior = calibrated_posterior(observed, scores.main, own, views.anchored, verified, beyond_the_scores=True)
     else:
-        posterior = with_verified(point_posterior, verified)  # the point reading's, computed above
+        posterior = with_verified(scores.point_posterior, verified)  # the point reading's
     rate = float(posterior.mean()) if n else 0.0
-    lower = min(rate, point.lower, visible.lower)
+    lower = min(rate, scores.point.lower, scores.visible.lower)
     # The readings' upper end holds the anchors' reading where it counts (a lower bound's warning names it).
-    upper = max(rate, readings_upper)
+    upper = max(rate, views.readings_upper)
     from_the_labels_upper = upper
     label_free_sets_upper = (
-        label_free is not None
-        and label_free.rate > upper
-        and (label_free_counts or (lower_bound and settings.label_free_bounds_lower_bounds))
+        views.label_free is not None
+        and views.label_free.rate > upper
+        and (views.label_free_counts or (scores.lower_bound and settings.label_free_bounds_lower_bounds))
     )
-    if label_free_sets_upper and label_free is not None:
-        upper = label_free.rate
+    if label_free_sets_upper and views.label_free is not None:
+        upper = views.label_free.rate
 
     open_rows = np.ones(n, dtype=bool) if verified is None else verified < 0
     # A lower bound whose doubted-samples reading says more than the reading the headline follows:
@@ -934,86 +1054,150 @@ def estimate_error_rate(
     # Against the followed reading, not the point: the neighbours' and the anchors' readings can read more than
     # the doubted samples, and cutting on the doubted ones would then flag fewer than the headline expects.
     followed_rate = (
-        neighbours.rate
-        if follow_neighbours and neighbours is not None and neighbours.rate is not None
-        else anchored
-        if follow_anchors and anchored is not None
-        else headline.rate
+        views.neighbour_rate
+        if views.follow_neighbours and views.neighbour_rate is not None
+        else views.anchored
+        if views.follow_anchors and views.anchored is not None
+        else scores.headline.rate
     )
-    doubted_reads_more = lower_bound and doubted.rate > followed_rate
+    doubted_reads_more = scores.lower_bound and doubted.rate > followed_rate
     cut_on_doubted = doubted_reads_more and settings.lower_bound_cut == "doubted"
     cut_posterior = posterior
     if cut_on_doubted:
-        cut_posterior = calibrated_posterior(observed, on_doubted, own, doubted.rate, verified)
+        cut_posterior = calibrated_posterior(observed, scores.on_doubted, own, doubted.rate, verified)
     n_flags = flag_count(
         cut_posterior,
         open_rows,
-        upper if lower_bound and settings.flag_to_upper_bound else None,
+        upper if scores.lower_bound and settings.flag_to_upper_bound else None,
         ranking,
         settings.flag_cut,
-        at_least_expected=(lower_bound and settings.lower_bound_flags_expected)
-        or (follow_neighbours and settings.neighbour_flags_expected),
+        at_least_expected=(scores.lower_bound and settings.lower_bound_flags_expected)
+        or (views.follow_neighbours and settings.neighbour_flags_expected),
     )
-    # The audit power always reads mistakes made from the label. Made from the predicted class, a mistake on a
-    # right label that the methods get wrong goes back to that label and scores like it, a hard right label,
-    # which looks found and which the decomposition in AuditPower cannot take out: four overlapping Gaussian
-    # classes read 0.99-1.00 that way (0.92 from the label).
-    power_mistakes, power_repaired = main, main_repaired
-    if not symmetric and origins is not labels:  # mistake_origins returns the labels where they are the origin
-        power_mistakes = mistakes("confusion", sources)
-        from_labels = repair_chances(pred_probs, labels, labels, "confusion", sources, settings, confusions)
-        power_repaired = repaired(from_labels, power_mistakes)
-    power = _power(observed, power_mistakes, own, open_rows, n_flags, rate, power_repaired(rate))
-    warnings: list[str] = []
-    label_free_names = ", ".join(settings.label_free_methods)
-    if lower_bound:
+    power = _power(observed, scores.power_mistakes, own, open_rows, n_flags, rate, scores.power_repaired(rate))
+    warnings = estimate_warnings(
+        scores,
+        views,
+        settings,
+        n,
+        rate,
+        (lower, upper),
+        from_the_labels_upper,
+        label_free_sets_upper,
+        doubted_reads_more,
+        cut_on_doubted,
+    )
+    lower_bound = scores.lower_bound
+    if power.auroc < settings.low_power_auroc:
+        lower_bound = True
         warnings.append(
-            f"The data alone cannot pin the error rate down: isolated mistakes explain {point.rate:.1%}, mistakes "
-            f"on samples the methods already doubt {doubted.rate:.1%}, and if the real mistakes are systematic it "
-            f"may be as high as {upper:.1%}"
+            f"Audit power is low: synthetic mistakes are told from right labels with AUROC {power.auroc:.2f}. "
+            "The encoder separates these classes poorly, so the estimate is a lower bound."
+        )
+    label_free = views.label_free
+    details = {
+        "method": "mixture-proportion estimate against synthetic mistakes (best bin, Clopper-Pearson)",
+        "threshold_mistake_share": round(scores.point.injected_share, 4),
+        "isolated_mistakes_rate": round(scores.isolated.rate, 6),
+        "headline_reading": "doubted samples"
+        if scores.follow_doubt
+        else "anchors, extrapolated"
+        if views.follow_anchors
+        else "nearest neighbours' labels"
+        if views.follow_neighbours
+        else ("mistakes to any class (the noise looks symmetric)" if scores.symmetric else "isolated mistakes"),
+        "any_class_mistakes_rate": round(scores.visible.rate, 6),
+        "doubted_samples_rate": round(doubted.rate, 6),
+        "plausible_mistakes_rate": round(scores.plausible.rate, 6),
+        # None where no label-free method ran; "counts": its audit power reached low_power_auroc (and it read
+        # less than label_free_max_chance_share of a blind view's (K - 1) / K), so it may set the upper end
+        "label_free_reading": None
+        if label_free is None
+        else {
+            "methods": list(settings.label_free_methods),
+            "rate": round(label_free.rate, 6),
+            "audit_power": round(label_free.power, 4),
+            "counts": views.label_free_counts,
+            "sets_upper_end": label_free_sets_upper,
+        },
+        "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
+        "flag_cut": f"{settings.flag_cut} along the ranking, under the "
+        + ("doubted-samples reading's" if cut_on_doubted else "headline's")
+        + " error probabilities",
+    }
+    if views.neighbours is not None:  # only where the caller gave the neighbours (the audit pipeline does)
+        details["neighbour_reading"] = views.neighbours.to_details()
+    if views.anchored is not None:  # only where the estimate is a lower bound (it is read nowhere else)
+        details["anchor_extrapolated_rate"] = round(views.anchored, 6)
+        details["anchor_reading_counts"] = views.anchors_count  # see anchor_max_chance_share
+    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
+
+
+def estimate_warnings(
+    scores: _ScoreReadings,
+    views: _OtherViews,
+    settings: EstimateSettings,
+    n: int,
+    rate: float,
+    interval: tuple[float, float],
+    from_the_labels_upper: float,
+    label_free_sets_upper: bool,
+    doubted_reads_more: bool,
+    cut_on_doubted: bool,
+) -> list[str]:
+    """What the summary says about the estimate, in plain words: where the data cannot pin it down (a lower
+    bound, and what each reading says), where the interval is wide, and which reading the headline follows."""
+    lower, upper = interval
+    said: list[str] = []
+    label_free_names = ", ".join(settings.label_free_methods)
+    if scores.lower_bound:
+        said.append(
+            "The data alone cannot pin the error rate down: isolated mistakes explain "
+            f"{scores.point.rate:.1%}, mistakes on samples the methods already doubt {scores.doubted.rate:.1%}, and "
+            f"if the real mistakes are systematic it may be as high as {upper:.1%}"
             + (f" (what {label_free_names}, which never sees the labels, reads)" if label_free_sets_upper else "")
             + (
-                f": a weak view of these classes (its audit power {label_free.power:.2f}), so a loose end, but the"
-                f" readings from the labels, which reach {from_the_labels_upper:.1%}, cannot see mistakes the"
+                f": a weak view of these classes (its audit power {views.label_free.power:.2f}), so a loose end, but"
+                f" the readings from the labels, which reach {from_the_labels_upper:.1%}, cannot see mistakes the"
                 " methods have learnt"
-                if label_free_sets_upper and not label_free_counts and label_free is not None
+                if label_free_sets_upper and not views.label_free_counts and views.label_free is not None
                 else ""
             )
             + (
                 f". The estimate, {rate:.1%}, is what the labels of the samples the methods are surest of imply "
                 "(--lower-bound-rate anchors, for class-pair noise)"
-                if follow_anchors
+                if views.follow_anchors
                 else ""
             )
             + (
                 f". The estimate, {rate:.1%}, is what the labels of each sample's two nearest neighbours imply "
-                f"({neighbours.purity:.0%} of the samples share their neighbours' predicted class)"
-                if follow_neighbours and neighbours is not None
+                f"({views.neighbours.purity:.0%} of the samples share their neighbours' predicted class)"
+                if views.follow_neighbours and views.neighbours is not None
                 else ""
             )
             + (
-                f". The labels of each sample's two nearest neighbours imply {neighbours.rate:.1%}, more than "
+                f". The labels of each sample's two nearest neighbours imply {views.neighbours.rate:.1%}, more than "
                 "the readings here allow (a neighbour of another class reads as a wrong label), so it is not taken"
-                if neighbours_above and neighbours is not None and neighbours.rate is not None
+                if views.neighbours_above and views.neighbours is not None and views.neighbours.rate is not None
                 else ""
             )
             + f". Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."
             + (
                 " If the labels were made by rules or weak supervision, `labelaudit audit --lower-bound-cut doubted` "
-                f"flags deeper, as the doubted-samples reading ({doubted.rate:.1%}) suggests."
+                f"flags deeper, as the doubted-samples reading ({scores.doubted.rate:.1%}) suggests."
                 if doubted_reads_more and not cut_on_doubted
                 else ""
             )
             + (
                 " If one class's labels went consistently to another (class-pair noise), the labels of the samples "
-                f"the methods are surest of imply {anchored:.1%}; `labelaudit audit --lower-bound-rate anchors` "
+                f"the methods are surest of imply {views.anchored:.1%}; `labelaudit audit --lower-bound-rate anchors` "
                 "reports that as the estimate."
-                if anchors_read_more and not follow_anchors
+                if views.anchors_read_more and not views.follow_anchors
                 else ""
             )
         )
     elif upper - lower > max(settings.wide_interval, rate):
-        warnings.append(
+        said.append(
             f"The estimate is uncertain with {n:,} samples: the error rate is between {lower:.1%} and {upper:.1%}. "
             + (
                 f"The upper end is what the methods that never see the labels ({label_free_names})"
@@ -1024,55 +1208,16 @@ def estimate_error_rate(
             )
             + "`labelaudit verify` narrows it with a reviewed sample."
         )
-    if follow_neighbours and not lower_bound and neighbours is not None:  # a lower bound's warning says it already
-        warnings.append(
+    if (
+        views.follow_neighbours and not scores.lower_bound and views.neighbours is not None
+    ):  # a lower bound's warning says it already
+        said.append(
             f"The estimate, {rate:.1%}, is what the labels of each sample's two nearest neighbours imply "
-            f"({neighbours.purity:.0%} of the samples share their neighbours' predicted class); the methods, "
-            f"which learn from the labels, read {point.rate:.1%}. `labelaudit audit --no-neighbour-reading` "
+            f"({views.neighbours.purity:.0%} of the samples share their neighbours' predicted class); the methods, "
+            f"which learn from the labels, read {scores.point.rate:.1%}. `labelaudit audit --no-neighbour-reading` "
             "reports theirs."
         )
-    if power.auroc < settings.low_power_auroc:
-        lower_bound = True
-        warnings.append(
-            f"Audit power is low: synthetic mistakes are told from right labels with AUROC {power.auroc:.2f}. "
-            "The encoder separates these classes poorly, so the estimate is a lower bound."
-        )
-    details = {
-        "method": "mixture-proportion estimate against synthetic mistakes (best bin, Clopper-Pearson)",
-        "threshold_mistake_share": round(point.injected_share, 4),
-        "isolated_mistakes_rate": round(isolated.rate, 6),
-        "headline_reading": "doubted samples"
-        if follow_doubt
-        else "anchors, extrapolated"
-        if follow_anchors
-        else "nearest neighbours' labels"
-        if follow_neighbours
-        else ("mistakes to any class (the noise looks symmetric)" if symmetric else "isolated mistakes"),
-        "any_class_mistakes_rate": round(visible.rate, 6),
-        "doubted_samples_rate": round(doubted.rate, 6),
-        "plausible_mistakes_rate": round(plausible.rate, 6),
-        # None where no label-free method ran; "counts": its audit power reached low_power_auroc (and it read
-        # less than label_free_max_chance_share of a blind view's (K - 1) / K), so it may set the upper end
-        "label_free_reading": None
-        if label_free is None
-        else {
-            "methods": list(settings.label_free_methods),
-            "rate": round(label_free.rate, 6),
-            "audit_power": round(label_free.power, 4),
-            "counts": label_free_counts,
-            "sets_upper_end": label_free_sets_upper,
-        },
-        "n_verified": int(np.sum(verified >= 0)) if verified is not None else 0,
-        "flag_cut": f"{settings.flag_cut} along the ranking, under the "
-        + ("doubted-samples reading's" if cut_on_doubted else "headline's")
-        + " error probabilities",
-    }
-    if neighbours is not None:  # only where the caller gave the neighbours (the audit pipeline does)
-        details["neighbour_reading"] = neighbours.to_details()
-    if anchored is not None:  # only where the estimate is a lower bound (it is read nowhere else)
-        details["anchor_extrapolated_rate"] = round(anchored, 6)
-        details["anchor_reading_counts"] = anchors_count  # see anchor_max_chance_share
-    return ErrorEstimate(rate, lower, upper, posterior, power, warnings, details, n_flags, lower_bound)
+    return said
 
 
 @dataclass(frozen=True)
