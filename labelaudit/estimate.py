@@ -62,7 +62,8 @@ from .neighbour_reading import NeighbourReading, read_neighbours, reading_gate
 # 13: the neighbours it reads are the nearest that are not copies of the sample (neighbour_copy_similarity).
 # 14: a followed reading the scores cannot hold goes up the score, so the headline is it (filled_up_the_scores).
 # 15: a lower bound's upper end is the label-free reading wherever it reads more (label_free_bounds_lower_bounds).
-ESTIMATOR_VERSION = 15
+# 16: where no label-free method ran, a lower bound's warning says nothing bounds the mistakes the methods learnt.
+ESTIMATOR_VERSION = 16
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -1179,6 +1180,12 @@ def estimate_warnings(
                 f". The labels of each sample's two nearest neighbours imply {views.neighbours.rate:.1%}, more than "
                 "the readings here allow (a neighbour of another class reads as a wrong label), so it is not taken"
                 if views.neighbours_above and views.neighbours is not None and views.neighbours.rate is not None
+                else ""
+            )
+            + (
+                f" (with no method that never sees the labels among those run, such as {label_free_names}, nothing"
+                " bounds the mistakes the methods learnt: the rate may be higher still)"
+                if views.label_free is None and settings.label_free_methods
                 else ""
             )
             + f". Treat {rate:.1%} as a lower bound; `labelaudit verify` measures the rate on a reviewed sample."

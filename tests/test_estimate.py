@@ -735,5 +735,8 @@ def test_a_lower_bounds_upper_end_is_what_even_a_weak_label_free_view_reads(monk
     assert weak.rate == alone.rate and weak.n_flags == alone.n_flags  # an upper end only
     said = next(w for w in weak.warnings if "lower bound" in w)
     assert "loose end" in said and f"{alone.upper:.1%}" in said  # what the readings from the labels reach
+    assert "may be higher still" not in said
+    # Without a label-free view, nothing bounds them: the warning says so rather than offer its end as a ceiling.
+    assert "nothing bounds the mistakes the methods learnt" in next(w for w in alone.warnings if "lower bound" in w)
     off = EstimateSettings(label_free_bounds_lower_bounds=False)
     assert estimate_error_rate(learnt, given, label_free_probs=weak_view, settings=off).upper == alone.upper
