@@ -795,7 +795,7 @@ class _ScoreReadings:
     point_posterior: np.ndarray  # (N,) error probabilities under the point
     lower_bound: bool
     follow_doubt: bool  # the headline follows the doubted reading (EstimateSettings.doubted_headline_ratio)
-    power_mistakes: np.ndarray  # what the audit power reads (see estimate_error_rate)
+    power_mistakes: np.ndarray  # what the audit power reads (made from the label: see read_the_scores)
     power_repaired: Callable[[float], float]
 
     @property
