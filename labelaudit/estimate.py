@@ -799,14 +799,6 @@ class _ScoreReadings:
     power_repaired: Callable[[float], float]
 
     @property
-    def headline(self) -> _Reading:
-        return self.doubted if self.follow_doubt else self.point
-
-    @property
-    def headline_mistakes(self) -> np.ndarray:
-        return self.on_doubted if self.follow_doubt else self.main
-
-    @property
     def upper(self) -> float:
         """The highest these readings go."""
         return max(self.point.upper, self.isolated.upper, self.doubted.upper, self.plausible.upper)
@@ -991,6 +983,32 @@ def read_other_views(
     )
 
 
+@dataclass(frozen=True)
+class _Followed:
+    """The reading the headline follows: its ``name`` (the details' ``headline_reading``), its ``rate`` and the
+    synthetic-mistake histogram its error probabilities are scaled from; ``beyond_the_scores``: a reading from
+    another view than the scores (see calibrated_posterior); ``is_the_point``: the point reading itself."""
+
+    name: str
+    rate: float
+    mistakes: np.ndarray
+    beyond_the_scores: bool = False
+    is_the_point: bool = False
+
+
+def followed_reading(scores: _ScoreReadings, views: _OtherViews) -> _Followed:
+    if scores.follow_doubt:
+        return _Followed("doubted samples", scores.doubted.rate, scores.on_doubted)
+    if views.follow_neighbours:
+        assert views.neighbour_rate is not None  # followed only where the reading counts, so it was read
+        return _Followed("nearest neighbours' labels", views.neighbour_rate, scores.main, beyond_the_scores=True)
+    if views.follow_anchors:
+        assert views.anchored is not None
+        return _Followed("anchors, extrapolated", views.anchored, scores.main, beyond_the_scores=True)
+    name = "mistakes to any class (the noise looks symmetric)" if scores.symmetric else "isolated mistakes"
+    return _Followed(name, scores.point.rate, scores.main, is_the_point=True)
+
+
 def estimate_error_rate(
     pred_probs: np.ndarray,
     labels: np.ndarray,
@@ -1024,18 +1042,13 @@ def estimate_error_rate(
     observed, own, doubted = scores.observed, scores.own, scores.doubted
     verified = None if verified is None else np.asarray(verified)
     # The headline's error probabilities, whose mean is the headline: the reading it follows, scaled.
-    if scores.follow_doubt:
-        posterior = calibrated_posterior(observed, scores.headline_mistakes, own, scores.headline.rate, verified)
-    elif views.follow_neighbours:
-        assert views.neighbour_rate is not None
-        posterior = calibrated_posterior(
-            observed, scores.main, own, views.neighbour_rate, verified, beyond_the_scores=True
-        )
-    elif views.follow_anchors:
-        assert views.anchored is not None
-        posterior = calibrated_posterior(observed, scores.main, own, views.anchored, verified, beyond_the_scores=True)
+    followed = followed_reading(scores, views)
+    if followed.is_the_point:
+        posterior = with_verified(scores.point_posterior, verified)  # computed with the point reading already
     else:
-        posterior = with_verified(scores.point_posterior, verified)  # the point reading's
+        posterior = calibrated_posterior(
+            observed, followed.mistakes, own, followed.rate, verified, beyond_the_scores=followed.beyond_the_scores
+        )
     rate = float(posterior.mean()) if n else 0.0
     lower = min(rate, scores.point.lower, scores.visible.lower)
     # The readings' upper end holds the anchors' reading where it counts (a lower bound's warning names it).
@@ -1054,14 +1067,7 @@ def estimate_error_rate(
     # EstimateSettings.lower_bound_cut picks which of the two readings' error probabilities choose the flag cut.
     # Against the followed reading, not the point: the neighbours' and the anchors' readings can read more than
     # the doubted samples, and cutting on the doubted ones would then flag fewer than the headline expects.
-    followed_rate = (
-        views.neighbour_rate
-        if views.follow_neighbours and views.neighbour_rate is not None
-        else views.anchored
-        if views.follow_anchors and views.anchored is not None
-        else scores.headline.rate
-    )
-    doubted_reads_more = scores.lower_bound and doubted.rate > followed_rate
+    doubted_reads_more = scores.lower_bound and doubted.rate > followed.rate
     cut_on_doubted = doubted_reads_more and settings.lower_bound_cut == "doubted"
     cut_posterior = posterior
     if cut_on_doubted:
@@ -1100,13 +1106,7 @@ def estimate_error_rate(
         "method": "mixture-proportion estimate against synthetic mistakes (best bin, Clopper-Pearson)",
         "threshold_mistake_share": round(scores.point.injected_share, 4),
         "isolated_mistakes_rate": round(scores.isolated.rate, 6),
-        "headline_reading": "doubted samples"
-        if scores.follow_doubt
-        else "anchors, extrapolated"
-        if views.follow_anchors
-        else "nearest neighbours' labels"
-        if views.follow_neighbours
-        else ("mistakes to any class (the noise looks symmetric)" if scores.symmetric else "isolated mistakes"),
+        "headline_reading": followed.name,
         "any_class_mistakes_rate": round(scores.visible.rate, 6),
         "doubted_samples_rate": round(doubted.rate, 6),
         "plausible_mistakes_rate": round(scores.plausible.rate, 6),
