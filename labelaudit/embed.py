@@ -325,10 +325,10 @@ def make_cached_rows_unit(vectors: np.ndarray, found: np.ndarray) -> None:
     rows within 1e-3, all the bundled encoders' and every row stored since, are left as they are."""
     for block in row_blocks(len(vectors)):
         rows = rows_float32(vectors, block)
-        off = found[block] & (np.abs(np.linalg.norm(rows, axis=1) - 1.0) > 1e-3)
-        if off.any():
-            fixed = vectors[block]  # a view: writes go to the matrix
-            fixed[off] = normalize(rows[off]).astype(vectors.dtype)
+        fixed = unit_rows(rows)
+        if fixed is not rows:  # some row of the block is off (rows not found are zero: they stay as they are)
+            kept = found[block]
+            vectors[block][kept] = fixed[kept].astype(vectors.dtype)
 
 
 def embed_class_prompts(
