@@ -260,7 +260,8 @@ def check_gate(
     model_estimate = model_estimate_of(summary)
     judged, verified, notes = _error_rate(report_dir, samples, model_rate, model_estimate, use, on, estimate_file)
     n_flagged = summary.n_flagged if summary.n_flagged is not None else int(samples["is_issue"].sum())
-    worst_rows = _worst_classes(classes, worst)
+    names = _class_names(classes)
+    worst_rows = _worst_classes(classes, names, worst)
     checks: list[Check] = []
     if max_error_rate is not None:
         checks.append(
@@ -274,7 +275,6 @@ def check_gate(
         )
     if max_class_error_rate is not None:
         over = classes[classes["estimated_error_rate"].map(lambda r: exceeds(float(r), max_class_error_rate))]
-        names = _class_names(classes)
         top = float(classes["estimated_error_rate"].max()) if len(classes) else 0.0
         checks.append(
             Check(
@@ -477,8 +477,7 @@ def _class_names(classes: pd.DataFrame) -> dict[str, str]:
     return {str(c): str(n) for c, n in zip(classes["class"], classes["name"], strict=True) if pd.notna(n)}
 
 
-def _worst_classes(classes: pd.DataFrame, worst: int) -> list[dict[str, Any]]:
-    names = _class_names(classes)
+def _worst_classes(classes: pd.DataFrame, names: dict[str, str], worst: int) -> list[dict[str, Any]]:
     rows = []
     for record in classes.head(worst).to_dict("records"):
         confused = record.get("confused_with")
