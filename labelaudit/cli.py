@@ -100,6 +100,7 @@ class LowerBoundCut(str, Enum):
 
 
 class LowerBoundRate(str, Enum):
+    auto = "auto"
     isolated = "isolated"
     anchors = "anchors"
 
@@ -355,12 +356,13 @@ def audit(
         LowerBoundRate,
         typer.Option(
             help="When the estimate is only a lower bound, what it reports: isolated (what isolated mistakes "
-            "explain) or anchors (the rate the labels of the samples the methods are surest of imply, where that "
-            "is more; for class-pair noise, one class labelled consistently as another, with an encoder that "
-            "separates the classes well).",
+            "explain), anchors (the rate the labels of the samples the methods are surest of imply, where that "
+            "is more; for class-pair noise, one class labelled consistently as another) or auto (the anchors "
+            "where they read more beyond their sampling error and the encoder separates the classes, else "
+            "isolated).",
             rich_help_panel=METHODS,
         ),
-    ] = LowerBoundRate.isolated,
+    ] = LowerBoundRate.auto,
     neighbour_reading: Annotated[
         bool,
         typer.Option(

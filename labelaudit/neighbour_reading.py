@@ -35,7 +35,8 @@ class NeighbourReading:
     too few samples for the classes, or too many classes); ``counts``, whether the estimate follows it;
     ``above_readings``, read but not followed because it reads more than the estimate's readings allow;
     ``samples_read``, the samples with two neighbours that are not copies of them, which it reads (or would
-    read, where it does not count); the others are left out of the reading and of its purity."""
+    read, where it does not count); the others are left out of the reading and of its purity. ``chance``: the
+    purity that neighbours drawn at random would show (chance_purity; None: not read)."""
 
     purity: float
     rate: float | None
@@ -43,6 +44,16 @@ class NeighbourReading:
     # Read, but above what the estimate's readings allow, so not followed (see estimate_error_rate).
     above_readings: bool = False
     samples_read: int | None = None  # None: not counted (a reading built by hand)
+    chance: float | None = None
+
+    @property
+    def purity_above_chance(self) -> float | None:
+        """How far the purity is from chance towards 1: 0 where the predicted classes of neighbours are as
+        alike as random samples' (features that do not separate the classes), 1 where every sample shares its
+        neighbours' class. Unlike the purity itself it does not grow with fewer classes or one large class."""
+        if self.chance is None or self.chance >= 1.0:
+            return None
+        return (self.purity - self.chance) / (1.0 - self.chance)
 
     def to_details(self) -> dict[str, float | bool | None]:
         return {
@@ -51,6 +62,7 @@ class NeighbourReading:
             "counts": self.counts,
             "above_readings": self.above_readings,
             "samples_read": self.samples_read,
+            "chance_purity": None if self.chance is None else round(self.chance, 6),
         }
 
 
@@ -89,6 +101,17 @@ def predicted_purity(predicted: np.ndarray, pairs: np.ndarray) -> float:
         return 0.0
     mine = predicted[found]
     return float(((predicted[pairs[found, 0]] == mine) & (predicted[pairs[found, 1]] == mine)).mean())
+
+
+def chance_purity(predicted: np.ndarray, pairs: np.ndarray, classes: int) -> float:
+    """The predicted purity that neighbours drawn at random would show, on the samples read (those with two
+    neighbours in ``pairs``): the chance that three samples share a predicted class, the sum of each class's
+    share cubed (1 with one class, 1 / K**2 with K even ones)."""
+    found = read_rows(pairs)
+    if not found.any():
+        return 1.0
+    share = np.bincount(np.asarray(predicted)[found], minlength=classes) / int(found.sum())
+    return float(np.sum(share**3))
 
 
 def hoc_error_rate(
@@ -175,8 +198,9 @@ def read_neighbours(
     (N,) its purity is read from, taken only where its assumption holds and its third-order counts are filled:
     at least ``min_triples_per_cell`` samples per cell of the K x K x K label table, at most ``max_classes``."""
     purity, rows, applies = reading_gate(predicted, pairs, classes, min_purity, min_triples_per_cell, max_classes)
+    chance = chance_purity(predicted, pairs, classes)
     if not applies:
-        return NeighbourReading(purity, None, False, samples_read=len(rows))
+        return NeighbourReading(purity, None, False, samples_read=len(rows), chance=chance)
     labels = np.asarray(labels, dtype=np.int64)
     rate = hoc_error_rate(labels[rows], labels[pairs[rows, 0]], labels[pairs[rows, 1]], classes)
-    return NeighbourReading(purity, rate, True, samples_read=len(rows))
+    return NeighbourReading(purity, rate, True, samples_read=len(rows), chance=chance)

@@ -568,9 +568,11 @@ def _estimate_cached(
 
 
 def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray | None:
-    """Each sample's two nearest neighbours that are not copies of it, for the estimate's neighbours' reading:
-    from the graph the issue checks read anyway (GRAPH_K), so asking for it here costs no second search."""
-    if settings.neighbour_min_purity is None or scored.purity_predictions is None:
+    """Each sample's two nearest neighbours that are not copies of it, for the estimate's neighbours' reading
+    and the predicted purity that lower_bound_rate="auto" asks of the anchors: from the graph the issue checks
+    read anyway (GRAPH_K), so asking for it here costs no second search."""
+    wanted = settings.neighbour_min_purity is not None or settings.lower_bound_rate == "auto"
+    if not wanted or scored.purity_predictions is None:
         return None  # off, or none of the methods its purity is read from ran: no reading
     graph = scored.context.neighbor_graph(GRAPH_K)
     if graph.k < 2:

@@ -261,8 +261,9 @@ def test_an_audit_names_the_anchors_reading_of_a_lower_bound_and_the_option_repo
     frame, encoder, wrong = class_pair_noise(1500, share=0.25)
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair data
     kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
-    # These classes are clusterable, so by default the neighbours' reading would head (the next test): off here.
-    default = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
+    # These classes are clusterable, so by default the neighbours' reading would head (the next test): off here;
+    # and by default the anchors would head (the test after it): isolated mistakes here.
+    default = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None, lower_bound_rate="isolated"))
     block = default.summary.error_rate
     assert block is not None and block.is_lower_bound
     anchored = block.details["anchor_extrapolated_rate"]
@@ -276,6 +277,39 @@ def test_an_audit_names_the_anchors_reading_of_a_lower_bound_and_the_option_repo
         "anchors, extrapolated"
     )
     assert opted.samples["error_probability"].mean() == pytest.approx(opted.estimated_error_rate, abs=1e-6)
+
+
+def test_by_default_a_lower_bound_follows_the_anchors_where_the_data_back_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lower_bound_rate="auto": on class-pair noise with classes the encoder separates, the anchors read more
+    than isolated mistakes beyond their sampling error, so the headline is theirs. The pipeline gives the
+    estimate the neighbour graph for the purity check even with the neighbours' reading off."""
+    import labelaudit.estimate as estimate_module
+    from labelaudit.estimate import EstimateSettings
+
+    frame, encoder, wrong = class_pair_noise(1500, share=0.25)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair data
+    kwargs = {"encoder": encoder, "methods": METHODS, "cache_dir": tmp_path / "cache", "id_col": "id"}
+    isolated = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None, lower_bound_rate="isolated"))
+    default = audit(frame, **kwargs, estimate=EstimateSettings(neighbour_min_purity=None))
+    block = default.summary.error_rate
+    assert block is not None and block.is_lower_bound
+    details = block.details
+    reading = details["neighbour_reading"]
+    assert reading["rate"] is None and not reading["counts"]  # HOC is off; its purity is still read
+    separation = (reading["predicted_purity"] - reading["chance_purity"]) / (1 - reading["chance_purity"])
+    assert separation >= EstimateSettings().anchor_min_purity_above_chance
+    assert details["anchor_reading_backed"] is True
+    assert (
+        details["anchor_extrapolated_rate"] - 1.645 * details["anchor_standard_error"] > isolated.estimated_error_rate
+    )
+    assert details["headline_reading"] == "anchors, extrapolated"
+    assert default.estimated_error_rate == pytest.approx(details["anchor_extrapolated_rate"], abs=0.01)
+    truth = float(wrong.mean())
+    assert abs(default.estimated_error_rate - truth) < abs(isolated.estimated_error_rate - truth)
+    assert any("`--lower-bound-rate isolated`" in w and "class-pair noise" in w for w in block.warnings)
+    assert int(default.samples["is_issue"].sum()) > int(isolated.samples["is_issue"].sum())
 
 
 def _hoc_reads(monkeypatch: pytest.MonkeyPatch, rate: float) -> None:

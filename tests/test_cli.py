@@ -257,6 +257,6 @@ def test_the_estimate_options_reach_the_estimate_settings(tmp_path: Path, monkey
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--mistake-sources", "confusion"]) == 2
     assert [s.confused_sources for s in seen] == ["auto", "auto", "confusion"]
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--lower-bound-rate", "anchors"]) == 2
-    assert [s.lower_bound_rate for s in seen] == ["isolated", "isolated", "isolated", "anchors"]
+    assert [s.lower_bound_rate for s in seen] == ["auto", "auto", "auto", "anchors"]
     assert main(["audit", str(SAMPLE_TEXT), "--out", out, "--quiet", "--no-neighbour-reading"]) == 2
     assert [s.neighbour_min_purity for s in seen] == [0.8, 0.8, 0.8, 0.8, None]

@@ -530,14 +530,11 @@ def test_the_anchor_reading_extrapolated_to_no_anchors_keeps_label_noise_and_dro
     assert one_share(noisy, 0.5) > 0.2 + 0.025  # one share alone reads the methods' errors on top
 
 
-def test_the_anchor_headline_is_off_by_default_and_only_a_lower_bound_reads_the_anchors(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_only_a_lower_bound_reads_the_anchors(monkeypatch: pytest.MonkeyPatch) -> None:
     import labelaudit.estimate as estimate_module
 
     rng = np.random.default_rng(4)
     true, probs, _ = _anchor_case(rng, n=2000)
-    assert EstimateSettings().lower_bound_rate == "isolated"
     monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: False)
     default = estimate_error_rate(probs, true)
     assert not default.is_lower_bound and "anchor_extrapolated_rate" not in default.details
@@ -587,6 +584,98 @@ def test_a_lower_bound_names_what_the_anchors_read_and_the_opt_in_heads_with_it(
     assert estimate_error_rate(probs, given, settings=opt_in).rate == pytest.approx(
         estimate_error_rate(probs, given).rate
     )
+
+
+def test_the_anchor_readings_standard_error_matches_a_bootstrap_of_the_rows() -> None:
+    from labelaudit.estimate import anchor_extrapolated_rate, anchor_rate_standard_error
+
+    rng = np.random.default_rng(8)
+    true, probs, _ = _anchor_case(rng, n=3000)
+    given = np.where(rng.random(len(true)) < 0.15, (true + 1) % probs.shape[1], true)
+    shares = (0.25, 0.5)
+    error = anchor_rate_standard_error(given, probs, shares)
+    replicates = [
+        anchor_extrapolated_rate(given[rows], probs[rows], shares)
+        for rows in (rng.integers(0, len(true), len(true)) for _ in range(200))
+    ]
+    assert error == pytest.approx(float(np.std(replicates)), rel=0.25)
+    # Four times the rows, half the error.
+    many = np.tile(np.arange(len(true)), 4)
+    assert anchor_rate_standard_error(given[many], probs[many], shares) == pytest.approx(error / 2, rel=0.05)
+
+
+def _separated_pairs(predicted: np.ndarray, rng: np.random.Generator, alike: bool) -> np.ndarray:
+    """Each sample's two neighbours: samples of its own predicted class (``alike``), or any samples."""
+    n = len(predicted)
+    if not alike:
+        return rng.integers(0, n, (n, 2))
+    pairs = np.empty((n, 2), dtype=np.int64)
+    for cls in np.unique(predicted):
+        members = np.flatnonzero(predicted == cls)
+        pairs[members] = rng.choice(members, (len(members), 2))
+    return pairs
+
+
+def test_auto_follows_the_anchors_where_they_read_more_beyond_their_error_and_the_classes_separate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lower_bound_rate="auto" (the default): the anchors head a lower bound only where they read more than
+    the point by more than their sampling error and the neighbours' predicted classes are alike well above
+    chance (a blind encoder's surest samples are of any class). Elsewhere the warning says why not."""
+    import labelaudit.estimate as estimate_module
+
+    rng = np.random.default_rng(6)
+    true, probs, _ = _anchor_case(rng, n=4000)
+    given = true.copy()
+    flipped = rng.random(len(true)) < 0.25
+    given[flipped] = (true[flipped] + 1) % probs.shape[1]
+    predicted = np.argmax(probs, axis=1)
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)  # as on class-pair rows
+    # Here the anchors read 24.1 % +- 2.3 % where isolated mistakes explain 21.6 %: within their error. As on
+    # the text sets' class-pair rows, let them read far more (their standard error stays the real one).
+    monkeypatch.setattr(estimate_module, "anchor_extrapolated_rate", lambda *args: 0.32)
+    off = EstimateSettings(neighbour_min_purity=None)  # the neighbours' reading itself is not under test
+
+    def read(alike: bool) -> estimate_module.ErrorEstimate:
+        pairs = _separated_pairs(predicted, np.random.default_rng(0), alike)
+        return estimate_error_rate(probs, given, settings=off, neighbour_pairs=pairs, neighbour_predictions=predicted)
+
+    isolated = estimate_error_rate(probs, given, settings=EstimateSettings(lower_bound_rate="isolated"))
+    separated = read(alike=True)
+    assert separated.details["anchor_reading_backed"] is True
+    assert separated.details["headline_reading"] == "anchors, extrapolated"
+    assert separated.rate == pytest.approx(0.32, abs=0.01)
+    assert isolated.rate < 0.25
+    error = separated.details["anchor_standard_error"]
+    assert any(f"(±{error:.1%})" in w and "`--lower-bound-rate isolated`" in w for w in separated.warnings)
+    # Neighbours as alike as random samples: the encoder does not separate the classes.
+    blind = read(alike=False)
+    assert blind.details["anchor_reading_backed"] is False and blind.rate == pytest.approx(isolated.rate)
+    assert any("separates these classes too poorly" in w and "not taken by default" in w for w in blind.warnings)
+    # No graph: nothing shows the classes separate, so isolated mistakes.
+    no_graph = estimate_error_rate(probs, given, settings=off)
+    assert no_graph.rate == pytest.approx(isolated.rate)
+    assert any("no neighbour graph" in w for w in no_graph.warnings)
+    # A reading within its sampling error of the point is not taken either.
+    monkeypatch.setattr(estimate_module, "anchor_rate_standard_error", lambda *args: 0.5)
+    noisy = read(alike=True)
+    assert noisy.details["anchor_reading_backed"] is False and noisy.rate == pytest.approx(isolated.rate)
+    assert any("within its sampling error (±50.0%)" in w for w in noisy.warnings)
+
+
+def test_purity_above_chance_is_zero_for_random_neighbours_and_one_for_alike_ones() -> None:
+    from labelaudit.neighbour_reading import chance_purity, read_neighbours
+
+    rng = np.random.default_rng(2)
+    predicted = rng.integers(0, 4, 8000)
+    labels = predicted.copy()
+    assert chance_purity(predicted, rng.integers(0, 8000, (8000, 2)), 4) == pytest.approx(1 / 16, rel=0.05)
+    assert chance_purity(np.zeros(10, dtype=np.int64), np.zeros((10, 2), dtype=np.int64), 4) == 1.0  # one class
+    for alike, expected in ((False, 0.0), (True, 1.0)):
+        pairs = _separated_pairs(predicted, rng, alike)
+        reading = read_neighbours(predicted, labels, pairs, 4, None, 10, 50)
+        assert reading.purity_above_chance == pytest.approx(expected, abs=0.02)
+        assert reading.to_details()["chance_purity"] == pytest.approx(1 / 16, rel=0.05)
 
 
 def test_the_doubted_cut_is_weighed_against_the_reading_the_headline_follows(
