@@ -1,0 +1,204 @@
+"""Where the anchors' reading can head a lower bound: the estimate's readings beside the neighbours' purity.
+
+The anchors' rate (``EstimateSettings.lower_bound_rate="anchors"``) reads class-pair noise that the probe
+learns, but it assumes that the samples the methods are surest of are of the class they are predicted as.
+On features that barely separate the classes that fails, and it reads clean labels as noisy. This study
+puts each set's default estimate, the anchors' reading and the chance-corrected purity of the probe's
+predictions among each sample's two nearest neighbours side by side, on the *tune* rows of the real sets,
+on synthetic noise drawn with seed 1 (never the report rows' seed 0) and on CIFAR-10N's clean labels:
+
+    python benchmarks/anchor_gate.py --cifar aggre random1 worst --synthetic sym asym inst \\
+        --out benchmarks/results/anchor_gate
+
+``--rows all`` reads the real sets whole, as an audit of them does (the check that the default moves no
+real set's headline: ``--rows all --cifar aggre random1 worst random2 random3 --no-cifar-clean``).
+
+Probabilities are cached per set in ``--cache`` (a rerun with other settings skips the scoring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402  (the benchmarks folder is not a package)
+
+from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
+from labelaudit.neighbour_reading import chance_purity, predicted_purity  # noqa: E402
+
+TEXT_SETS = [*quality.TEXT_SETS, "20news_slice2000"]
+SYNTHETIC_SETS = ["wrench_trec", "20news_slice2000"]
+CIFAR_FEATURES = Path("/tmp/cifar10n_features")
+METHODS = ("confident", "knn", "zeroshot")
+
+
+def subset(data: quality.BenchData, keep: np.ndarray, name: str) -> quality.BenchData:
+    return dataclasses.replace(
+        data,
+        name=name,
+        embeddings=data.embeddings[keep],
+        given=data.given[keep],
+        gold=data.gold[keep],
+        ids=data.ids[keep],
+    )
+
+
+def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
+    sets: list[quality.BenchData] = []
+    loaded: dict[str, quality.BenchData] = {}
+    texts = list(dict.fromkeys(args.datasets + (SYNTHETIC_SETS if args.synthetic else [])))
+    if texts:
+        import torch
+
+        from labelaudit.encoders.sentence import SentenceEncoder
+
+        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
+        loaded = {name: quality.load_text_set(name, encoder, args.cache_dir) for name in texts}
+    for name in args.datasets:  # real noise: the tune rows (--rows all: every row, as an audit reads them)
+        data = loaded[name]
+        sets.append(subset(data, quality.report_rows(data.ids, args.rows), f"{name} ({args.rows})"))
+    cifar: dict[str, quality.BenchData] = {}
+    if args.cifar or args.synthetic or args.cifar_clean:
+        names = quality.read_class_names(args.cifar_features / "classes.txt")
+        for labels in sorted(set(args.cifar) | {"aggre"}):
+            cifar[labels] = quality.load_precomputed(
+                args.cifar_features / "features.npy",
+                args.cifar_features / f"labels_{labels}.csv",
+                names,
+                f"cifar10n_{labels}",
+            )
+        for labels in args.cifar:
+            data = cifar[labels]
+            sets.append(subset(data, quality.report_rows(data.ids, args.rows), f"{data.name} ({args.rows})"))
+        if args.cifar_clean:
+            sets.append(dataclasses.replace(cifar["aggre"], given=cifar["aggre"].gold, name="cifar10n [clean labels]"))
+    bases = [loaded[name] for name in SYNTHETIC_SETS] + [cifar["aggre"]] if args.synthetic else []
+    for base in bases:  # synthetic noise on the gold labels (CIFAR-10N's clean ones)
+        clean = dataclasses.replace(base, given=base.gold, name=base.name.replace("_aggre", ""))
+        sets += [
+            quality.synthetic_noise(clean, mode, rate, args.synthetic_seed)
+            for mode in args.synthetic
+            for rate in args.rates
+        ]
+    return sets
+
+
+def cached_probabilities(data: quality.BenchData, cache: Path, seed: int) -> dict[str, np.ndarray]:
+    """Each of ``METHODS``' out-of-sample probabilities for ``data`` (cached while its labels match)."""
+    path = cache / f"{data.name}.npz"
+    if path.is_file():
+        stored = np.load(path)
+        if np.array_equal(stored["given"], data.given):
+            return {m: stored[m] for m in METHODS if m in stored}
+    methods = quality.labelaudit_methods(data, seed)
+    probs = {m: methods[m]().pred_probs for m in METHODS if m in methods}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, given=data.given, **probs)
+    return probs
+
+
+def study(data: quality.BenchData, probs: dict[str, np.ndarray]) -> dict[str, object]:
+    settings = EstimateSettings()
+    pairs = quality.neighbour_pairs(data, settings)
+    predicted = np.argmax(probs["confident"], axis=1)
+    k = probs["confident"].shape[1]
+    mean = np.mean([probs[m] for m in settings.methods], axis=0)
+    label_free = probs.get("zeroshot")
+    wrong = data.given != data.gold
+    row: dict[str, object] = {"set": data.name, "samples": len(wrong), "true_rate": round(float(wrong.mean()), 4)}
+    compared = {
+        "default": settings,
+        "isolated": EstimateSettings(lower_bound_rate="isolated"),
+        "anchors": EstimateSettings(lower_bound_rate="anchors"),
+    }
+    for label, chosen in compared.items():
+        estimate = estimate_error_rate(
+            mean,
+            data.given,
+            settings=chosen,
+            label_free_probs=label_free,
+            neighbour_pairs=pairs,
+            neighbour_predictions=predicted,
+        )
+        row[label] = {
+            "rate": round(estimate.rate, 4),
+            "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],
+            "lower_bound": estimate.is_lower_bound,
+            "headline_reading": estimate.details["headline_reading"],
+        }
+        if label == "default":
+            row["anchor_rate"] = estimate.details.get("anchor_extrapolated_rate")
+            row["anchors_count"] = estimate.details.get("anchor_reading_counts")
+            row["anchor_standard_error"] = estimate.details.get("anchor_standard_error")
+            row["anchors_backed"] = estimate.details.get("anchor_reading_backed")
+            row["audit_power"] = round(estimate.power.auroc, 4)
+    purity, chance = predicted_purity(predicted, pairs), chance_purity(predicted, pairs, k)
+    row["predicted_purity"] = round(purity, 4)
+    row["chance_purity"] = round(chance, 4)
+    row["purity_above_chance"] = round((purity - chance) / (1 - chance), 4)
+    row["probe_accuracy_vs_given"] = round(float(np.mean(predicted == data.given)), 4)
+    return row
+
+
+def to_markdown(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| set (true rate) | default [interval] | isolated | anchors' reading ± standard error | backed "
+        "| --lower-bound-rate anchors | audit power | predicted purity (chance) | purity above chance |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        d, i, a = r["default"], r["isolated"], r["anchors"]
+        lb = " LB" if d["lower_bound"] else ""
+        anchor = "-" if r["anchor_rate"] is None else f"{r['anchor_rate']:.1%}"
+        if r["anchor_standard_error"] is not None:
+            anchor += f" ± {r['anchor_standard_error']:.1%}"
+        backed = {None: "-", True: "yes", False: "no"}[r["anchors_backed"]]
+        lines.append(
+            f"| {r['set']} ({r['true_rate']:.1%}) "
+            f"| {d['rate']:.1%} [{d['interval'][0]:.1%}, {d['interval'][1]:.1%}]{lb} "
+            f"| {i['rate']:.1%} | {anchor} | {backed} | {a['rate']:.1%} | {r['audit_power']:.2f} "
+            f"| {r['predicted_purity']:.2f} ({r['chance_purity']:.3f}) | {r['purity_above_chance']:.2f} |"
+        )
+    lines += [
+        "",
+        "Backed: the anchors read more than the point beyond 1.645 standard errors and the purity above chance is "
+        "at least the line (EstimateSettings.anchor_min_purity_above_chance); the default follows them there.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=TEXT_SETS, help="shared text sets, real noise (tune rows)")
+    parser.add_argument("--rows", choices=["tune", "all"], default="tune", help="the real sets' rows")
+    parser.add_argument("--cifar", nargs="*", default=[], choices=["aggre", "random1", "worst", "random2", "random3"])
+    parser.add_argument("--no-cifar-clean", dest="cifar_clean", action="store_false", help="skip the clean labels")
+    parser.add_argument("--cifar-features", type=Path, default=CIFAR_FEATURES)
+    parser.add_argument("--synthetic", nargs="*", default=[], choices=["sym", "asym", "inst"])
+    parser.add_argument("--rates", nargs="*", type=float, default=[0.1, 0.2, 0.4])
+    parser.add_argument("--synthetic-seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="the scorers' seed")
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/labelaudit-anchor-gate"))
+    parser.add_argument("--out", type=Path, default=quality.RESULTS / "anchor_gate")
+    args = parser.parse_args()
+    rows = []
+    for data in load_sets(args):
+        row = study(data, cached_probabilities(data, args.cache, args.seed))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"synthetic_seed": args.synthetic_seed, "seed": args.seed}
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    print(f"wrote {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
