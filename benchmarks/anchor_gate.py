@@ -10,8 +10,10 @@ on synthetic noise drawn with seed 1 (never the report rows' seed 0) and on CIFA
     python benchmarks/anchor_gate.py --cifar aggre random1 worst --synthetic sym asym inst \\
         --out benchmarks/results/anchor_gate
 
-``--rows all`` reads the real sets whole, as an audit of them does (the check that the default moves no
-real set's headline: ``--rows all --cifar aggre random1 worst random2 random3 --no-cifar-clean``).
+``--gaussian`` adds four Gaussian classes at 16, 128 and 384 dimensions (``--datasets --no-cifar-clean
+--gaussian`` for those alone). ``--rows all`` reads the real sets whole, as an audit of them does (the
+check that the default moves no real set's headline: ``--rows all --cifar aggre random1 worst random2
+random3 --no-cifar-clean``).
 
 Probabilities are cached per set in ``--cache`` (a rerun with other settings skips the scoring).
 """
@@ -78,6 +80,8 @@ def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
             sets.append(subset(data, quality.report_rows(data.ids, args.rows), f"{data.name} ({args.rows})"))
         if args.cifar_clean:
             sets.append(dataclasses.replace(cifar["aggre"], given=cifar["aggre"].gold, name="cifar10n [clean labels]"))
+    if args.gaussian:
+        sets += gaussian_sets()
     bases = [loaded[name] for name in SYNTHETIC_SETS] + [cifar["aggre"]] if args.synthetic else []
     for base in bases:  # synthetic noise on the gold labels (CIFAR-10N's clean ones)
         clean = dataclasses.replace(base, given=base.gold, name=base.name.replace("_aggre", ""))
@@ -86,6 +90,31 @@ def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
             for mode in args.synthetic
             for rate in args.rates
         ]
+    return sets
+
+
+# (dimensions, spreads of the class means): where the classes barely separate, and where they do.
+GAUSSIAN_CASES = ((16, (0.0, 0.2, 0.3, 0.45)), (128, (0.0, 0.1, 0.15, 0.25)), (384, (0.0, 0.06, 0.1, 0.15)))
+
+
+def gaussian_sets() -> list[quality.BenchData]:
+    """Four Gaussian classes (2,000 unit-length rows), clean and with a quarter of the labels moved to the next
+    class, at the dimensions and spreads of ``GAUSSIAN_CASES``: how the purity above chance behaves where the
+    truth is known and no shared set was used to choose anything."""
+    sets = []
+    for dim, spreads in GAUSSIAN_CASES:
+        for spread in spreads:
+            for share in (0.0, 0.25):
+                rng = np.random.default_rng(3)
+                truth = rng.integers(0, 4, 2000)
+                x = rng.normal(size=(4, dim))[truth] * spread + rng.normal(size=(2000, dim))
+                x /= np.linalg.norm(x, axis=1, keepdims=True)
+                given = np.where(rng.random(2000) < share, (truth + 1) % 4, truth)
+                name = f"gaussian {dim}-d, spread {spread}, class-pair {share:.0%}"
+                names = [f"c{c}" for c in range(4)]
+                sets.append(
+                    quality.BenchData(name, x.astype(np.float32), given, truth, names, None, None, np.arange(2000), "")
+                )
     return sets
 
 
@@ -182,6 +211,7 @@ def main() -> None:
     parser.add_argument("--cifar-features", type=Path, default=CIFAR_FEATURES)
     parser.add_argument("--synthetic", nargs="*", default=[], choices=["sym", "asym", "inst"])
     parser.add_argument("--rates", nargs="*", type=float, default=[0.1, 0.2, 0.4])
+    parser.add_argument("--gaussian", action="store_true", help="also the Gaussian classes of GAUSSIAN_CASES")
     parser.add_argument("--synthetic-seed", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="the scorers' seed")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/labelaudit").expanduser())
