@@ -517,9 +517,7 @@ def calibrated_row(
         settings=settings,
         ranking=consensus.score,
         label_free_probs=mean_probabilities(results, chosen.label_free_methods),
-        neighbour_pairs=None
-        if chosen.neighbour_min_purity is None and chosen.lower_bound_rate != "auto"
-        else neighbour_pairs(data, chosen),
+        neighbour_pairs=neighbour_pairs(data, chosen) if chosen.reads_neighbours else None,
         neighbour_predictions=None if purity_probs is None else np.argmax(purity_probs, axis=1),
     )
     consensus = follow_estimate(consensus, estimate.error_probability, estimate.rate, estimate.n_flags)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -248,6 +248,12 @@ class EstimateSettings:
     symmetric_flatness: float | None = 1.3
     symmetric_shares: tuple[float, float] = (0.05, 0.3)
     symmetric_min_count: int = 10
+
+    @property
+    def reads_neighbours(self) -> bool:
+        """Whether the estimate asks for each sample's two nearest neighbours: for the neighbours' reading, or
+        for the purity that lower_bound_rate="auto" asks of the anchors."""
+        return self.neighbour_min_purity is not None or self.lower_bound_rate == "auto"
 
     def check(self) -> None:
         """Raise LabelAuditError for a setting no estimate could use (a share outside (0, 1), a choice that is
@@ -469,21 +475,32 @@ def anchor_confusions(labels: np.ndarray, pred_probs: np.ndarray, share: float) 
     labels of the class go. Hard samples, whose disagreement with the label is as often the methods' error as
     the label's, are left out; the confident joint counts them in. A class the methods never
     predict has no anchors; its column stays 0 and the destination smoothing spreads its mistakes."""
-    n, k = pred_probs.shape
+    k = pred_probs.shape[1]
     counts = np.zeros((k, k))
+    for cls, members, belief in _predicted_classes(pred_probs):
+        anchors = members[_surest(belief, share)]
+        counts[:, cls] = np.bincount(labels[anchors], minlength=k) * (len(members) / len(anchors))
+    return counts
+
+
+def _predicted_classes(pred_probs: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Each class the methods predict: (class, the rows predicted as it, their probability of it). One sort,
+    not one scan per class (K can be large); classes nobody is predicted as are left out."""
+    n, k = pred_probs.shape
     if n == 0:
-        return counts
+        return
     predicted = np.asarray(np.argmax(pred_probs, axis=1), dtype=np.int64)
-    by_class = np.argsort(predicted, kind="stable")  # one pass, not one scan per class (K can be large)
+    by_class = np.argsort(predicted, kind="stable")
     starts = np.searchsorted(predicted[by_class], np.arange(k + 1))
     for cls in range(k):
         members = by_class[starts[cls] : starts[cls + 1]]
-        if len(members) == 0:
-            continue
-        belief = np.asarray(pred_probs[members, cls], dtype=np.float64)
-        anchors = members[belief >= np.quantile(belief, 1.0 - share)]
-        counts[:, cls] = np.bincount(labels[anchors], minlength=k) * (len(members) / len(anchors))
-    return counts
+        if len(members):
+            yield cls, members, np.asarray(pred_probs[members, cls], dtype=np.float64)
+
+
+def _surest(belief: np.ndarray, share: float) -> np.ndarray:
+    """The mask of the ``share`` of ``belief`` the methods are surest of (ties at the cut kept): the anchors."""
+    return belief >= np.quantile(belief, 1.0 - share)
 
 
 def anchor_error_share(labels: np.ndarray, pred_probs: np.ndarray, share: float) -> float:
@@ -511,20 +528,13 @@ def anchor_rate_standard_error(labels: np.ndarray, pred_probs: np.ndarray, share
     that the anchors are themselves chosen from the data, and matches a bootstrap of the rows on the tune rows
     (20news slice 0.027 vs 0.024, CIFAR-10N's clean labels 0.011 vs 0.011)."""
     small, large = sorted(shares)
-    n, k = pred_probs.shape
+    n = pred_probs.shape[0]
     if n == 0:
         return 0.0
-    predicted = np.asarray(np.argmax(pred_probs, axis=1), dtype=np.int64)
-    by_class = np.argsort(predicted, kind="stable")
-    starts = np.searchsorted(predicted[by_class], np.arange(k + 1))
     variance = 0.0
-    for cls in range(k):
-        members = by_class[starts[cls] : starts[cls + 1]]
-        if len(members) == 0:
-            continue
-        belief = np.asarray(pred_probs[members, cls], dtype=np.float64)
-        inner = belief >= np.quantile(belief, 1.0 - small)
-        outer = (belief >= np.quantile(belief, 1.0 - large)) & ~inner
+    for cls, members, belief in _predicted_classes(pred_probs):
+        inner = _surest(belief, small)
+        outer = _surest(belief, large) & ~inner
         n_inner, n_outer = int(inner.sum()), int(outer.sum())
         disagree = labels[members] != cls
         # The reading at share 0 is at_small + (at_small - at_large) * small / (large - small), and at_large
@@ -950,7 +960,9 @@ class _OtherViews:
     neighbours: NeighbourReading | None  # None: the caller gave no neighbours
     anchored: float | None  # the rate the anchors imply; read only where the estimate is a lower bound
     anchored_error: float | None  # its standard error; read only where the anchors read more than the point
-    anchors_backed: bool  # they read more beyond their error and the classes separate (lower_bound_rate="auto")
+    anchors_beyond_error: bool  # they read more than the point by more than anchor_significance_z errors
+    separation: float | None  # the neighbours' purity above chance (None: no neighbours given)
+    anchors_backed: bool  # both of those hold, with separation on or above the line (lower_bound_rate="auto")
     anchors_count: bool
     label_free: LabelFreeReading | None
     label_free_counts: bool
@@ -1029,11 +1041,14 @@ def read_other_views(
         anchor_rate_standard_error(labels, pred_probs, settings.anchor_rate_shares) if anchors_read_more else None
     )
     separation = None if neighbours is None else neighbours.purity_above_chance
-    anchors_backed = (
-        anchors_read_more
-        and anchored is not None
+    anchors_beyond_error = (
+        anchored is not None
         and anchored_error is not None
         and anchored - settings.anchor_significance_z * anchored_error > scores.point.rate
+    )
+    anchors_backed = (
+        anchors_read_more
+        and anchors_beyond_error
         and separation is not None
         and separation >= settings.anchor_min_purity_above_chance
     )
@@ -1041,6 +1056,8 @@ def read_other_views(
         neighbours=neighbours,
         anchored=anchored,
         anchored_error=anchored_error,
+        anchors_beyond_error=anchors_beyond_error,
+        separation=separation,
         anchors_backed=anchors_backed,
         anchors_count=anchors_count,
         label_free=label_free,
@@ -1209,18 +1226,16 @@ def estimate_error_rate(
 
 
 def _why_anchors_not_backed(views: _OtherViews, point: float, settings: EstimateSettings) -> str:
-    """Why lower_bound_rate="auto" did not follow the anchors, in words (see EstimateSettings.lower_bound_rate)."""
-    separation = None if views.neighbours is None else views.neighbours.purity_above_chance
+    """Why lower_bound_rate="auto" did not follow the anchors, in words (the checks of read_other_views)."""
     reasons = []
-    anchored, error = views.anchored, views.anchored_error
-    if anchored is not None and error is not None and anchored - settings.anchor_significance_z * error <= point:
-        reasons.append(f"it is within its sampling error (±{error:.1%}) of {point:.1%}")
-    if separation is None:
+    if not views.anchors_beyond_error and views.anchored_error is not None:
+        reasons.append(f"it is within its sampling error (±{views.anchored_error:.1%}) of {point:.1%}")
+    if views.separation is None:
         reasons.append("no neighbour graph to check that the encoder separates the classes")
-    elif separation < settings.anchor_min_purity_above_chance:
+    elif views.separation < settings.anchor_min_purity_above_chance:
         reasons.append(
             "the encoder separates these classes too poorly for the surest samples to be of their predicted class"
-            f" (neighbours' predicted classes {separation:.2f} of the way from chance to alike)"
+            f" (neighbours' predicted classes {views.separation:.2f} of the way from chance to alike)"
         )
     return "; ".join(reasons)
 

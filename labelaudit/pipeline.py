@@ -571,8 +571,7 @@ def _neighbour_pairs(scored: Scored, settings: EstimateSettings) -> np.ndarray |
     """Each sample's two nearest neighbours that are not copies of it, for the estimate's neighbours' reading
     and the predicted purity that lower_bound_rate="auto" asks of the anchors: from the graph the issue checks
     read anyway (GRAPH_K), so asking for it here costs no second search."""
-    wanted = settings.neighbour_min_purity is not None or settings.lower_bound_rate == "auto"
-    if not wanted or scored.purity_predictions is None:
+    if not settings.reads_neighbours or scored.purity_predictions is None:
         return None  # off, or none of the methods its purity is read from ran: no reading
     graph = scored.context.neighbor_graph(GRAPH_K)
     if graph.k < 2:
