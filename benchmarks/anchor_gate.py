@@ -30,13 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
+import tune_settings  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.neighbour_reading import chance_purity, predicted_purity  # noqa: E402
 
-TEXT_SETS = [*quality.TEXT_SETS, "20news_slice2000"]
-SYNTHETIC_SETS = ["wrench_trec", "20news_slice2000"]
-CIFAR_FEATURES = Path("/tmp/cifar10n_features")
 METHODS = ("confident", "knn", "zeroshot")
 
 
@@ -52,45 +50,26 @@ def subset(data: quality.BenchData, keep: np.ndarray, name: str) -> quality.Benc
 
 
 def load_sets(args: argparse.Namespace) -> list[quality.BenchData]:
-    sets: list[quality.BenchData] = []
-    loaded: dict[str, quality.BenchData] = {}
-    texts = list(dict.fromkeys(args.datasets + (SYNTHETIC_SETS if args.synthetic else [])))
-    if texts:
-        import torch
-
-        from labelaudit.encoders.sentence import SentenceEncoder
-
-        encoder = SentenceEncoder("all-MiniLM-L6-v2", torch.device("cpu"))
-        loaded = {name: quality.load_text_set(name, encoder, args.cache_dir) for name in texts}
-    for name in args.datasets:  # real noise: the tune rows (--rows all: every row, as an audit reads them)
-        data = loaded[name]
-        sets.append(subset(data, quality.report_rows(data.ids, args.rows), f"{name} ({args.rows})"))
-    cifar: dict[str, quality.BenchData] = {}
-    if args.cifar or args.synthetic or args.cifar_clean:
-        names = quality.read_class_names(args.cifar_features / "classes.txt")
-        for labels in sorted(set(args.cifar) | {"aggre"}):
-            cifar[labels] = quality.load_precomputed(
-                args.cifar_features / "features.npy",
-                args.cifar_features / f"labels_{labels}.csv",
-                names,
-                f"cifar10n_{labels}",
-            )
-        for labels in args.cifar:
-            data = cifar[labels]
-            sets.append(subset(data, quality.report_rows(data.ids, args.rows), f"{data.name} ({args.rows})"))
-        if args.cifar_clean:
-            sets.append(dataclasses.replace(cifar["aggre"], given=cifar["aggre"].gold, name="cifar10n [clean labels]"))
+    """tune_settings' sets (the text sets, CIFAR-10N's label sets, the synthetic rows), with the real sets cut
+    to ``--rows``, then CIFAR-10N's clean labels and the Gaussian classes before the synthetic rows."""
+    loaded = tune_settings.load_sets(args)
+    real_names = {*args.datasets, *(f"cifar10n_{labels}" for labels in args.cifar)}
+    real = [
+        subset(data, quality.report_rows(data.ids, args.rows), f"{data.name} ({args.rows})")
+        for data in loaded
+        if data.name in real_names
+    ]
+    extra: list[quality.BenchData] = []
+    if args.cifar_clean:
+        aggre = quality.load_precomputed(
+            args.cifar_features / "features.npy",
+            args.cifar_features / "labels_aggre.csv",
+            quality.read_class_names(args.cifar_features / "classes.txt"),
+        )
+        extra.append(dataclasses.replace(aggre, given=aggre.gold, name="cifar10n [clean labels]"))
     if args.gaussian:
-        sets += gaussian_sets()
-    bases = [loaded[name] for name in SYNTHETIC_SETS] + [cifar["aggre"]] if args.synthetic else []
-    for base in bases:  # synthetic noise on the gold labels (CIFAR-10N's clean ones)
-        clean = dataclasses.replace(base, given=base.gold, name=base.name.replace("_aggre", ""))
-        sets += [
-            quality.synthetic_noise(clean, mode, rate, args.synthetic_seed)
-            for mode in args.synthetic
-            for rate in args.rates
-        ]
-    return sets
+        extra += gaussian_sets()
+    return real + extra + [data for data in loaded if data.name not in real_names]
 
 
 # (dimensions, spreads of the class means): where the classes barely separate, and where they do.
@@ -136,7 +115,6 @@ def study(data: quality.BenchData, probs: dict[str, np.ndarray]) -> dict[str, ob
     settings = EstimateSettings()
     pairs = quality.neighbour_pairs(data, settings)
     predicted = np.argmax(probs["confident"], axis=1)
-    k = probs["confident"].shape[1]
     mean = np.mean([probs[m] for m in settings.methods], axis=0)
     label_free = probs.get("zeroshot")
     wrong = data.given != data.gold
@@ -167,7 +145,8 @@ def study(data: quality.BenchData, probs: dict[str, np.ndarray]) -> dict[str, ob
             row["anchor_standard_error"] = estimate.details.get("anchor_standard_error")
             row["anchors_backed"] = estimate.details.get("anchor_reading_backed")
             row["audit_power"] = round(estimate.power.auroc, 4)
-    purity, chance = predicted_purity(predicted, pairs), chance_purity(predicted, pairs, k)
+    # What the separation check reads, from the unrounded figures (the details hold them to 6 digits).
+    purity, chance = predicted_purity(predicted, pairs), chance_purity(predicted, pairs, mean.shape[1])
     row["predicted_purity"] = round(purity, 4)
     row["chance_purity"] = round(chance, 4)
     row["purity_above_chance"] = round((purity - chance) / (1 - chance), 4)
@@ -204,11 +183,13 @@ def to_markdown(rows: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="*", default=TEXT_SETS, help="shared text sets, real noise (tune rows)")
+    parser.add_argument(
+        "--datasets", nargs="*", default=tune_settings.TEXT_SETS, help="shared text sets, real noise (tune rows)"
+    )
     parser.add_argument("--rows", choices=["tune", "all"], default="tune", help="the real sets' rows")
     parser.add_argument("--cifar", nargs="*", default=[], choices=["aggre", "random1", "worst", "random2", "random3"])
     parser.add_argument("--no-cifar-clean", dest="cifar_clean", action="store_false", help="skip the clean labels")
-    parser.add_argument("--cifar-features", type=Path, default=CIFAR_FEATURES)
+    parser.add_argument("--cifar-features", type=Path, default=tune_settings.CIFAR_FEATURES)
     parser.add_argument("--synthetic", nargs="*", default=[], choices=["sym", "asym", "inst"])
     parser.add_argument("--rates", nargs="*", type=float, default=[0.1, 0.2, 0.4])
     parser.add_argument("--gaussian", action="store_true", help="also the Gaussian classes of GAUSSIAN_CASES")
