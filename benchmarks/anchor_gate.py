@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
 import tune_settings  # noqa: E402
 
-from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
+from labelaudit.estimate import ErrorEstimate, EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.neighbour_reading import chance_purity, predicted_purity  # noqa: E402
 
 METHODS = ("confident", "knn", "zeroshot")
@@ -111,28 +111,50 @@ def cached_probabilities(data: quality.BenchData, cache: Path, seed: int) -> dic
     return probs
 
 
+@dataclasses.dataclass(frozen=True)
+class AuditInputs:
+    """What an audit hands the estimate, built from ``cached_probabilities``: the default methods' mean
+    probabilities, zero-shot's as the label-free view, each sample's two nearest neighbours and the probe's
+    predicted classes (the neighbours' purity is read from them)."""
+
+    pred_probs: np.ndarray
+    label_free: np.ndarray | None
+    pairs: np.ndarray
+    predicted: np.ndarray
+
+    @classmethod
+    def of(cls, data: quality.BenchData, probs: dict[str, np.ndarray]) -> AuditInputs:
+        settings = EstimateSettings()
+        return cls(
+            pred_probs=np.mean([probs[m] for m in settings.methods], axis=0),
+            label_free=probs.get("zeroshot"),
+            pairs=quality.neighbour_pairs(data, settings),
+            predicted=np.argmax(probs["confident"], axis=1),
+        )
+
+    def estimate(self, given: np.ndarray, settings: EstimateSettings) -> ErrorEstimate:
+        return estimate_error_rate(
+            self.pred_probs,
+            given,
+            settings=settings,
+            label_free_probs=self.label_free,
+            neighbour_pairs=self.pairs,
+            neighbour_predictions=self.predicted,
+        )
+
+
 def study(data: quality.BenchData, probs: dict[str, np.ndarray]) -> dict[str, object]:
-    settings = EstimateSettings()
-    pairs = quality.neighbour_pairs(data, settings)
-    predicted = np.argmax(probs["confident"], axis=1)
-    mean = np.mean([probs[m] for m in settings.methods], axis=0)
-    label_free = probs.get("zeroshot")
+    inputs = AuditInputs.of(data, probs)
+    pairs, predicted, mean = inputs.pairs, inputs.predicted, inputs.pred_probs
     wrong = data.given != data.gold
     row: dict[str, object] = {"set": data.name, "samples": len(wrong), "true_rate": round(float(wrong.mean()), 4)}
     compared = {
-        "default": settings,
+        "default": EstimateSettings(),
         "isolated": EstimateSettings(lower_bound_rate="isolated"),
         "anchors": EstimateSettings(lower_bound_rate="anchors"),
     }
     for label, chosen in compared.items():
-        estimate = estimate_error_rate(
-            mean,
-            data.given,
-            settings=chosen,
-            label_free_probs=label_free,
-            neighbour_pairs=pairs,
-            neighbour_predictions=predicted,
-        )
+        estimate = inputs.estimate(data.given, chosen)
         row[label] = {
             "rate": round(estimate.rate, 4),
             "interval": [round(estimate.lower, 4), round(estimate.upper, 4)],

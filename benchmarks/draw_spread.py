@@ -29,22 +29,14 @@ import anchor_gate  # noqa: E402  (the benchmarks folder is not a package)
 import quality  # noqa: E402
 import tune_settings  # noqa: E402
 
-from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
+from labelaudit.estimate import EstimateSettings  # noqa: E402
 
 WITHIN = 0.03  # the issue's target for heavy noise: the point within 3 points of the truth
 
 
 def one_draw(data: quality.BenchData, probs: dict[str, np.ndarray]) -> dict[str, object]:
-    """The default estimate of one synthetic row, as an audit reads it (anchor_gate.study's inputs)."""
-    settings = EstimateSettings()
-    estimate = estimate_error_rate(
-        np.mean([probs[m] for m in settings.methods], axis=0),
-        data.given,
-        settings=settings,
-        label_free_probs=probs.get("zeroshot"),
-        neighbour_pairs=quality.neighbour_pairs(data, settings),
-        neighbour_predictions=np.argmax(probs["confident"], axis=1),
-    )
+    """The default estimate of one synthetic row, as an audit reads it."""
+    estimate = anchor_gate.AuditInputs.of(data, probs).estimate(data.given, EstimateSettings())
     return {
         "truth": float(np.mean(data.given != data.gold)),
         "rate": estimate.rate,
