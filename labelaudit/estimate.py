@@ -64,7 +64,8 @@ from .neighbour_reading import NeighbourReading, read_neighbours, reading_gate
 # 15: a lower bound's upper end is the label-free reading wherever it reads more (label_free_bounds_lower_bounds).
 # 16: where no label-free method ran, a lower bound's warning says nothing bounds the mistakes the methods learnt.
 # 17: a lower bound follows the anchors where they read more beyond their error and the classes separate ("auto").
-ESTIMATOR_VERSION = 17
+# 18: the anchors do not count where the surest of them disagree with their labels more than the next ones do.
+ESTIMATOR_VERSION = 18
 # Score bins on the logit scale: the low tail, where the estimate is read, needs fine resolution near 0.
 _LOGIT_EDGES = np.linspace(-16.0, 16.0, 1601)
 SCORE_EDGES = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-_LOGIT_EDGES)), [1.0 + 1e-9]])
@@ -187,6 +188,18 @@ class EstimateSettings:
     # real sets at most 0.42 (CIFAR-10N worst). Not the audit power: 40 % class-pair noise, which the probe
     # learns, brings it down to 0.74-0.78, as low as that blind model's 0.72.
     anchor_max_chance_share: float = 0.75
+    # The anchors' reading also counts only where its premise holds: the samples the methods are surest of are
+    # of their predicted class, so the surest (inner) anchors disagree with their labels at most as often as the
+    # next ones (outer), which add the methods' own mistakes. Where the inner ones disagree more by more than
+    # this many standard errors (anchor_inner_excess), the methods are surest of the *wrong* labels, and the
+    # line through the two readings, extrapolated to share 0, reads higher still. That happens with a few
+    # samples per class: a model that holds each sample out fits its class without its wrong label, while every
+    # other sample of the class is fitted with that label pulling its region away. Synthetic 512-d classes
+    # with 10 % of labels moved (benchmarks/speed.py scale, estimate rows): 10 samples per class read 49.2 %
+    # (z = +30.6), 20 and 40 per class z = +23.8 and +7.0 (not lower bounds there, so the anchors were not
+    # read). Every shared set, synthetic row and Gaussian set of benchmarks/anchor_gate.py (seed 1) is at
+    # z <= +1.6, and every row whose anchors the default follows at z <= -1.4.
+    anchor_max_inner_excess_z: float | None = 1.645
     # The neighbours' reading (labelaudit/neighbour_reading.py, HOC): the error rate a sample's label and its two
     # nearest neighbours' labels imply, which no model trained on the labels enters, so labels made by rules do
     # not fool it. The headline follows it where a sample and its two neighbours share the predicted class for
@@ -312,6 +325,10 @@ class EstimateSettings:
             problems.append(_within(self, "doubted_headline_ratio", 0.0, None))
         if self.symmetric_flatness is not None:
             problems.append(_within(self, "symmetric_flatness", 0.0, None))
+        if self.anchor_max_inner_excess_z is not None and not _number(self.anchor_max_inner_excess_z):
+            problems.append(
+                f"anchor_max_inner_excess_z must be a number or None, not {self.anchor_max_inner_excess_z!r}"
+            )
         problems += [_increasing_shares(self, "anchor_rate_shares"), _increasing_shares(self, "symmetric_shares")]
         problems += [
             _at_least(self, "neighbour_min_triples_per_cell", 1, integer=True),
@@ -518,6 +535,30 @@ def anchor_extrapolated_rate(labels: np.ndarray, pred_probs: np.ndarray, shares:
     small, large = sorted(shares)
     at_small, at_large = (anchor_error_share(labels, pred_probs, share) for share in (small, large))
     return float(np.clip(at_small - (at_large - at_small) * small / (large - small), 0.0, 1.0))
+
+
+def anchor_inner_excess(labels: np.ndarray, pred_probs: np.ndarray, shares: tuple[float, float]) -> tuple[float, float]:
+    """How much more often the surest anchors (the ``small`` share of each predicted class) disagree with their
+    labels than the next ones (up to ``large``), as it moves anchor_error_share from one share to the other:
+    the excess of the reading at ``small`` over that at ``large``, and that excess in standard errors (each
+    disagreement share a binomial count, smoothed by half a count as in anchor_rate_standard_error). Negative
+    where the inner anchors agree more, as anchors must."""
+    small, large = sorted(shares)
+    n = pred_probs.shape[0]
+    excess = variance = 0.0
+    for cls, members, belief in _predicted_classes(pred_probs):
+        inner = _surest(belief, small)
+        outer = _surest(belief, large) & ~inner
+        n_inner, n_outer = int(inner.sum()), int(outer.sum())
+        if not n_inner or not n_outer:
+            continue  # one share holds every anchor of the class: it moves nothing
+        disagree = labels[members] != cls
+        weight = len(members) * n_outer / (n_inner + n_outer) / n
+        excess += weight * (float(disagree[inner].mean()) - float(disagree[outer].mean()))
+        for count, rows in ((n_inner, inner), (n_outer, outer)):
+            share = (float(disagree[rows].sum()) + 0.5) / (count + 1)
+            variance += weight**2 * share * (1.0 - share) / count
+    return excess, (excess / float(np.sqrt(variance)) if variance > 0 else 0.0)
 
 
 def anchor_rate_standard_error(labels: np.ndarray, pred_probs: np.ndarray, shares: tuple[float, float]) -> float:
@@ -964,6 +1005,8 @@ class _OtherViews:
     separation: float | None  # the neighbours' purity above chance (None: no neighbours given)
     anchors_backed: bool  # both of those hold, with separation on or above the line (lower_bound_rate="auto")
     anchors_count: bool
+    inner_excess_z: float | None  # anchor_inner_excess in standard errors; read where the anchors are
+    anchors_inverted: bool  # above anchor_max_inner_excess_z: the surest anchors disagree most, so none count
     label_free: LabelFreeReading | None
     label_free_counts: bool
     readings_upper: float  # the highest the methods' readings go, the anchors' among them where they count
@@ -1004,7 +1047,17 @@ def read_other_views(
     # the warning names it either way; see anchor_max_chance_share for where it counts. Where the neighbours'
     # reading heads, the option changes nothing, so the warning does not offer it.
     anchored = anchor_extrapolated_rate(labels, pred_probs, settings.anchor_rate_shares) if scores.lower_bound else None
-    anchors_count = anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k
+    inner_excess_z = (
+        anchor_inner_excess(labels, pred_probs, settings.anchor_rate_shares)[1] if anchored is not None else None
+    )
+    anchors_inverted = (
+        inner_excess_z is not None
+        and settings.anchor_max_inner_excess_z is not None
+        and inner_excess_z > settings.anchor_max_inner_excess_z
+    )
+    anchors_count = (
+        anchored is not None and anchored < settings.anchor_max_chance_share * (k - 1) / k and not anchors_inverted
+    )
     label_free = None if label_free_probs is None else label_free_reading(label_free_probs, labels, settings)
     label_free_counts = (
         label_free is not None
@@ -1060,6 +1113,8 @@ def read_other_views(
         separation=separation,
         anchors_backed=anchors_backed,
         anchors_count=anchors_count,
+        inner_excess_z=inner_excess_z,
+        anchors_inverted=anchors_inverted,
         label_free=label_free,
         label_free_counts=label_free_counts,
         readings_upper=readings_upper,
@@ -1219,6 +1274,8 @@ def estimate_error_rate(
     if views.anchored is not None:  # only where the estimate is a lower bound (it is read nowhere else)
         details["anchor_extrapolated_rate"] = round(views.anchored, 6)
         details["anchor_reading_counts"] = views.anchors_count  # see anchor_max_chance_share
+        if views.inner_excess_z is not None:  # see anchor_max_inner_excess_z
+            details["anchor_inner_excess_z"] = round(views.inner_excess_z, 4)
         if views.anchored_error is not None:  # where they read more than the point
             details["anchor_standard_error"] = round(views.anchored_error, 6)
             details["anchor_reading_backed"] = views.anchors_backed  # what lower_bound_rate="auto" follows
@@ -1317,6 +1374,13 @@ def estimate_warnings(
                     else "."
                 )
                 if views.anchors_read_more and not views.follow_anchors
+                else ""
+            )
+            + (
+                " The labels of the samples the methods are surest of disagree with them more often than those of"
+                " the next surest do, so they say nothing about the rate here and no option reports them (with a"
+                " few samples per class, a model that holds each sample out is surest of the mislabelled ones)."
+                if views.anchors_inverted
                 else ""
             )
         )

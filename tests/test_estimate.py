@@ -530,6 +530,40 @@ def test_the_anchor_reading_extrapolated_to_no_anchors_keeps_label_noise_and_dro
     assert one_share(noisy, 0.5) > 0.2 + 0.025  # one share alone reads the methods' errors on top
 
 
+def test_anchors_whose_surest_samples_are_the_mislabelled_ones_count_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a few samples per class an out-of-fold model is surest of the wrong labels (benchmarks/speed.py's
+    10k x 1000 estimate row read 49 % for 10 % that way): the anchors' premise fails, and neither the default
+    nor ``--lower-bound-rate anchors`` follows them, nor does the interval reach for them."""
+    import labelaudit.estimate as estimate_module
+    from labelaudit.estimate import anchor_inner_excess
+
+    rng = np.random.default_rng(7)
+    true, probs, _ = _anchor_case(rng, n=3000)
+    noisy = true.copy()
+    flipped = rng.random(len(true)) < 0.1
+    noisy[flipped] = (true[flipped] + 1) % probs.shape[1]
+    shares = (0.25, 0.5)
+    assert anchor_inner_excess(noisy, probs, shares)[1] < 1.645  # the methods do not favour the wrong labels
+    # Now the methods are surest where the label is wrong: those samples' true class gets the top confidence.
+    inverted = probs.copy()
+    inverted[flipped] = np.where(inverted[flipped] == inverted[flipped].max(axis=1, keepdims=True), 1.0, 0.0)
+    excess, z = anchor_inner_excess(noisy, inverted, shares)
+    assert excess > 0.05 and z > 5
+    monkeypatch.setattr(estimate_module, "lower_bound_reading", lambda *args: True)
+    monkeypatch.setattr(estimate_module, "looks_symmetric", lambda *args: False)
+    for rule in ("anchors", "auto"):
+        checked = estimate_error_rate(inverted, noisy, settings=EstimateSettings(lower_bound_rate=rule))
+        assert checked.details["headline_reading"] != "anchors, extrapolated"
+        assert checked.details["anchor_reading_counts"] is False and checked.details["anchor_inner_excess_z"] > 5
+        assert checked.upper < checked.details["anchor_extrapolated_rate"]
+        assert any("surest of the mislabelled ones" in warning for warning in checked.warnings)
+    unchecked = estimate_error_rate(
+        inverted, noisy, settings=EstimateSettings(lower_bound_rate="anchors", anchor_max_inner_excess_z=None)
+    )
+    assert unchecked.details["headline_reading"] == "anchors, extrapolated"
+    assert unchecked.rate > 0.2  # what the inverted anchors read: twice the truth and more
+
+
 def test_only_a_lower_bound_reads_the_anchors(monkeypatch: pytest.MonkeyPatch) -> None:
     import labelaudit.estimate as estimate_module
 
