@@ -72,6 +72,17 @@ def test_scoring_scale(speed: Any, tmp_path: Path) -> None:
     assert "consensus" in (tmp_path / "speed_scale.md").read_text()
 
 
+def test_estimate_cost_row(speed: Any) -> None:
+    """The estimate row times the calibration after a scoring stage it ran itself, and reads the 10 % of
+    labels the synthetic problem moved (separable clusters), so the time is of real work."""
+    row = speed.score_one(500, 5, "estimate", dim=32)
+    assert row["stage_cpu_s"] > 0 and row["cpu_s"] > 0 and row["seconds"] >= 0
+    assert 0.05 <= row["estimated_error_rate"] <= 0.15, row
+    _, findings = speed.scale_findings([{**row, "status": "ok", "peak_rss_mb": 1.0}])
+    (line,) = [f for f in findings if f.startswith("estimate, 500 x 5:")]
+    assert f"{row['cpu_s'] / row['stage_cpu_s']:.1%} of it" in line
+
+
 def test_stream_memory_child_and_table(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("stream_bench", ROOT / "benchmarks" / "stream.py")
     assert spec is not None and spec.loader is not None
@@ -128,7 +139,7 @@ def test_identity_check_allows_only_the_added_summary_keys(tmp_path: Path) -> No
     (report / "summary.json").write_text(json.dumps(nested, indent=2) + "\n")
     golden = identity.prefixed("report", identity.report_digests(report))
     added = json.loads(json.dumps(nested))
-    added["error_rate"]["details"].update(anchor_extrapolated_rate=0.3, anchor_reading_counts=True)
+    added["error_rate"]["details"].update(anchor_inner_excess_z=-2.5)
     (report / "summary.json").write_text(json.dumps(added, indent=2) + "\n")
     assert identity.compare(golden, identity.prefixed("report", identity.report_digests(report))) == []
     added["error_rate"]["details"]["isolated_mistakes_rate"] = 0.2
