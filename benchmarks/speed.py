@@ -474,16 +474,21 @@ def score_one(
             from labelaudit.pipeline import score_methods
 
             estimate_settings = EstimateSettings()
-            gathered = [
-                (ProbabilityMean(), estimate_settings.methods),
-                (ProbabilityMean(), estimate_settings.label_free_methods),
-                (
-                    PredictedClasses(len(estimate_settings.neighbour_purity_methods)),
-                    estimate_settings.neighbour_purity_methods,
-                ),
-            ]
+            # What the estimate reads, gathered as labelaudit.pipeline.score_stage gathers it (estimate row only).
+            gathered = (
+                [
+                    (ProbabilityMean(), estimate_settings.methods),
+                    (ProbabilityMean(), estimate_settings.label_free_methods),
+                    (
+                        PredictedClasses(len(estimate_settings.neighbour_purity_methods)),
+                        estimate_settings.neighbour_purity_methods,
+                    ),
+                ]
+                if method == "estimate"
+                else []
+            )
             results, mean_probs, _ = score_methods(
-                settings, context, ScoreCache(None, ["benchmark"]), gathered=gathered if method == "estimate" else ()
+                settings, context, ScoreCache(None, ["benchmark"]), gathered=gathered
             )
             result = combine(results, labels, mean_probs)
         else:

@@ -537,26 +537,49 @@ def anchor_extrapolated_rate(labels: np.ndarray, pred_probs: np.ndarray, shares:
     return float(np.clip(at_small - (at_large - at_small) * small / (large - small), 0.0, 1.0))
 
 
+@dataclass(frozen=True)
+class _AnchorBands:
+    """One predicted class's anchors at two shares: the surest ``small`` share of its samples (the inner
+    anchors) and the next ones up to ``large`` (the outer), and how many of each disagree with their labels."""
+
+    members: int  # the samples predicted as the class
+    inner: int
+    inner_disagree: int
+    outer: int
+    outer_disagree: int
+
+
+def _anchor_bands(labels: np.ndarray, pred_probs: np.ndarray, small: float, large: float) -> Iterator[_AnchorBands]:
+    for cls, members, belief in _predicted_classes(pred_probs):
+        inner = _surest(belief, small)
+        outer = _surest(belief, large) & ~inner
+        disagree = labels[members] != cls
+        yield _AnchorBands(
+            len(members), int(inner.sum()), int(disagree[inner].sum()), int(outer.sum()), int(disagree[outer].sum())
+        )
+
+
+def _smoothed_share(disagree: int, count: int) -> float:
+    """A disagreement share smoothed by half a count, so that anchors with no disagreement still have some error."""
+    return (float(disagree) + 0.5) / (count + 1)
+
+
 def anchor_inner_excess(labels: np.ndarray, pred_probs: np.ndarray, shares: tuple[float, float]) -> tuple[float, float]:
     """How much more often the surest anchors (the ``small`` share of each predicted class) disagree with their
     labels than the next ones (up to ``large``), as it moves anchor_error_share from one share to the other:
     the excess of the reading at ``small`` over that at ``large``, and that excess in standard errors (each
-    disagreement share a binomial count, smoothed by half a count as in anchor_rate_standard_error). Negative
-    where the inner anchors agree more, as anchors must."""
+    disagreement share a binomial count, smoothed as in anchor_rate_standard_error). Negative where the inner
+    anchors agree more, as anchors must."""
     small, large = sorted(shares)
     n = pred_probs.shape[0]
     excess = variance = 0.0
-    for cls, members, belief in _predicted_classes(pred_probs):
-        inner = _surest(belief, small)
-        outer = _surest(belief, large) & ~inner
-        n_inner, n_outer = int(inner.sum()), int(outer.sum())
-        if not n_inner or not n_outer:
+    for band in _anchor_bands(labels, pred_probs, small, large):
+        if not band.inner or not band.outer:
             continue  # one share holds every anchor of the class: it moves nothing
-        disagree = labels[members] != cls
-        weight = len(members) * n_outer / (n_inner + n_outer) / n
-        excess += weight * (float(disagree[inner].mean()) - float(disagree[outer].mean()))
-        for count, rows in ((n_inner, inner), (n_outer, outer)):
-            share = (float(disagree[rows].sum()) + 0.5) / (count + 1)
+        weight = band.members * band.outer / (band.inner + band.outer) / n
+        excess += weight * (band.inner_disagree / band.inner - band.outer_disagree / band.outer)
+        for count, disagree in ((band.inner, band.inner_disagree), (band.outer, band.outer_disagree)):
+            share = _smoothed_share(disagree, count)
             variance += weight**2 * share * (1.0 - share) / count
     return excess, (excess / float(np.sqrt(variance)) if variance > 0 else 0.0)
 
@@ -573,20 +596,19 @@ def anchor_rate_standard_error(labels: np.ndarray, pred_probs: np.ndarray, share
     if n == 0:
         return 0.0
     variance = 0.0
-    for cls, members, belief in _predicted_classes(pred_probs):
-        inner = _surest(belief, small)
-        outer = _surest(belief, large) & ~inner
-        n_inner, n_outer = int(inner.sum()), int(outer.sum())
-        disagree = labels[members] != cls
+    for band in _anchor_bands(labels, pred_probs, small, large):
         # The reading at share 0 is at_small + (at_small - at_large) * small / (large - small), and at_large
         # mixes the inner and the outer anchors by their counts: its weight on each.
         slope = small / (large - small)
-        inner_weight = 1.0 + slope - slope * n_inner / (n_inner + n_outer)
-        outer_weight = -slope * n_outer / (n_inner + n_outer)
-        for count, weight, rows in ((n_inner, inner_weight, inner), (n_outer, outer_weight, outer)):
+        inner_weight = 1.0 + slope - slope * band.inner / (band.inner + band.outer)
+        outer_weight = -slope * band.outer / (band.inner + band.outer)
+        for count, weight, disagree in (
+            (band.inner, inner_weight, band.inner_disagree),
+            (band.outer, outer_weight, band.outer_disagree),
+        ):
             if count:
-                share = (float(disagree[rows].sum()) + 0.5) / (count + 1)
-                variance += len(members) ** 2 * weight**2 * share * (1.0 - share) / count
+                share = _smoothed_share(disagree, count)
+                variance += band.members**2 * weight**2 * share * (1.0 - share) / count
     return float(np.sqrt(variance) / n)
 
 
