@@ -469,26 +469,14 @@ def score_one(
         cpu0, start = _cpu_s(), time.perf_counter()
         if method in ("stage", "estimate"):
             from labelaudit.cache import ScoreCache
-            from labelaudit.consensus import PredictedClasses, ProbabilityMean, combine
+            from labelaudit.consensus import combine
             from labelaudit.estimate import EstimateSettings
-            from labelaudit.pipeline import score_methods
+            from labelaudit.pipeline import EstimateReads, score_methods
 
-            estimate_settings = EstimateSettings()
             # What the estimate reads, gathered as labelaudit.pipeline.score_stage gathers it (estimate row only).
-            gathered = (
-                [
-                    (ProbabilityMean(), estimate_settings.methods),
-                    (ProbabilityMean(), estimate_settings.label_free_methods),
-                    (
-                        PredictedClasses(len(estimate_settings.neighbour_purity_methods)),
-                        estimate_settings.neighbour_purity_methods,
-                    ),
-                ]
-                if method == "estimate"
-                else []
-            )
+            reads = EstimateReads(EstimateSettings() if method == "estimate" else None)
             results, mean_probs, _ = score_methods(
-                settings, context, ScoreCache(None, ["benchmark"]), gathered=gathered
+                settings, context, ScoreCache(None, ["benchmark"]), gathered=reads.gathered()
             )
             result = combine(results, labels, mean_probs)
         else:
@@ -497,7 +485,7 @@ def score_one(
         if method == "estimate":
             stage_figures = {"stage_seconds": round(seconds, 3), "stage_cpu_s": round(cpu, 3)}
             cpu0, start = _cpu_s(), time.perf_counter()
-            estimate_rate = time_the_estimate(context, result, labels, gathered, estimate_settings)
+            estimate_rate = time_the_estimate(context, result, results, labels, reads)
             seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu0
             stage_figures["estimated_error_rate"] = round(estimate_rate, 4)
         flagged = float(result.is_issue.mean())
@@ -524,37 +512,19 @@ def score_one(
     }
 
 
-def time_the_estimate(
-    context: Any, consensus: Any, labels: Any, gathered: Sequence[tuple[Any, Sequence[str]]], settings: Any
-) -> float:
-    """What an audit's estimate stage computes after scoring (labelaudit.pipeline.estimate_stage, without the
-    score cache): each sample's two nearest neighbours from the graph the scorers built, the report's order,
-    and the calibrated estimate with its flag cut. Returns the estimated rate (a sanity check of the work)."""
-    import numpy as np
+def time_the_estimate(context: Any, consensus: Any, results: Any, labels: Any, reads: Any) -> float:
+    """An audit's estimate stage after scoring (labelaudit.pipeline.estimate_stage itself, with no score
+    cache): each sample's two nearest neighbours from the graph the scorers built, the report's order, the
+    calibrated estimate and the flag cut that follows it. Returns the estimated rate (a sanity check that the
+    work was real)."""
+    from labelaudit.pipeline import Scored, estimate_stage
 
-    from labelaudit.consensus import suspect_order
-    from labelaudit.estimate import estimate_error_rate
-    from labelaudit.neighbour_reading import neighbour_pairs
-    from labelaudit.pipeline import GRAPH_K
-
-    (estimate_probs, _), (label_free, _), (purity, _) = gathered
-    graph = context.neighbor_graph(GRAPH_K)
-    pairs = neighbour_pairs(graph.indices, graph.similarities, settings.neighbour_copy_similarity)
-    order = suspect_order(consensus.score)
-    positions = np.empty(len(order), dtype=np.int64)
-    positions[order] = np.arange(len(order))
-    probs = estimate_probs.mean()
-    estimate = estimate_error_rate(
-        probs if probs is not None else consensus.pred_probs,
-        labels,
-        None,
-        settings,
-        ranking=positions,
-        label_free_probs=label_free.mean(),
-        neighbour_pairs=pairs,
-        neighbour_predictions=purity.predicted(),
+    scored = reads.attach(
+        Scored(labels, context.class_names, context.class_embeddings, context, results, consensus, {})
     )
-    return float(estimate.rate)
+    scored = estimate_stage(scored, reads.settings)
+    assert scored.estimate is not None
+    return float(scored.estimate.rate)
 
 
 def _cpu_s() -> float:

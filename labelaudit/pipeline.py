@@ -309,7 +309,8 @@ def audit(
             dataset, embedded = embed_stage(dataset, encoder, run, config.embed, rebuild, reporter)
             scored = score_stage(dataset, embedded, encoder, cache_root, config.scoring, fold_runner, run, reporter)
         states = reviewed.match(dataset) if reviewed is not None else None
-        scored = estimate_stage(dataset, scored, config.scoring.estimate, states, run.timer)
+        sample_ids = dataset.samples["sample_id"].astype(str).to_numpy()
+        scored = estimate_stage(scored, config.scoring.estimate, states, run.timer, sample_ids)
         if reviewed is not None:
             scored = reviewed.settle(dataset, scored)
         issues = issues_stage(dataset, embedded, scored, run.timer)
@@ -460,23 +461,10 @@ def score_stage(
         + [str(label) for label in labels.tolist()],
     )
     settings = {name: scoring.settings_for(name) for name in scoring.methods}
-    read_by_estimate, read_label_free = ProbabilityMean(), ProbabilityMean()
-    # Only the classes the purity methods predict are read, so only those are kept (not a third (N, K) table).
-    purity_methods = () if scoring.estimate is None else scoring.estimate.neighbour_purity_methods
-    read_for_purity = PredictedClasses(len(purity_methods))
-    gathered = (
-        []
-        if scoring.estimate is None
-        else [
-            (read_by_estimate, scoring.estimate.methods),
-            (read_label_free, scoring.estimate.label_free_methods),
-            (read_for_purity, scoring.estimate.neighbour_purity_methods),
-        ]
-    )
-    results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer, gathered)
+    reads = EstimateReads(scoring.estimate)
+    results, mean_probs, from_cache = score_methods(settings, context, score_cache, run.timer, reads.gathered())
     consensus = combine(results, labels, mean_probs)
-    estimate_probs = read_by_estimate.mean()
-    return Scored(
+    scored = Scored(
         labels,
         prompt_names,
         class_embeddings,
@@ -486,21 +474,54 @@ def score_stage(
         from_cache,
         score_cache=score_cache,
         settings_keys={name: settings_key(value) for name, value in settings.items()},
-        estimate_probs=estimate_probs if estimate_probs is not None else consensus.pred_probs,
-        label_free_probs=read_label_free.mean(),
-        purity_predictions=read_for_purity.predicted(),
     )
+    return reads.attach(scored)
+
+
+class EstimateReads:
+    """What the estimate reads of the scorers, gathered while they run (each (N, K) table is dropped as soon
+    as it is folded in): the mean probabilities of ``EstimateSettings.methods``, of the label-free methods its
+    upper end reads, and the classes the neighbour-purity methods predict. One place, so the audit and the
+    cost benchmark (benchmarks/speed.py) feed the estimate the same inputs."""
+
+    def __init__(self, settings: EstimateSettings | None) -> None:
+        self.settings = settings
+        self.probs, self.label_free = ProbabilityMean(), ProbabilityMean()
+        # Only the classes the purity methods predict are read, so only those are kept (not a third table).
+        self.purity = PredictedClasses(0 if settings is None else len(settings.neighbour_purity_methods))
+
+    def gathered(self) -> list[tuple[ProbabilityMean | PredictedClasses, tuple[str, ...]]]:
+        """``score_methods``' ``gathered``: nothing when no estimate is asked for."""
+        if self.settings is None:
+            return []
+        return [
+            (self.probs, self.settings.methods),
+            (self.label_free, self.settings.label_free_methods),
+            (self.purity, self.settings.neighbour_purity_methods),
+        ]
+
+    def attach(self, scored: Scored) -> Scored:
+        """``scored`` carrying what was gathered; the estimate reads the consensus's probabilities where none
+        of its own methods gave any."""
+        probs = self.probs.mean()
+        return dataclasses.replace(
+            scored,
+            estimate_probs=probs if probs is not None else scored.consensus.pred_probs,
+            label_free_probs=self.label_free.mean(),
+            purity_predictions=self.purity.predicted(),
+        )
 
 
 def estimate_stage(
-    dataset: Dataset,
     scored: Scored,
     settings: EstimateSettings | None,
-    verified: np.ndarray | None,
-    timer: _Timer,
+    verified: np.ndarray | None = None,
+    timer: _Timer | None = None,
+    sample_ids: np.ndarray | None = None,
 ) -> Scored:
     """The calibrated error-rate estimate (labelaudit.estimate) and the flag cut it sets; read back from the
-    score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None."""
+    score cache on a re-run. ``verified``: per-sample review states (-1, 0 right, 1 wrong), or None;
+    ``sample_ids``: each sample's id, which breaks ties in the report's order (None: ties by position)."""
     if settings is None or scored.estimate_probs is None:
         return scored  # no estimate asked for, or no method gave probabilities: the majority vote stands
     pairs = _neighbour_pairs(scored, settings)
@@ -511,8 +532,8 @@ def estimate_stage(
     if vote is not None and data_are_clusterable(settings, scored.purity_predictions, pairs, classes):
         ranked = lean_on_neighbours(ranked, vote)
     # The report's order (ties by sample id): the flag cut is chosen along it and the flags are taken in it.
-    order = suspect_order(ranked.score, dataset.samples["sample_id"].astype(str).to_numpy())
-    with timer.stage("estimate"):
+    order = suspect_order(ranked.score, sample_ids)
+    with (timer or _Timer()).stage("estimate"):
         estimate, cached = _estimate_cached(scored, settings, verified, order, pairs)
         consensus = follow_estimate(
             ranked,
