@@ -426,14 +426,8 @@ def score_stage(
     reporter: Reporter,
 ) -> Scored:
     """Class prompts, every scorer (or its cached result), and their consensus."""
-    from .embed import embed_class_prompts
-
-    assert run.cache is not None
     labels = np.asarray(dataset.label_indices(), dtype=np.int64)
-    prompt_names = dataset.prompt_names()
-    with run.timer.stage("class_prompts"):
-        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
-        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+    prompt_names, class_embeddings = class_prompts_stage(dataset, encoder, cache_root, run)
     hashes = dataset.samples["content_hash"].astype(str).tolist()
     context = ScoreContext(
         embeddings=embedded.vectors,
@@ -446,13 +440,7 @@ def score_stage(
         modality=dataset.modality,
         reporter=reporter,
         fold_runner=fold_runner,
-        neighbors=NeighborSource(
-            embedded.vectors,
-            folder=run.cache.folder / "neighbors" if run.cache.folder is not None else None,
-            identity=encoder.identity,
-            hashes=hashes,
-            seed=scoring.seed,
-        ),
+        neighbors=neighbor_source(dataset, embedded, encoder, run, scoring.seed),
     )
     score_cache = ScoreCache(
         run.cache.folder / "scores" if run.cache.folder is not None else None,
@@ -476,6 +464,34 @@ def score_stage(
         settings_keys={name: settings_key(value) for name, value in settings.items()},
     )
     return reads.attach(scored)
+
+
+def class_prompts_stage(
+    dataset: Dataset, encoder: Encoder, cache_root: Path | storage.Location | None, run: _Run
+) -> tuple[list[str], np.ndarray]:
+    """The class names the prompts are made of and their embeddings, cached beside the encoder's (a single-
+    label and a tag-set audit read them alike)."""
+    from .embed import embed_class_prompts
+
+    prompt_names = dataset.prompt_names()
+    with run.timer.stage("class_prompts"):
+        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
+        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+    return prompt_names, class_embeddings
+
+
+def neighbor_source(
+    dataset: Dataset, embedded: EmbeddingResult, encoder: Encoder, run: _Run, seed: int
+) -> NeighborSource:
+    """The scorers' neighbour graph, built once and cached by content hash in the run's cache folder."""
+    assert run.cache is not None
+    return NeighborSource(
+        embedded.vectors,
+        folder=run.cache.folder / "neighbors" if run.cache.folder is not None else None,
+        identity=encoder.identity,
+        hashes=dataset.samples["content_hash"].astype(str).tolist(),
+        seed=seed,
+    )
 
 
 class EstimateReads:

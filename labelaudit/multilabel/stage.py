@@ -21,7 +21,6 @@ import pandas as pd
 from .. import storage
 from ..config import AuditConfig, ScoringSpec
 from ..discover import Dataset, resolved_spec
-from ..neighbors import NeighborSource
 from ..progress import Reporter
 from ..report import excerpt
 from ..summary import EncoderSummary, MultilabelSummary, Summary
@@ -69,14 +68,10 @@ def score_tags_stage(
     reporter: Reporter,
 ) -> MultilabelAudit:
     """Class prompts, every tag scorer out-of-sample, their consensus and the calibrated error rates."""
-    from ..cache import EmbeddingCache
-    from ..embed import embed_class_prompts
+    from ..pipeline import class_prompts_stage, neighbor_source
 
-    assert run.cache is not None and dataset.tags is not None
-    prompt_names = dataset.prompt_names()
-    with run.timer.stage("class_prompts"):
-        prompt_cache = EmbeddingCache(cache_root, f"{encoder.identity}|prompts")
-        class_embeddings = embed_class_prompts(encoder, prompt_names, dataset.modality, prompt_cache)
+    assert dataset.tags is not None
+    prompt_names, class_embeddings = class_prompts_stage(dataset, encoder, cache_root, run)
     methods = tag_methods(scoring)
     options = flat_options(scoring, methods)
     options["modality"] = dataset.modality
@@ -91,13 +86,7 @@ def score_tags_stage(
         folds=int(options.get("confident_folds", 5)),
         options=options,
         reporter=reporter,
-        neighbors=NeighborSource(
-            embedded.vectors,
-            folder=run.cache.folder / "neighbors" if run.cache.folder is not None else None,
-            identity=encoder.identity,
-            hashes=dataset.samples["content_hash"].astype(str).tolist(),
-            seed=scoring.seed,
-        ),
+        neighbors=neighbor_source(dataset, embedded, encoder, run, scoring.seed),
         fold_runner=fold_runner,
     )
     with run.timer.stage("score_tags"):
