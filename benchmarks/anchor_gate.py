@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
 import tune_settings  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import ErrorEstimate, EstimateSettings, estimate_error_rate  # noqa: E402
 from labelaudit.neighbour_reading import chance_purity, predicted_purity  # noqa: E402
@@ -226,10 +227,8 @@ def main() -> None:
         row = study(data, cached_probabilities(data, args.cache, args.seed))
         print(json.dumps(row), flush=True)
         rows.append(row)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"synthetic_seed": args.synthetic_seed, "seed": args.seed}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    write_results(args.out, {"meta": meta, "rows": rows}, to_markdown(rows), indent=1)
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
+from results_io import write_results  # noqa: E402
 
 from labelaudit.neighbour_reading import hoc_error_rate, predicted_purity  # noqa: E402
 from labelaudit.scorers import ScoreContext, get_scorer  # noqa: E402
@@ -130,9 +131,7 @@ def main() -> None:
         print(json.dumps(results[-1]), flush=True)
     print(to_markdown(results))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(to_markdown(results))
+        write_results(args.out, results, to_markdown(results))
 
 
 if __name__ == "__main__":

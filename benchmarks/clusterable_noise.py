@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 
@@ -132,9 +133,11 @@ def main() -> None:
     for case in CASES:
         rows.append(run_case(*case, seed=args.seed))
         print(json.dumps(rows[-1]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"seed": args.seed, "results": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(f"Seed {args.seed}, {N:,} samples per set.\n\n" + to_markdown(rows))
+    write_results(
+        args.out,
+        {"seed": args.seed, "results": rows},
+        f"Seed {args.seed}, {N:,} samples per set.\n\n" + to_markdown(rows),
+    )
 
 
 if __name__ == "__main__":

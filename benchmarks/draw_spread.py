@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import anchor_gate  # noqa: E402  (the benchmarks folder is not a package)
 import quality  # noqa: E402
 import tune_settings  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings  # noqa: E402
 
@@ -122,12 +123,10 @@ def main() -> None:
             print(json.dumps({"seed": seed, "set": data.name, **draw}), flush=True)
             draws.setdefault(data.name, []).append({"seed": seed, **draw})
     summaries = {name: summarise(rows) for name, rows in draws.items()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"seeds": args.seeds, "scorer_seed": 0}
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"meta": meta, "summaries": summaries, "draws": draws}, indent=1) + "\n"
+    write_results(
+        args.out, {"meta": meta, "summaries": summaries, "draws": draws}, to_markdown(summaries, args.seeds), indent=1
     )
-    args.out.with_suffix(".md").write_text(to_markdown(summaries, args.seeds))
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_io import write_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CIFAR_IMAGES = ROOT.parent / "shared" / "assets" / "cifar10n" / "images"
@@ -134,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / ("engines-quick" if args.quick else "engines")
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(payload))
+    write_results(stem, payload, markdown(payload))
     print(f"engines: done; results in {stem.with_suffix('.md')}")
 
 

@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from quality import report_rows  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 from labelaudit.multilabel.audit import audit_tags  # noqa: E402
 from labelaudit.multilabel.combine import decide, pair_consensus  # noqa: E402
@@ -409,10 +410,10 @@ def main() -> None:
         for condition in args.conditions:
             print(f" {condition}", flush=True)
             rows += run_condition(data, condition, args.rows, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"rows": args.rows, "seed": args.seed, "datasets": notes, "conditions": args.conditions}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(f"Rows: {args.rows}. {json.dumps(notes)}\n\n" + to_markdown(rows))
+    write_results(
+        args.out, {"meta": meta, "results": rows}, f"Rows: {args.rows}. {json.dumps(notes)}\n\n" + to_markdown(rows)
+    )
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

@@ -28,6 +28,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from results_io import write_results  # noqa: E402
+
 from labelaudit.consensus import NEIGHBOUR_VOTE, Consensus, combine, follow_estimate, lean_on_neighbours  # noqa: E402
 from labelaudit.estimate import (  # noqa: E402
     ErrorEstimate,
@@ -769,10 +771,12 @@ def main() -> None:
             flush=True,
         )
         rows += run_dataset(data, args.rows, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"rows": args.rows, "seed": args.seed, "datasets": {d.name: d.note for d in datasets}}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(f"Rows: {args.rows}. {json.dumps(meta['datasets'])}\n\n" + to_markdown(rows))
+    write_results(
+        args.out,
+        {"meta": meta, "results": rows},
+        f"Rows: {args.rows}. {json.dumps(meta['datasets'])}\n\n" + to_markdown(rows),
+    )
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

@@ -14,7 +14,6 @@ benchmarks/results/seeds.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from quality import (
     labelaudit_methods,
     load_datasets,
 )
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings
 
@@ -98,10 +98,8 @@ def main() -> None:
 
     datasets = load_datasets(args, args.datasets or [*TEXT_SETS, "20news_slice2000"])
     rows = [audit_with_seed(data, seed) for data in datasets for seed in args.seeds]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"seeds": args.seeds, "results": rows}, indent=2) + "\n")
     table = to_markdown(rows)
-    args.out.with_suffix(".md").write_text(table)
+    write_results(args.out, {"seeds": args.seeds, "results": rows}, table)
     print(table)
 
 

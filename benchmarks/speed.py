@@ -29,6 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from results_io import write_results  # noqa: E402
 
 ASSETS = REPO.parent / "shared" / "assets"
 CIFAR_IMAGES = ASSETS / "cifar10n" / "images"
@@ -120,11 +121,6 @@ def samples_frame(paths: Sequence[Path]) -> Any:
 def out_stem(out: Path, name: str, quick: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     return out / f"speed_{name}{'-quick' if quick else ''}"
-
-
-def write_results(stem: Path, payload: dict[str, Any], markdown: str) -> None:
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown)
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 512
@@ -218,8 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / ("stream-quick" if args.quick else "stream")
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(payload))
+    write_results(stem, payload, markdown(payload))
     print(f"stream: done; results in {stem.with_suffix('.md')}")
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 
@@ -150,10 +151,8 @@ def main() -> None:
         row = evaluate(data, cached_estimate_inputs(data, args.cache, args.seed))
         print(json.dumps(row), flush=True)
         rows.append(row)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"synthetic_seed": args.synthetic_seed, "seed": args.seed, "settings": changed_fields()}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    write_results(args.out, {"meta": meta, "rows": rows}, to_markdown(rows), indent=1)
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

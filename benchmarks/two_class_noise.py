@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the benchmarks folder is not a package)
+from results_io import write_results  # noqa: E402
 
 from labelaudit.estimate import EstimateSettings, estimate_error_rate  # noqa: E402
 
@@ -102,9 +103,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/two_class_noise"))
     args = parser.parse_args()
     rows = [run_case(*case, seed=args.seed) for case in CASES]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(rows))
+    write_results(args.out, {"seed": args.seed, "rows": rows}, to_markdown(rows), indent=1)
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

@@ -26,11 +26,11 @@ sees the labels, disagrees with the given label on the learned methods' top 3 % 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # noqa: E402
 
 METHODS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn")
 LEARNED = ("deft (embedding, 5-fold cross-fit)", "confident", "knn")  # the methods that learn from the labels
@@ -146,9 +146,7 @@ def main() -> None:
             continue
         records[name] = study(dict(np.load(path)))
         print(name, records[name])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(records, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(records))
+    write_results(args.out, records, to_markdown(records))
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

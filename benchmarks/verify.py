@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import quality  # noqa: E402
 from quality import RESULTS, BenchData, labelaudit_methods, load_text_set  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 from labelaudit import verify as stats  # noqa: E402
 from labelaudit.consensus import combine  # noqa: E402
@@ -236,12 +237,12 @@ def main() -> None:
         print(f"{name}: {len(data.given)} rows, {(data.given != data.gold).mean():.2%} wrong", flush=True)
         rows.append(run(data, args.n, args.repeats, args.seed))
         print(json.dumps(rows[-1], indent=1), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"n": args.n, "repeats": args.repeats, "seed": args.seed, "methods": list(DEFAULT_METHODS)}
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(
+    write_results(
+        args.out,
+        {"meta": meta, "results": rows},
         f"`python benchmarks/verify.py --n {args.n} --repeats {args.repeats}`; reviewer = the gold labels; "
-        "every row of each set.\n\n" + to_markdown(rows)
+        "every row of each set.\n\n" + to_markdown(rows),
     )
     print(f"wrote {args.out.with_suffix('.md')}")
 
