@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io, also when a test loads this file by path
 from results_io import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

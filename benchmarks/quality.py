@@ -28,6 +28,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io, also when a test loads this file by path
 from results_io import write_results  # noqa: E402
 
 from labelaudit.consensus import NEIGHBOUR_VOTE, Consensus, combine, follow_estimate, lean_on_neighbours  # noqa: E402

@@ -29,6 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io, also when a test loads this file by path
 from results_io import write_results  # noqa: E402
 
 ASSETS = REPO.parent / "shared" / "assets"
@@ -418,7 +419,7 @@ def score_one(
     float32 (N, K) probabilities), so its figure is the consensus step itself. ``stage`` runs the whole scoring
     stage as an audit does (``score_methods`` over ``stage_methods``, then the consensus) in one process.
     ``estimate`` runs that stage too, gathering what the estimate reads as the pipeline does, and times the
-    estimate alone (``seconds``, ``cpu_s``); the stage's own figures are kept beside it (``stage_seconds``,
+    audit's estimate stage after it (``seconds``, ``cpu_s``); the stage's figures are kept beside it (``stage_seconds``,
     ``stage_cpu_s``), so the two are measured in one process on one problem.
     """
     # Import what the scorers import lazily, so no run times its own library imports.

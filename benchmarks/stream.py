@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io, also when a test loads this file by path
 from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -26,10 +26,13 @@ sees the labels, disagrees with the given label on the learned methods' top 3 % 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io, also when a test loads this file by path
 from results_io import write_results  # noqa: E402
 
 METHODS = ("deft (embedding, 5-fold cross-fit)", "confident", "zeroshot", "knn")
