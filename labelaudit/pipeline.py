@@ -440,7 +440,7 @@ def score_stage(
         modality=dataset.modality,
         reporter=reporter,
         fold_runner=fold_runner,
-        neighbors=neighbor_source(dataset, embedded, encoder, run, scoring.seed),
+        neighbors=neighbor_source(embedded, encoder, run, hashes, scoring.seed),
     )
     score_cache = ScoreCache(
         run.cache.folder / "scores" if run.cache.folder is not None else None,
@@ -481,15 +481,16 @@ def class_prompts_stage(
 
 
 def neighbor_source(
-    dataset: Dataset, embedded: EmbeddingResult, encoder: Encoder, run: _Run, seed: int
+    embedded: EmbeddingResult, encoder: Encoder, run: _Run, hashes: list[str], seed: int
 ) -> NeighborSource:
-    """The scorers' neighbour graph, built once and cached by content hash in the run's cache folder."""
+    """The scorers' neighbour graph, built once and cached by the samples' content ``hashes`` in the run's
+    cache folder."""
     assert run.cache is not None
     return NeighborSource(
         embedded.vectors,
         folder=run.cache.folder / "neighbors" if run.cache.folder is not None else None,
         identity=encoder.identity,
-        hashes=dataset.samples["content_hash"].astype(str).tolist(),
+        hashes=hashes,
         seed=seed,
     )
 

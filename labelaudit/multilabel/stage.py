@@ -86,7 +86,9 @@ def score_tags_stage(
         folds=int(options.get("confident_folds", 5)),
         options=options,
         reporter=reporter,
-        neighbors=neighbor_source(dataset, embedded, encoder, run, scoring.seed),
+        neighbors=neighbor_source(
+            embedded, encoder, run, dataset.samples["content_hash"].astype(str).tolist(), scoring.seed
+        ),
         fold_runner=fold_runner,
     )
     with run.timer.stage("score_tags"):
