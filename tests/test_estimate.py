@@ -223,6 +223,33 @@ def paired_clusters(rate: float, mode: str, n: int = 3000, k: int = 8, seed: int
     return out_of_fold_probabilities(x.astype(np.float32), given, k, 5, seed), given, truth
 
 
+def test_the_plausible_reading_takes_out_the_mistakes_that_repair_a_label() -> None:
+    """Two classes, 15 % symmetric noise: a synthetic mistake made on a wrong label gives it its true class.
+    Left in, those repairs raised the plausible-mistakes reading above the point's upper end and called a
+    right estimate (15.9 % for 16.0 %) a lower bound."""
+    probs, given, truth = noisy_clusters(0.15, k=2, spread=1.0)
+    true_rate = float(np.mean(given != truth))
+    estimate = estimate_error_rate(probs, given)
+    assert abs(estimate.rate - true_rate) < 0.01 and estimate.lower <= true_rate <= estimate.upper
+    assert not estimate.is_lower_bound
+
+
+@pytest.mark.parametrize(
+    "case",
+    [lambda: paired_clusters(0.1, "pair"), lambda: noisy_clusters(0.02, k=4, spread=1.9)],
+    ids=["class-pair noise", "light noise"],
+)
+def test_the_interval_reaches_down_to_what_mistakes_to_any_class_read(case) -> None:
+    """The headline follows isolated mistakes where the noise does not look symmetric, but mistakes to any
+    class are as possible an account of the same scores, and read less (they are easier to see): the
+    interval spans both, so its lower end is at or below their reading."""
+    probs, given, _ = case()
+    estimate = estimate_error_rate(probs, given)
+    assert estimate.details["headline_reading"] == "isolated mistakes"
+    assert estimate.details["any_class_mistakes_rate"] < estimate.details["isolated_mistakes_rate"]
+    assert estimate.lower <= estimate.details["any_class_mistakes_rate"]
+
+
 def test_symmetric_noise_is_read_with_mistakes_to_any_class() -> None:
     """Uniform noise on classes that are confused in pairs: mistakes weighted by the data's confusions land
     on the partner class, look less wrong than the real ones and read the rate high; the any-class reading
@@ -636,6 +663,21 @@ def test_the_anchor_readings_standard_error_matches_a_bootstrap_of_the_rows() ->
     # Four times the rows, half the error.
     many = np.tile(np.arange(len(true)), 4)
     assert anchor_rate_standard_error(given[many], probs[many], shares) == pytest.approx(error / 2, rel=0.05)
+
+
+def test_anchors_that_all_agree_with_their_labels_still_have_a_sampling_error() -> None:
+    """No disagreement among a few hundred anchors is no proof that none of their labels is wrong: the reading's
+    standard error stays positive (each share smoothed by half a count), so the check that the anchors read
+    more than the point beyond their error cannot be passed on a reading taken as exact."""
+    from labelaudit.estimate import anchor_rate_standard_error
+
+    rng = np.random.default_rng(8)
+    _, probs, _ = _anchor_case(rng, n=3000)
+    agreeing = np.argmax(probs, axis=1)  # every label is the methods' predicted class: no anchor disagrees
+    clean = anchor_rate_standard_error(agreeing, probs, (0.25, 0.5))
+    assert clean > 0.0
+    many = np.tile(np.arange(len(agreeing)), 4)  # and it still shrinks with the rows
+    assert 0.0 < anchor_rate_standard_error(agreeing[many], probs[many], (0.25, 0.5)) < clean
 
 
 def _separated_pairs(predicted: np.ndarray, rng: np.random.Generator, alike: bool) -> np.ndarray:
