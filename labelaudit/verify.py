@@ -109,7 +109,10 @@ def make_strata(
         else:
             segments.append([start, cut])
     if len(segments) > 1 and segments[-1][1] - segments[-1][0] < min_rows:
-        segments[-2][1] = segments.pop()[1]  # a small last band joins the one before
+        # A small last band joins the one before. Two statements: in ``segments[-2][1] = segments.pop()[1]`` the
+        # pop runs first, so the band two before took the rows (and two bands raised an IndexError).
+        last = segments.pop()
+        segments[-1][1] = last[1]
     for number, (start, end) in enumerate(segments):
         strata[rest[start:end]] = len(names)
         if number == len(segments) - 1:

@@ -63,6 +63,24 @@ def test_small_bands_merge_so_every_stratum_can_hold_its_floor() -> None:
     assert names == ["unflagged"] and (strata == 0).all()
 
 
+@pytest.mark.parametrize(
+    ("bands", "rows", "expected"),
+    [((0.05, 0.15, 0.95), 103, [15, 88]), ((0.9,), 20, [20])],
+    ids=["three bands before it", "one band before it"],
+)
+def test_a_small_last_band_joins_the_band_just_before_it(bands, rows, expected) -> None:
+    """The last band (the clean bulk) is too small here: it joins the band before it, the strata stay
+    contiguous in rank and their names say which ranks they hold."""
+    rank = np.arange(rows)
+    strata, names = V.make_strata(np.zeros(rows, dtype=bool), rank, bands=bands, min_rows=10)
+    assert np.bincount(strata).tolist() == expected
+    for h in range(len(expected) - 1):
+        assert rank[strata == h].max() < rank[strata == h + 1].min()
+    assert names[-1] == ("clean bulk" if len(expected) > 1 else "unflagged")
+    if len(expected) > 1:
+        assert names[0] == "unflagged, rank 0%-15%"
+
+
 def test_allocation_favours_suspect_strata_keeps_floors_and_sums_to_n() -> None:
     sizes = np.array([100, 200, 500, 5000])
     counts = V.allocate(sizes, np.array([0.5, 0.2, 0.05, 0.0]), 200)
@@ -125,6 +143,21 @@ def test_one_stratum_matches_clopper_pearson_for_a_large_population() -> None:
     assert result["upper"] == pytest.approx(beta.ppf(0.975, 15, 186), abs=0.004)
 
 
+def test_the_interval_ends_are_counts_of_the_population() -> None:
+    """Every end is a whole number of wrong labels among the rows: the unreviewed rows' errors are drawn as
+    counts and the end is a drawn total, not an interpolation between two (which would shorten the interval)."""
+    sizes = np.array([20, 30])
+    result = V.estimate_rate(sizes, np.array([10, 10]), np.array([1, 0]))
+    for end in ("lower", "upper"):
+        assert result[end] * sizes.sum() == pytest.approx(round(result[end] * sizes.sum()), abs=1e-9)
+    assert result["lower"] < result["estimate"] < result["upper"]
+
+
+def test_a_fully_reviewed_stratum_takes_no_part_of_the_prior() -> None:
+    assert V.prior_share(np.array([10, 1000]), np.array([10, 50])).tolist() == [0.0, 1.0]
+    assert V.prior_share(np.array([10, 1000]), np.array([10, 1000])).tolist() == [0.0, 0.0]
+
+
 def test_a_stratum_with_nothing_reviewed_counts_at_its_worst_case() -> None:
     sizes, reviewed, errors = np.array([100, 100]), np.array([50, 0]), np.array([5, 0])
     result = V.estimate_rate(sizes, reviewed, errors)
@@ -151,6 +184,34 @@ def test_precision_and_recall_of_the_flagged_strata() -> None:
     assert recall["lower"] < recall["estimate"] < recall["upper"] <= 1.0
 
 
+def test_recalls_lower_end_counts_the_most_errors_the_unflagged_rows_may_hide() -> None:
+    """The flagged set was enumerated (40 wrong of 50), so recall is 40 / (40 + the unflagged rows' errors):
+    its lower end is where those errors are at the upper end of their interval, and the other way round."""
+    sizes, reviewed, errors = np.array([50, 950]), np.array([50, 150]), np.array([40, 3])
+    recall = V.flagged_precision_recall(sizes, reviewed, errors, np.array([True, False]))["recall"]
+    hidden = V.estimate_rate(sizes[1:], reviewed[1:], errors[1:])
+    assert recall["lower"] == pytest.approx(40 / (40 + hidden["upper"] * 950), rel=0.03)
+    assert recall["upper"] == pytest.approx(40 / (40 + hidden["lower"] * 950), rel=0.03)
+
+
+def test_a_class_cell_nobody_reviewed_borrows_its_strata_rate() -> None:
+    """Class "a" was reviewed only in the flagged stratum; its 450 rows of the clean bulk count at the bulk's
+    rate (what its other classes showed), not at 0 and not anywhere from 0 to 1."""
+    strata = np.repeat([0, 1], [100, 900])
+    classes = np.array(["a"] * 100 + ["a", "b"] * 450)
+    reviewed = np.zeros(1000, dtype=bool)
+    reviewed[:100] = True  # all of stratum 0, every one an "a"
+    b_rows = 100 + np.flatnonzero(classes[100:] == "b")
+    reviewed[b_rows[:200]] = True  # 200 "b" of the bulk, 4 of them wrong
+    wrong = np.zeros(1000, dtype=bool)
+    wrong[:50] = True
+    wrong[b_rows[:4]] = True
+    rate = V.class_rates(strata, classes, reviewed, wrong, min_reviewed=20)["a"]
+    bulk_rate = 4 / 200
+    assert rate["estimate"] == pytest.approx((50 + 450 * bulk_rate) / 550)
+    assert rate["lower"] < rate["estimate"] < rate["upper"] < 0.2
+
+
 def test_class_rates_need_enough_reviewed_items() -> None:
     strata = np.repeat([0, 1], [100, 900])
     classes = np.array(["a", "b"] * 500)
@@ -174,6 +235,14 @@ def test_items_to_halve_is_about_three_times_as_many_again() -> None:
     assert V.items_to_halve(np.array([50]), np.array([0]), np.array([0])) is None
 
 
+def test_a_small_population_needs_fewer_items_to_halve_the_interval() -> None:
+    """200 of 1,000 rows reviewed already pins much of the population down (the finite-population
+    correction): halving the interval takes about half as many more items as from a population of 100,000."""
+    small = V.items_to_halve(np.array([1000]), np.array([200]), np.array([20]))
+    large = V.items_to_halve(np.array([100_000]), np.array([200]), np.array([20]))
+    assert small is not None and large is not None and small < 0.6 * large
+
+
 def test_threshold_is_rechosen_where_the_verified_errors_stop() -> None:
     scores = np.linspace(0, 1, 100)
     wrong = scores < 0.2
@@ -181,6 +250,27 @@ def test_threshold_is_rechosen_where_the_verified_errors_stop() -> None:
     assert cut is not None and cut["max_consensus_score"] == pytest.approx(scores[19])
     assert cut["precision"] == 1.0 and cut["recall"] == 1.0
     assert V.choose_threshold(scores, np.zeros(100, dtype=bool), np.ones(100)) is None
+
+
+def test_the_rechosen_cut_flags_every_row_tied_at_it() -> None:
+    """A cut is a score: ``score <= cut`` flags both rows tied at 0.1, one right and one wrong, so the cut's
+    precision is 0.5, never the 1.0 of stopping between the two."""
+    cut = V.choose_threshold(np.array([0.1, 0.1, 0.9]), np.array([True, False, False]), np.ones(3))
+    assert cut is not None and cut["max_consensus_score"] == 0.1
+    assert cut["precision"] == 0.5 and cut["recall"] == 1.0
+
+
+def test_the_rechosen_cut_weighs_each_reviewed_row_by_the_rows_it_stands_for() -> None:
+    """The right label at 0.2 stands for ten rows of its stratum: cutting past it would flag ten right labels
+    to catch one more error, so the cut stays at 0.1."""
+    cut = V.choose_threshold(np.array([0.1, 0.2, 0.3]), np.array([True, False, True]), np.array([1.0, 10.0, 1.0]))
+    assert cut is not None and cut["max_consensus_score"] == 0.1 and cut["recall"] == 0.5
+
+
+def test_a_flags_f1_counts_the_errors_it_misses_by_their_weight() -> None:
+    flagged, wrong = np.array([True, False, True]), np.array([True, True, False])
+    assert V.flag_f1(flagged, wrong, np.array([1.0, 3.0, 1.0])) == pytest.approx(2 / (2 + 1 + 3))
+    assert V.flag_f1(np.zeros(3, dtype=bool), wrong, np.ones(3)) == 0.0
 
 
 # ---------------------------------------------------------------- repeated draws: coverage and width
