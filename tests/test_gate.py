@@ -290,3 +290,21 @@ def test_every_newly_flagged_sample_is_listed_or_counted(
     assert text.count("| was not flagged |") == 50 and "… 30 more" in text
     failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
     assert failure is not None and "… 30 more" in (failure.text or "")
+
+
+def test_a_passing_lower_bound_says_that_the_upper_end_of_its_interval_is_above_the_limit(
+    report: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pass a lower bound's point gives says least: the gate says so where the user reads the pass, and
+    names the way out (--on upper), but only where that end is above the limit."""
+    summary_file = report / "summary.json"
+    payload = json.loads(summary_file.read_text())
+    note = "it is a lower bound and the upper end of its interval, 12.00%, is above the limit: --on upper"
+    for upper, is_lower_bound, said in ((0.12, True, True), (0.12, False, False), (0.055, True, False)):
+        payload["error_rate"] = {"lower": 0.04, "upper": upper, "is_lower_bound": is_lower_bound, "warnings": []}
+        summary_file.write_text(json.dumps(payload))
+        assert main(["gate", str(report), "--max-error-rate", "0.06"]) == 0  # the point, 5 %, passes
+        assert (note in capsys.readouterr().err) == said
+    payload["error_rate"]["upper"] = 0.12
+    summary_file.write_text(json.dumps(payload))
+    assert main(["gate", str(report), "--max-error-rate", "0.06", "--on", "upper"]) == 1
