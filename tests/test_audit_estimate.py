@@ -593,3 +593,25 @@ def test_rows_an_encoder_returns_at_another_length_are_made_unit_length(tmp_path
     unit = np.eye(3, dtype=np.float32)[[0, 1]] * np.float32(1 + 5e-4)
     assert unit_rows(unit) is unit  # within 1e-3 of unit length, as the bundled encoders return them: untouched
     np.testing.assert_allclose(unit_rows(np.array([[3.0, 4.0], [0.6, 0.8]])), [[0.6, 0.8], [0.6, 0.8]])
+
+
+def test_flags_skip_the_reviewed_rows_and_ties_go_in_the_reports_order() -> None:
+    """follow_estimate takes its flags from the top of the ranking among the rows nobody reviewed, and where
+    scores tie, in sample-id order, as the report lists them, so the flags are the report's top rows."""
+    from labelaudit.consensus import Consensus, follow_estimate, suspect_order
+
+    score = np.array([0.1, 0.2, 0.2, 0.2, 0.9])
+    ids = np.array(["e", "d", "b", "c", "a"])
+    order = suspect_order(score, ids)
+    assert order.tolist() == [0, 2, 3, 1, 4]  # 0.1 first; the three at 0.2 as b, c, d
+    consensus = Consensus(
+        score=score,
+        is_issue=np.zeros(5, dtype=bool),
+        suggested=np.zeros(5, dtype=np.int64),
+        suggested_prob=np.full(5, 0.5),
+        pred_probs=None,
+        estimated_error_rate=0.0,
+    )
+    settled = np.array([True, False, False, False, False])  # the most suspect row was reviewed
+    followed = follow_estimate(consensus, np.full(5, 0.4), 0.4, 2, order=order, settled=settled)
+    assert np.flatnonzero(followed.is_issue).tolist() == [2, 3]  # b and c, not the reviewed e

@@ -120,3 +120,28 @@ def test_an_unsure_method_moves_the_consensus_less_than_a_sure_one() -> None:
     by_ranks = combine({"sure": sure, "unsure": no_probs}, labels)
     np.testing.assert_allclose(by_ranks.score, (rank_normalise(sure.quality) + rank_normalise(unsure.quality)) / 2)
     assert np.argmin(by_ranks.score) == 1
+
+
+def _flags(is_issue: list[bool]):
+    from labelaudit.scorers import ScorerResult
+
+    n = len(is_issue)
+    return ScorerResult(quality=np.full(n, 0.5), is_issue=np.array(is_issue), suggested=np.zeros(n, dtype=np.int64))
+
+
+def test_without_the_estimate_a_strict_majority_of_the_methods_flags() -> None:
+    """The rule before the estimate (ScoringSpec(estimate=None)): half the methods is no majority."""
+    labels = np.zeros(3, dtype=np.int64)
+    two = combine({"a": _flags([True, True, False]), "b": _flags([True, False, False])}, labels)
+    assert two.is_issue.tolist() == [True, False, False] and two.estimated_error_rate == pytest.approx(1 / 3)
+    three = {"a": _flags([True, True, False]), "b": _flags([True, False, True]), "c": _flags([False, True, False])}
+    assert combine(three, labels).is_issue.tolist() == [True, True, False]
+
+
+def test_average_ranks_are_scipys_to_the_bit_with_ties() -> None:
+    from scipy.stats import rankdata
+
+    from labelaudit.consensus import average_ranks
+
+    values = np.array([0.3, 0.1, 0.3, 0.2, 0.1, 0.3, 0.9])
+    assert average_ranks(values).tolist() == rankdata(values, method="average").tolist()
