@@ -136,6 +136,56 @@ def test_more_items_than_samples_enumerates_the_report_and_the_estimate_is_exact
     assert result["items_to_halve"] == 0
 
 
+def test_removes_count_as_wrong_and_a_stratum_nobody_reviewed_is_named(
+    text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _fresh(text_report, tmp_path)
+    queue = tmp_path / "queue.csv"
+    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
+    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    wrong = frame["sample_id"].isin(list(TEXT_GOLD))
+    frame.loc[wrong, "decision"] = "remove"  # the reviewer drops them instead of relabelling them
+    unreviewed = frame["stratum"] == "clean bulk"
+    frame.loc[unreviewed, "decision"] = "unsure"  # and skips every item of one stratum
+    frame.to_csv(queue, index=False)
+    capsys.readouterr()
+    result = _estimate(report, queue, capsys=capsys)
+    assert result["wrong"] == int(wrong.sum()) > 0 and "remove" in result["remove_rule"]
+    assert any("'clean bulk'" in w and "no reviewed item" in w for w in result["warnings"])
+    cut = result["threshold"]
+    scores = pd.read_parquet(report / "report.parquet")["consensus_score"]
+    assert cut["rows_flagged"] == int((scores <= cut["max_consensus_score"]).sum())  # flag score <= cut
+
+
+@pytest.mark.parametrize("trouble", ["another given label", "two files that disagree"])
+def test_decisions_that_do_not_fit_the_report_refuse_the_estimate(
+    text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], trouble: str
+) -> None:
+    """A decision made on another version of a sample's label, or two decision files saying different things
+    about one sample: no estimate (exit 2), nothing written, and the sample named."""
+    report = _fresh(text_report, tmp_path)
+    queue = tmp_path / "queue.csv"
+    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
+    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    files = [queue]
+    first = frame["sample_id"].iloc[0]
+    if trouble == "another given label":
+        given = frame.loc[0, "given_label"]
+        frame.loc[0, "given_label"] = next(c for c in ("cooking", "sports", "space") if c != given)
+    else:
+        other = frame.copy()
+        other.loc[0, "decision"] = "remove" if frame.loc[0, "decision"] == "keep" else "keep"
+        files.append(tmp_path / "second.csv")
+        other.to_csv(files[1], index=False)
+    frame.to_csv(queue, index=False)
+    capsys.readouterr()
+    assert main(["estimate", str(report), *[a for f in files for a in ("--verified", str(f))]]) == 2
+    assert first in capsys.readouterr().err
+    assert not (report / "verification" / "estimate.json").exists()
+
+
 def test_csv_decisions_estimate_and_gate_on_the_verified_number(
     text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +210,7 @@ def test_csv_decisions_estimate_and_gate_on_the_verified_number(
     assert rate["estimate"] == pytest.approx(expected)
     assert rate["lower"] <= rate["estimate"] <= rate["upper"] and rate["lower"] <= _truth(report, TEXT_GOLD)
     skips = result["skips"]
-    assert skips["if_all_right"]["estimate"] <= rate["estimate"] <= skips["if_all_wrong"]["estimate"]
+    assert skips["if_all_right"]["estimate"] <= rate["estimate"] < skips["if_all_wrong"]["estimate"]  # 2 skipped
     assert "missing at random within their stratum" in skips["rule"]
     assert result["flagged"]["precision"]["lower"] <= result["flagged"]["precision"]["estimate"]
     assert (report / "verification" / "estimate.json").is_file()
