@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import labelaudit.apply as applying
 from labelaudit.cli import main
 from labelaudit.config import DataSpec
+from labelaudit.errors import LabelAuditError
 
 from .conftest import make_image
 from .report_factory import report_from_data, tree_state
@@ -400,3 +403,195 @@ def test_apply_reads_the_dataset_and_its_columns_from_the_report(tmp_path: Path,
     assert main(["apply", str(queue), "--report", str(report)]) == 0  # the data and its columns from the report
     corrected = pd.read_csv(manifest.with_name("train.corrected.csv"))
     assert corrected["category"].tolist() == ["cat", "dog", "dog", "dog"]
+
+
+def test_a_dangling_link_at_the_target_is_refused_and_kept(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    link = image_folder / "blue" / "red_1.png"
+    link.symlink_to(image_folder / "nowhere.png")  # the user's link, its target gone: still theirs
+    decide(queue, VALID)
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 2
+    assert "(red/red_1.png): blue/red_1.png already exists" in " ".join(capsys.readouterr().err.split())
+    assert link.is_symlink() and os.readlink(link) == str(image_folder / "nowhere.png")
+    assert (image_folder / "red" / "red_1.png").is_file() and not journals(queue.parent)
+
+
+def test_two_decisions_moving_to_one_target_are_refused_before_anything_moves(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_image(image_folder / "red" / "dup.png", (1, 1, 1))
+    make_image(image_folder / "green" / "dup.png", (2, 2, 2))
+    extra = [
+        {"sample_id": "red/dup.png", "decision": "relabel:blue"},
+        {"sample_id": "green/dup.png", "decision": "relabel:blue"},
+    ]
+    decide(queue, VALID, extra)
+    refused(image_folder, queue, capsys, "(green/dup.png): blue/dup.png is also the target of red/dup.png")
+
+
+def test_relabel_into_a_hidden_or_removed_folder_is_refused(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (image_folder / ".cache").mkdir()  # not classes: discovery ignores both
+    (image_folder / "_removed").mkdir()
+    extra = [
+        {"sample_id": "green/green_2.png", "decision": "relabel:.cache"},
+        {"sample_id": "blue/blue_3.png", "decision": "relabel:_removed"},
+    ]
+    decide(queue, VALID, extra)
+    refused(
+        image_folder,
+        queue,
+        capsys,
+        "(green/green_2.png): unknown class '.cache'",
+        "(blue/blue_3.png): unknown class '_removed'",
+    )
+
+
+def test_undo_keeps_a_class_folder_that_was_empty_before_apply(image_folder: Path, queue: Path) -> None:
+    (image_folder / "purple").mkdir()  # a new class, made first as the unknown-class refusal says
+    before = tree_state(image_folder)
+    decide(queue, {"red/red_1.png": "relabel:purple", "green/green_2.png": "remove"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    assert (image_folder / "purple" / "red_1.png").is_file()
+    (journal,) = journals(queue.parent)
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(image_folder) == before  # purple/ is still there, empty; _removed/ is gone
+
+
+def test_a_file_that_appears_at_a_target_while_applying_is_kept_and_the_moves_are_rolled_back(
+    image_folder: Path, queue: Path, tmp_path: Path
+) -> None:
+    extra = [  # in this order: the remove moves first, then the relabel finds its target taken
+        {"sample_id": "green/green_2.png", "decision": "remove"},
+        {"sample_id": "red/red_1.png", "decision": "relabel:blue"},
+    ]
+    decide(queue, {}, extra)
+    plan, corrected = applying.plan_apply(queue, image_folder)
+    make_image(image_folder / "blue" / "red_1.png", (9, 9, 9))  # written after the check, before the move
+    before = tree_state(image_folder)
+    with pytest.raises(LabelAuditError, match="rolled back"):
+        applying.execute(plan, corrected, tmp_path / "journal.json")
+    assert tree_state(image_folder) == before  # green_2 back in place, no _removed/, the newcomer untouched
+
+
+def test_an_apply_killed_between_two_moves_is_undone_from_its_journal(
+    image_folder: Path, queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Killed(BaseException):
+        """The process dies here: no rollback runs."""
+
+    extra = [
+        {"sample_id": "green/green_2.png", "decision": "remove"},
+        {"sample_id": "red/red_1.png", "decision": "relabel:blue"},
+    ]
+    decide(queue, {}, extra)
+    before = tree_state(image_folder)
+    plan, corrected = applying.plan_apply(queue, image_folder)
+    rename, moved = os.rename, []
+
+    def dies_on_the_second_move(src: Path, dst: Path) -> None:
+        if moved:
+            raise Killed
+        rename(src, dst)
+        moved.append(dst)
+
+    monkeypatch.setattr(applying.os, "rename", dies_on_the_second_move)
+    journal = tmp_path / "journal.json"
+    with pytest.raises(Killed):
+        applying.execute(plan, corrected, journal)
+    monkeypatch.undo()
+    assert (image_folder / "_removed" / "green" / "green_2.png").is_file()  # half applied
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(image_folder) == before
+
+
+def test_undo_never_overwrites_a_file_written_at_the_old_path_after_apply(
+    image_folder: Path, queue: Path, capsys: pytest.CaptureFixture
+) -> None:
+    decide(queue, {"green/green_2.png": "remove"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    make_image(image_folder / "green" / "green_2.png", (1, 2, 3))  # the user's new file where the old one was
+    after = tree_state(image_folder)
+    (journal,) = journals(queue.parent)
+    capsys.readouterr()
+    assert main(["apply", "--undo", str(journal)]) == 2
+    assert "cannot restore" in " ".join(capsys.readouterr().err.split())
+    assert tree_state(image_folder) == after
+
+
+def test_undo_keeps_a_corrected_manifest_edited_after_apply(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    report = report_from_data(tmp_path / "r", manifest, {"img/1.png": "dog"})
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"img/1.png": "relabel:dog"})
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 0
+    corrected = manifest.with_name("train.corrected.csv")
+    corrected.write_text(corrected.read_text() + "img/5.png,cat,z\n")  # the user's own edit
+    edited = corrected.read_bytes()
+    (journal,) = journals(tmp_path)
+    capsys.readouterr()
+    assert main(["apply", "--undo", str(journal)]) == 2
+    assert "edited since apply wrote it" in " ".join(capsys.readouterr().err.split())
+    assert corrected.read_bytes() == edited
+
+
+def test_undo_of_a_file_that_is_not_a_whole_journal_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    other = tmp_path / "samples.json"
+    other.write_text(json.dumps({"samples": []}))  # e.g. a FiftyOne export passed by mistake
+    assert main(["apply", "--undo", str(other)]) == 2
+    assert "not a labelaudit apply journal" in capsys.readouterr().err
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"format": "labelaudit-apply-journal/1", "status": "appl')  # a journal cut short
+    assert main(["apply", "--undo", str(cut)]) == 2
+    assert "cannot read journal" in capsys.readouterr().err
+    assert other.read_text() == json.dumps({"samples": []})
+
+
+def test_two_applies_in_one_second_keep_both_journals(
+    image_folder: Path, queue: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class OneSecond(datetime):
+        @classmethod
+        def now(cls, tz: timezone | None = None) -> datetime:  # type: ignore[override]
+            return datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(applying, "datetime", OneSecond)
+    before = tree_state(image_folder)
+    decide(queue, {"red/red_1.png": "relabel:blue"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    decide(queue, {"green/green_2.png": "remove"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    written = journals(queue.parent)
+    assert len(written) == 2  # the second did not overwrite the first one's undo record
+    for journal in written:
+        assert main(["apply", "--undo", str(journal)]) == 0
+    assert tree_state(image_folder) == before
+
+
+def test_apply_refuses_a_manifest_path_outside_its_folder_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "ds"
+    for i in range(4):
+        make_image(data / "img" / f"{i}.png", (i * 60, 0, 0))
+    make_image(tmp_path / "shared" / "x.png", (0, 90, 0))
+    manifest = data / "train.csv"
+    paths = [*(f"img/{i}.png" for i in range(4)), "../shared/x.png"]
+    pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog", "dog"]}).to_csv(manifest, index=False)
+    spec = DataSpec(allow_outside_root=True)  # the audit was asked to read it
+    report = report_from_data(tmp_path / "r", manifest, {"../shared/x.png": "cat"}, spec=spec)
+    queue = tmp_path / "q.csv"
+    assert main(["export", str(report), "--out", str(queue)]) == 0
+    decide(queue, {"../shared/x.png": "relabel:cat"})
+
+    assert main(["apply", str(queue), "--data", str(manifest)]) == 2
+    assert "(../shared/x.png): path resolves outside the manifest folder" in " ".join(capsys.readouterr().err.split())
+    assert not manifest.with_name("train.corrected.csv").exists()
+    assert main(["apply", str(queue), "--data", str(manifest), "--allow-outside-root"]) == 0
+    assert pd.read_csv(manifest.with_name("train.corrected.csv"))["label"].tolist()[-1] == "cat"

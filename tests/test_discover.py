@@ -316,3 +316,24 @@ def test_five_megabyte_text_manifest_is_read_in_reasonable_time(tmp_path: Path) 
     assert len(dataset.samples) == n and not dataset.skipped
     assert dataset.samples["text"].iat[n - 1] == texts[-1]
     assert seconds < 30, f"reading a 5 MB manifest took {seconds:.1f} s"
+
+
+def test_a_dataset_reached_through_a_symlinked_path_keeps_its_inner_links(image_folder: Path, tmp_path: Path) -> None:
+    (image_folder / "red" / "alias.png").symlink_to(image_folder / "green" / "green_0.png")  # inside: fine
+    via = tmp_path / "via"
+    via.symlink_to(image_folder, target_is_directory=True)  # e.g. ~/data -> /mnt/disk/data
+
+    dataset = discover(via)
+
+    assert "red/alias.png" in set(dataset.samples["sample_id"])
+    assert not any("outside" in s.reason for s in dataset.skipped)
+
+
+def test_files_apply_moved_to_removed_are_not_a_class_on_the_next_audit(image_folder: Path) -> None:
+    make_image(image_folder / "_removed" / "green" / "green_9.png", (0, 0, 0))  # what `apply` moved aside
+
+    dataset = discover(image_folder)
+
+    assert "_removed" not in set(dataset.samples["label"])
+    assert not any(s.startswith("_removed") for s in dataset.samples["sample_id"])
+    assert len(dataset.samples) == 18
