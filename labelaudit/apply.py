@@ -646,6 +646,19 @@ def _plan_folder(decisions: list[Decision], data: Path, problems: list[str]) -> 
         else:
             dst_rel = PurePosixPath(REMOVED_DIR, *rel.parts)
         dst = root / Path(*dst_rel.parts)
+        # A class folder or _removed/ that is a symbolic link to elsewhere would take the file out of the
+        # dataset (discovery skips such a folder): the folder the file lands in must resolve inside the root.
+        try:
+            lands_in = dst.parent.resolve()
+        except OSError as exc:
+            problems.append(f"{tag}: cannot resolve {dst_rel.parent}: {exc}")
+            continue
+        if not lands_in.is_relative_to(root):
+            problems.append(
+                f"{tag}: {dst_rel.parent} leads outside the dataset root {root} (a symbolic link?); "
+                "refusing to move a file out of the dataset"
+            )
+            continue
         if dst.exists() or dst.is_symlink():
             problems.append(f"{tag}: {dst_rel} already exists; refusing to overwrite it")
             continue
@@ -666,6 +679,9 @@ def _plan_folder(decisions: list[Decision], data: Path, problems: list[str]) -> 
                 "src": rel.as_posix(),
                 "dst": dst_rel.as_posix(),
                 "hash": hash_file(src),
+                # A link moves as a link: a relative one may not resolve from _removed/, so undo knows it by
+                # the text it holds, not by the bytes it led to.
+                **({"link": os.readlink(src)} if src.is_symlink() else {}),
             }
         )
     plan.created_dirs = new_dirs
@@ -1026,7 +1042,12 @@ def undo(journal_file: Path, dry_run: bool = False) -> dict[str, Any]:
     if payload["kind"] == "folder":
         for op in payload["operations"]:
             src, dst = root / op["src"], root / op["dst"]
-            if dst.is_file() and not src.exists():
+            if "link" in op and dst.is_symlink() and not (src.exists() or src.is_symlink()):
+                if os.readlink(dst) != op["link"]:
+                    problems.append(f"{op['dst']}: changed since it was moved; restore it by hand")
+                else:
+                    moves.append((dst, src))
+            elif dst.is_file() and not src.exists():
                 if hash_file(dst) != op["hash"]:
                     problems.append(f"{op['dst']}: changed since it was moved; restore it by hand")
                 else:

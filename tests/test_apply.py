@@ -595,3 +595,31 @@ def test_apply_refuses_a_manifest_path_outside_its_folder_unless_allowed(
     assert not manifest.with_name("train.corrected.csv").exists()
     assert main(["apply", str(queue), "--data", str(manifest), "--allow-outside-root"]) == 0
     assert pd.read_csv(manifest.with_name("train.corrected.csv"))["label"].tolist()[-1] == "cat"
+
+
+@pytest.mark.parametrize(("folder", "decision"), [("shared", "relabel:shared"), ("_removed", "remove")])
+def test_a_folder_linked_outside_the_dataset_receives_no_file(
+    image_folder: Path, queue: Path, tmp_path: Path, capsys: pytest.CaptureFixture, folder: str, decision: str
+) -> None:
+    """A class folder, or _removed/, that is a symbolic link to elsewhere would take the file out of the
+    dataset (discovery skips such a folder as outside it): refused before anything moves."""
+    elsewhere = tmp_path / "someone_elses_folder"
+    elsewhere.mkdir()
+    (image_folder / folder).symlink_to(elsewhere, target_is_directory=True)
+    decide(queue, VALID, [{"sample_id": "green/green_2.png", "decision": decision}])
+    refused(image_folder, queue, capsys, "(green/green_2.png):", "leads outside the dataset root")
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_removed_relative_link_comes_back_with_undo(image_folder: Path, queue: Path) -> None:
+    """A relative link inside the dataset moves as a link; from _removed/ it no longer resolves, so undo
+    knows it by the text it holds and puts it back as it was."""
+    alias = image_folder / "red" / "alias.png"
+    alias.symlink_to("../green/green_0.png")
+    decide(queue, {}, [{"sample_id": "red/alias.png", "decision": "remove"}])
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    assert not alias.is_symlink() and (image_folder / "_removed" / "red" / "alias.png").is_symlink()
+    (journal,) = journals(queue.parent)
+    assert main(["apply", "--undo", str(journal)]) == 0
+    assert alias.is_symlink() and os.readlink(alias) == "../green/green_0.png" and alias.is_file()
+    assert not (image_folder / "_removed").exists()
