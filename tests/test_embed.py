@@ -320,3 +320,31 @@ def test_rows_cached_at_another_length_are_read_back_at_unit_length(tmp_path: Pa
     assert result.n_cached == 3
     np.testing.assert_allclose(result.vectors.astype(np.float32), [[0.6, 0.8, 0.0], [0.0, 0.0, 1.0], unit], atol=1e-3)
     assert np.array_equal(result.vectors[2], unit.astype(np.float16))  # already unit: as stored
+
+
+def test_a_shard_whose_vectors_no_longer_match_its_digest_is_evicted(tmp_path: Path) -> None:
+    """A shard that still loads but whose vectors changed (a bad disk, a bad copy) is not served: its rows are
+    a miss, to be embedded again, and the shard is deleted."""
+    cache = EmbeddingCache(tmp_path, "model-a")
+    cache.store(["h1", "h2"], np.ones((2, 4), dtype=np.float32))
+    assert cache.folder is not None
+    (shard,) = Path(cache.folder).glob("shard-*.npz")
+    with np.load(shard) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["vectors"] = arrays["vectors"] * 2  # same shapes, same digest field, other numbers
+    np.savez(shard, **arrays)
+    reader = EmbeddingCache(tmp_path, "model-a")
+    found, _ = reader.lookup(["h1", "h2"])
+    assert not found.any() and reader.corrupt_shards == 1 and not shard.exists()
+
+
+def test_score_cache_keys_keep_their_parts_apart(tmp_path: Path) -> None:
+    """The key hashes its parts with a separator: ("ab", "c") and ("a", "bc") are different runs."""
+    from labelaudit.cache import ScoreCache
+
+    first = ScoreCache(tmp_path, ["samples:ab"])._path("c", "{}")
+    second = ScoreCache(tmp_path, ["samples:a"])._path("bc", "{}")
+    assert first != second
+    first = ScoreCache(tmp_path, ["x", "yz"])._path("m", "{}")
+    second = ScoreCache(tmp_path, ["xy", "z"])._path("m", "{}")
+    assert first != second
