@@ -374,3 +374,30 @@ def test_deft_prompt_variant_trains_the_tag_detectors_through_the_text_tower(tin
     result = run_methods(ctx, ["deft"])["deft"]
     assert result.settings["variant"] == "prompt"
     assert result.probs.shape == (120, 3) and np.isfinite(result.probs).all()
+
+
+def test_the_pair_error_rate_weighs_each_kind_by_its_pairs() -> None:
+    """1 % of 9,000 absent pairs missing and 10 % of 1,000 present ones spurious: 190 of 10,000 pairs."""
+    estimate = combine.ErrorEstimate(
+        missing_share=0.01, spurious_share=0.10, n_absent=9000, n_present=1000, sample_error_rate=0.2
+    )
+    assert (estimate.missing_pairs, estimate.spurious_pairs) == (90, 100)
+    assert estimate.pair_error_rate == pytest.approx(190 / 10_000)
+
+
+def test_a_calibration_estimates_on_the_rows_it_is_asked_for() -> None:
+    """Calibration.estimate(rows=...) judges only those rows' pairs (how the benchmarks read held-out rows)."""
+    rng = np.random.default_rng(0)
+    tags = rng.random((400, 5)) < 0.3
+    probs = np.where(tags, 0.8, 0.2).astype(np.float32)
+
+    def rescore(corrupted: np.ndarray) -> combine.PairConsensus:
+        suspicion = np.abs(corrupted - probs).astype(np.float64)
+        zeros = np.zeros(tags.shape, dtype=np.int32)
+        return combine.PairConsensus(probs, suspicion, zeros, zeros, np.ones(5, dtype=np.int32), 1 - suspicion.max(1))
+
+    calibration = combine.calibrate(rescore, tags, np.ones(5, dtype=bool), seed=0)
+    half = np.arange(400) < 200
+    estimate = calibration.estimate(tags, rows=half)
+    assert estimate.n_absent + estimate.n_present == 200 * 5
+    assert estimate.n_present == int(tags[half].sum())
