@@ -659,7 +659,7 @@ def _plan_folder(decisions: list[Decision], data: Path, problems: list[str]) -> 
                 "refusing to move a file out of the dataset"
             )
             continue
-        if dst.exists() or dst.is_symlink():
+        if os.path.lexists(dst):  # a link counts, dangling or not: the user's
             problems.append(f"{tag}: {dst_rel} already exists; refusing to overwrite it")
             continue
         if str(dst_rel) in targets:
@@ -1003,7 +1003,7 @@ def _move_all(plan: Plan) -> None:
             (root / name).mkdir(exist_ok=True)
         for op in plan.operations:
             src, dst = root / op["src"], root / op["dst"]
-            if dst.exists():
+            if os.path.lexists(dst):
                 raise LabelAuditError(f"{op['dst']} appeared while applying; refusing to overwrite it")
             os.rename(src, dst)
             done.append((src, dst))
@@ -1042,16 +1042,13 @@ def undo(journal_file: Path, dry_run: bool = False) -> dict[str, Any]:
     if payload["kind"] == "folder":
         for op in payload["operations"]:
             src, dst = root / op["src"], root / op["dst"]
-            if "link" in op and dst.is_symlink() and not (src.exists() or src.is_symlink()):
-                if os.readlink(dst) != op["link"]:
-                    problems.append(f"{op['dst']}: changed since it was moved; restore it by hand")
-                else:
+            link = op.get("link")  # a link moved as a link is known by its text (see _plan_folder)
+            moved = dst.is_symlink() if link is not None else dst.is_file()
+            if moved and not os.path.lexists(src):
+                if (os.readlink(dst) == link) if link is not None else (hash_file(dst) == op["hash"]):
                     moves.append((dst, src))
-            elif dst.is_file() and not src.exists():
-                if hash_file(dst) != op["hash"]:
-                    problems.append(f"{op['dst']}: changed since it was moved; restore it by hand")
                 else:
-                    moves.append((dst, src))
+                    problems.append(f"{op['dst']}: changed since it was moved; restore it by hand")
             elif src.is_file() and not dst.exists():
                 continue  # never moved: an interrupted apply
             else:

@@ -623,3 +623,31 @@ def test_a_removed_relative_link_comes_back_with_undo(image_folder: Path, queue:
     assert main(["apply", "--undo", str(journal)]) == 0
     assert alias.is_symlink() and os.readlink(alias) == "../green/green_0.png" and alias.is_file()
     assert not (image_folder / "_removed").exists()
+
+
+def test_a_dangling_link_that_appears_at_a_target_while_applying_is_kept(
+    image_folder: Path, queue: Path, tmp_path: Path
+) -> None:
+    """The check while moving counts a link as the check before it does, dangling or not."""
+    decide(queue, {}, [{"sample_id": "red/red_1.png", "decision": "relabel:blue"}])
+    plan, corrected = applying.plan_apply(queue, image_folder)
+    link = image_folder / "blue" / "red_1.png"
+    link.symlink_to(tmp_path / "nowhere.png")  # made after the check, before the move
+    with pytest.raises(LabelAuditError, match="rolled back"):
+        applying.execute(plan, corrected, tmp_path / "journal.json")
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "nowhere.png")
+    assert (image_folder / "red" / "red_1.png").is_file()
+
+
+def test_undo_never_replaces_a_link_made_at_the_old_path_after_apply(
+    image_folder: Path, queue: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    decide(queue, {"green/green_2.png": "remove"})
+    assert main(["apply", str(queue), "--data", str(image_folder)]) == 0
+    link = image_folder / "green" / "green_2.png"
+    link.symlink_to(tmp_path / "nowhere.png")  # the user's link where the old file was, its target gone
+    (journal,) = journals(queue.parent)
+    capsys.readouterr()
+    assert main(["apply", "--undo", str(journal)]) == 2
+    assert "cannot restore" in " ".join(capsys.readouterr().err.split())
+    assert link.is_symlink() and (image_folder / "_removed" / "green" / "green_2.png").is_file()
