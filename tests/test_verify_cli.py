@@ -65,6 +65,17 @@ def _gold_decision(sample_id: str, gold: dict[str, str]) -> str:
     return f"relabel:{gold[sample_id]}" if sample_id in gold else "keep"
 
 
+def _gold_queue(text_report: Path, tmp_path: Path) -> tuple[Path, Path, pd.DataFrame]:
+    """A fresh copy of the text report, its 24-item verify queue (seed 1), and that queue decided as the
+    simulated reviewer would (``_gold_decision``), for the test to alter and write back."""
+    report = _fresh(text_report, tmp_path)
+    queue = tmp_path / "queue.csv"
+    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
+    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
+    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    return report, queue, frame
+
+
 def _truth(report: Path, gold: dict[str, str]) -> float:
     return len(gold) / len(pd.read_parquet(report / "report.parquet"))
 
@@ -139,11 +150,7 @@ def test_more_items_than_samples_enumerates_the_report_and_the_estimate_is_exact
 def test_removes_count_as_wrong_and_a_stratum_nobody_reviewed_is_named(
     text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = _fresh(text_report, tmp_path)
-    queue = tmp_path / "queue.csv"
-    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
-    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
-    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    report, queue, frame = _gold_queue(text_report, tmp_path)
     wrong = frame["sample_id"].isin(list(TEXT_GOLD))
     frame.loc[wrong, "decision"] = "remove"  # the reviewer drops them instead of relabelling them
     unreviewed = frame["stratum"] == "clean bulk"
@@ -164,11 +171,7 @@ def test_decisions_that_do_not_fit_the_report_refuse_the_estimate(
 ) -> None:
     """A decision made on another version of a sample's label, or two decision files saying different things
     about one sample: no estimate (exit 2), nothing written, and the sample named."""
-    report = _fresh(text_report, tmp_path)
-    queue = tmp_path / "queue.csv"
-    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
-    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
-    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    report, queue, frame = _gold_queue(text_report, tmp_path)
     files = [queue]
     first = frame["sample_id"].iloc[0]
     if trouble == "another given label":
@@ -189,11 +192,7 @@ def test_decisions_that_do_not_fit_the_report_refuse_the_estimate(
 def test_csv_decisions_estimate_and_gate_on_the_verified_number(
     text_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    report = _fresh(text_report, tmp_path)
-    queue = tmp_path / "queue.csv"
-    assert main(["verify", str(report), "--n", "24", "--out", str(queue), "--seed", "1"]) == 0
-    frame = pd.read_csv(queue, dtype=str, keep_default_na=False)
-    frame["decision"] = [_gold_decision(s, TEXT_GOLD) for s in frame["sample_id"]]
+    report, queue, frame = _gold_queue(text_report, tmp_path)
     right = frame.index[frame["decision"] == "keep"]
     frame.loc[right[0], "decision"] = "unsure"  # a skip
     frame.loc[right[1], "decision"] = ""  # never returned
