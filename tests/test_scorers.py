@@ -8,7 +8,7 @@ import pytest
 
 from labelaudit.consensus import combine
 from labelaudit.errors import LabelAuditError
-from labelaudit.scorers import ScoreContext, get_scorer, parse_methods
+from labelaudit.scorers import ScoreContext, ScorerResult, get_scorer, parse_methods
 from labelaudit.scorers._cleanlab import stratified_folds
 
 from .conftest import synthetic_embeddings
@@ -122,9 +122,8 @@ def test_an_unsure_method_moves_the_consensus_less_than_a_sure_one() -> None:
     assert np.argmin(by_ranks.score) == 1
 
 
-def _flags(is_issue: list[bool]):
-    from labelaudit.scorers import ScorerResult
-
+def _flags(is_issue: list[bool]) -> ScorerResult:
+    """A method's result that only flags: no probabilities, every quality alike."""
     n = len(is_issue)
     return ScorerResult(quality=np.full(n, 0.5), is_issue=np.array(is_issue), suggested=np.zeros(n, dtype=np.int64))
 
